@@ -1,0 +1,1 @@
+"""The checking machinery: differential state machines, model checker, scheduler."""

@@ -1,0 +1,12 @@
+"""The checks ``nbbs verify`` runs, gathered from each subsystem's ``verify_tasks()``."""
+
+from __future__ import annotations
+
+from nbbs.check.report import Task
+
+
+def tasks() -> list[Task]:
+    """Every check of ``nbbs verify``, in the order they run."""
+    from nbbs.check import differential
+
+    return [*differential.verify_tasks()]

@@ -1,0 +1,196 @@
+"""NBBS: the non-blocking buddy system (Marotta et al., one level per node), over atomic words.
+
+Every word transition comes from ``model.bits`` and every index from ``model.geometry``;
+this module only orders the atomic accesses. The algorithm, in the paper's names:
+
+``alloc(order)``
+    Scan the nodes of level ``depth - order`` round-robin from a start position. *Occupy* a
+    free candidate with one CAS (``0 -> BUSY``), then *climb* to ``max_level``, setting the
+    child-side OCC bit (and clearing the child-side COAL bit) in each ancestor with a CAS.
+    If an ancestor is itself occupied, roll back (a free of the candidate bounded below that
+    ancestor) and continue the scan after the ancestor's subtree. One lap without success
+    returns None.
+
+``free(block)``
+    *Mark*: fetch-or the child-side COAL bit into each ancestor, stopping after the first
+    one whose other side was occupied and not coalescing. *Release*: store 0 into the block.
+    *Unmark*: climb again, CAS-clearing the child-side COAL and OCC bits while the COAL bit
+    is still set, stopping after the first ancestor whose other side stays occupied.
+
+No lock is taken by the algorithm; the word backend provides the atomic accesses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import ClassVar
+
+from nbbs.impl.arena import Arena
+from nbbs.impl.atomics import Backend, StripedWords, Words
+from nbbs.model import bits
+from nbbs.model import geometry as g
+from nbbs.model.tree import abstraction
+
+_thread_ids = itertools.count()
+
+
+def _spread(tid: int, lvl: int) -> int:
+    """Thread ``tid``'s first position on a level of ``2**lvl`` nodes: ``tid``'s bits reversed.
+
+    Threads 0, 1, 2, 3, ... start at 0, 1/2, 1/4, 3/4, ... of the level, spread evenly for
+    any number of threads (the C code's ``tid * width / threads`` without knowing ``threads``).
+    """
+    return int(format(tid % (1 << lvl), f"0{lvl}b")[::-1], 2) if lvl else 0
+
+
+class NBBS:
+    """A lock-free buddy allocator over ``2**depth`` pages of ``page_size`` bytes from ``start``.
+
+    ``alloc(order)`` returns the address of a block of ``2**order`` pages, or None when none
+    can be had; ``free(address)`` gives it back. Any number of threads may call both at once.
+    """
+
+    transitions: ClassVar[bits.Transitions] = bits.PUBLISHED
+    """The word transitions this allocator runs; a checker's mutant overrides them."""
+
+    def __init__(
+        self,
+        depth: int,
+        *,
+        page_size: int = 4096,
+        start: int = 0,
+        max_order: int | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        self.arena = Arena(depth, page_size, start, max_order)
+        self.depth = depth
+        self.max_order = self.arena.top_order
+        self.max_level = self.arena.max_level
+        self._w: Words = (backend or StripedWords)(g.node_count(depth))
+        self._local = threading.local()
+
+    # -- public API ------------------------------------------------------------------------
+
+    def alloc(self, order: int, hint: int | None = None) -> int | None:
+        """The address of a newly allocated block of ``2**order`` pages, or None if none was found.
+
+        ``hint`` picks the first node of the scan (taken modulo the level's width); without
+        it each thread starts where its last allocation of this order succeeded. Alone, the
+        allocator returns None only when no block of that order is free; with other threads
+        it may also when every free block was transiently busy or freed behind the scan.
+        """
+        order = self.arena.check_order(order)
+        if hint is not None and (not isinstance(hint, int) or isinstance(hint, bool)):
+            raise TypeError(f"hint must be an int or None, got {hint!r}")
+        n = self._alloc_node(g.level_of_order(self.depth, order), hint)
+        return None if n is None else self.arena.address(n)
+
+    def alloc_bytes(self, size: int) -> int | None:
+        """A block of at least ``size`` bytes: ``size`` rounded up to pages, then to a power of two."""
+        return self.alloc(self.arena.order_for_bytes(size))
+
+    def free(self, address: int, order: int | None = None) -> None:
+        """Give back the live block at ``address`` (its order is found when not given).
+
+        Raises an ``NBBSError`` subclass, touching no word, if no live block of that order
+        starts there.
+        """
+        n = self.arena.block_to_free(address, order, self._is_block)
+        self._free_node(n, self.max_level)
+
+    def live_blocks(self) -> list[tuple[int, int]]:
+        """(address, order) of every allocated block, by address."""
+        live = abstraction(self._w.snapshot(), self.depth)
+        return sorted((self.arena.address(n), g.order_of(self.depth, n)) for n in live)
+
+    def words(self) -> tuple[int, ...]:
+        """A copy of the status words, indexed by node (index 0 unused)."""
+        return self._w.snapshot()
+
+    # -- the algorithm ---------------------------------------------------------------------
+
+    def _is_block(self, n: int) -> bool:
+        return bool(self.transitions.is_occupied(self._w.load(n)))
+
+    def _start(self, lvl: int) -> int:
+        """This thread's first scan position on level ``lvl``: where it last succeeded."""
+        local = self._local
+        try:
+            return int(local.last[lvl])
+        except AttributeError:
+            local.tid = next(_thread_ids)
+            local.last = {}
+        except KeyError:
+            pass
+        local.last[lvl] = _spread(local.tid, lvl)
+        return int(local.last[lvl])
+
+    def _alloc_node(self, lvl: int, hint: int | None) -> int | None:
+        """Scan level ``lvl`` once round-robin; the node occupied and climbed, or None."""
+        w, t = self._w, self.transitions
+        first, size = g.first_node(lvl), g.width(lvl)
+        pos = (self._start(lvl) if hint is None else hint) % size
+        scanned = 0
+        while scanned < size:
+            n = first + pos
+            cur = w.load(n)
+            if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
+                failed = self._climb(n)
+                if failed is None:
+                    if hint is None:
+                        self._local.last[lvl] = pos
+                    return n
+                # Undo below the occupied ancestor, then skip its whole subtree.
+                self._free_node(n, g.level(failed) + 1)
+                nxt = g.after_subtree(failed, lvl) - first
+                scanned += nxt - pos
+                pos = nxt % size
+            else:
+                scanned += 1
+                pos = (pos + 1) % size
+        return None
+
+    def _climb(self, n: int) -> int | None:
+        """Set the path from ``n`` up to ``max_level`` as occupied; the occupied ancestor that stops it."""
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            while True:
+                cur = w.load(p)
+                if t.is_occupied(cur):
+                    return p
+                new = t.climb(cur, s)
+                if new == cur or w.cas(p, cur, new):
+                    break
+            child = p
+        return None
+
+    def _free_node(self, n: int, top_level: int) -> None:
+        """Free block ``n``: mark, release, unmark, touching no ancestor above ``top_level``."""
+        w, t = self._w, self.transitions
+        # Mark: announce the coalescing up to the first ancestor the buddy keeps busy.
+        child = n
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            old = w.fetch_or(p, t.mark_mask(s))
+            child = p
+            if t.buddy_keeps_busy(old, s):
+                break
+        # Release: the block itself is free from here on.
+        w.store(n, t.release(bits.BUSY))
+        # Unmark: clear the path while our COAL bit is still there (an alloc may have re-claimed it).
+        child = n
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            while True:
+                cur = w.load(p)
+                if not t.unmark_applies(cur, s):
+                    return
+                new = t.unmark(cur, s)
+                if w.cas(p, cur, new):
+                    break
+            if t.unmark_stops(new, s):
+                return
+            child = p

@@ -1,0 +1,179 @@
+"""The status word of a tree node and every transition NBBS applies to it, written once.
+
+One word per node, five bits::
+
+      4       3           2            1          0
+    +-----+-----------+------------+----------+-----------+
+    | OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT |
+    +-----+-----------+------------+----------+-----------+
+
+    OCC         the node itself is an allocated block
+    COAL_LEFT   a free is coalescing up through the left child  (COAL_RIGHT: the right one)
+    OCC_LEFT    something in the left child's subtree is taken  (OCC_RIGHT: the right one)
+
+An allocated block's word is ``BUSY = OCC | OCC_LEFT | OCC_RIGHT``: its subtree counts as
+fully taken, so nobody descends into it.
+
+A *side* selects the child-side bits in a parent: ``s = 1`` for the left child, ``s = 0`` for
+the right one (``geometry.side``). Because the left bit is the right bit shifted by one,
+``occ_bit(s) = OCC_RIGHT << s`` and ``coal_bit(s) = COAL_RIGHT << s``: no branch on the side.
+
+Every function here is a pure expression over ``&``, ``|``, ``^``, ``~``, ``<<`` and ``==``,
+so it runs on Python ints (the allocator, the model checker) and on z3 bit-vectors of
+``WORD_BITS`` bits (the proofs) unchanged. Predicates return a ``bool`` on ints and a z3
+``BoolRef`` on bit-vectors. Nothing here branches on a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+OCC = 0x10
+COAL_LEFT = 0x08
+COAL_RIGHT = 0x04
+OCC_LEFT = 0x02
+OCC_RIGHT = 0x01
+
+BUSY = OCC | OCC_LEFT | OCC_RIGHT
+"""The word of an allocated block."""
+
+WORD_BITS = 5
+WORD_MASK = (1 << WORD_BITS) - 1
+
+NAMES = (
+    (OCC, "OCC"),
+    (COAL_LEFT, "COAL_L"),
+    (COAL_RIGHT, "COAL_R"),
+    (OCC_LEFT, "OCC_L"),
+    (OCC_RIGHT, "OCC_R"),
+)
+
+
+# -- selecting a child's bits ------------------------------------------------------------
+
+
+def occ_bit(s: int) -> int:
+    """The OCC_* bit of side ``s`` (1 = left, 0 = right)."""
+    return OCC_RIGHT << s
+
+
+def coal_bit(s: int) -> int:
+    """The COAL_* bit of side ``s`` (1 = left, 0 = right)."""
+    return COAL_RIGHT << s
+
+
+def other(s: int) -> int:
+    """The opposite side."""
+    return s ^ 1
+
+
+# -- predicates ---------------------------------------------------------------------------
+
+
+def is_free(w: int) -> bool:
+    """Occupy's expectation: the word is all zero, nothing in or under the node."""
+    return w == 0
+
+
+def is_occupied(w: int) -> bool:
+    """The node is an allocated block (or being claimed by an alloc in flight)."""
+    return w & OCC != 0
+
+
+def side_occupied(w: int, s: int) -> bool:
+    """Side ``s``'s subtree holds something allocated."""
+    return w & occ_bit(s) != 0
+
+
+def side_coalescing(w: int, s: int) -> bool:
+    """A free is coalescing up through side ``s``."""
+    return w & coal_bit(s) != 0
+
+
+def buddy_keeps_busy(old: int, s: int) -> bool:
+    """Mark stops here: the other side is occupied and not coalescing, so this node stays taken.
+
+    Assumes ``old`` is the word before the mark of side ``s``.
+    """
+    o = other(s)
+    return old & (occ_bit(o) | coal_bit(o)) == occ_bit(o)
+
+
+def unmark_applies(w: int, s: int) -> bool:
+    """Unmark may clear side ``s``: its COAL bit is still set (nobody re-claimed the path)."""
+    return side_coalescing(w, s)
+
+
+def unmark_stops(new: int, s: int) -> bool:
+    """Unmark stops after this node: the other side is still occupied after clearing side ``s``."""
+    return side_occupied(new, other(s))
+
+
+# -- transitions (old word -> new word) -----------------------------------------------------
+
+
+def occupy(w: int) -> int:
+    """Claim a free node as a block. Assumes ``is_free(w)``; ensures the word is ``BUSY``."""
+    return (w & 0) | BUSY
+
+
+def climb(w: int, s: int) -> int:
+    """An alloc passes up through side ``s``: set its OCC bit, clear its COAL bit, keep the rest."""
+    return (w | occ_bit(s)) & ~coal_bit(s)
+
+
+def mark_mask(s: int) -> int:
+    """What mark ORs into the parent (a fetch-or): side ``s``'s COAL bit."""
+    return coal_bit(s)
+
+
+def mark(w: int, s: int) -> int:
+    """A free starts coalescing through side ``s``: set its COAL bit only."""
+    return w | mark_mask(s)
+
+
+def release(w: int) -> int:
+    """A free gives the block back: ``BUSY`` becomes zero (a store, so ``w`` only fixes the type)."""
+    return w & 0
+
+
+def unmark(w: int, s: int) -> int:
+    """A free finishes coalescing through side ``s``: clear its COAL and OCC bits, keep the rest.
+
+    Applied only when ``unmark_applies(w, s)``.
+    """
+    return w & ~(coal_bit(s) | occ_bit(s))
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """The word transitions one allocator runs, bundled so a checker can swap in a mutant.
+
+    The allocator, the step machine and the proofs all read their transitions from such a
+    bundle; ``PUBLISHED`` is the one written above.
+    """
+
+    is_free: Callable[[int], bool] = is_free
+    is_occupied: Callable[[int], bool] = is_occupied
+    occupy: Callable[[int], int] = occupy
+    climb: Callable[[int, int], int] = climb
+    mark_mask: Callable[[int], int] = mark_mask
+    buddy_keeps_busy: Callable[[int, int], bool] = buddy_keeps_busy
+    release: Callable[[int], int] = release
+    unmark_applies: Callable[[int, int], bool] = unmark_applies
+    unmark: Callable[[int, int], int] = unmark
+    unmark_stops: Callable[[int, int], bool] = unmark_stops
+
+    def mark(self, w: int, s: int) -> int:
+        """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
+        return w | self.mark_mask(s)
+
+
+PUBLISHED = Transitions()
+
+
+def show(w: int) -> str:
+    """A word in binary with its set bits named, e.g. ``10011 OCC|OCC_L|OCC_R``."""
+    names = "|".join(name for bit, name in NAMES if w & bit) or "-"
+    return f"{w:05b} {names}"

@@ -1,0 +1,146 @@
+"""Index arithmetic of the implicit buddy tree: the only place it is written.
+
+The arena holds ``2**depth`` pages. Its blocks form a complete binary tree stored
+implicitly in an array, node 1 the root::
+
+    level 0                 1                      order = depth      (the whole arena)
+                      /           \\
+    level 1         2               3              order = depth - 1
+                  /   \\           /   \\
+    level 2      4     5         6     7           order = depth - 2
+                / \\   / \\       / \\   / \\
+    level 3    8   9 10  11    12 13 14  15        order = depth - 3  (one page each at depth 3)
+
+    left(n) = 2n      right(n) = 2n + 1      parent(n) = n // 2      buddy(n) = n ^ 1
+    level(n) = n.bit_length() - 1           order(n) = depth - level(n)
+
+A node at level ``l`` covers ``2**(depth - l)`` pages starting at page
+``(n - 2**l) * 2**(depth - l)``. Index 0 of the array is unused, so an array of
+``2**(depth + 1)`` words holds the whole tree.
+
+Every helper is generic where it can be: the bit operations work on Python ints and on
+z3 bit-vectors alike, so the proofs use these same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+ROOT = 1
+
+
+def left(n: int) -> int:
+    """The left child of ``n``."""
+    return n << 1
+
+
+def right(n: int) -> int:
+    """The right child of ``n``."""
+    return (n << 1) | 1
+
+
+def parent(n: int) -> int:
+    """The parent of ``n`` (``n`` is not the root)."""
+    return n >> 1
+
+
+def buddy(n: int) -> int:
+    """The other child of ``n``'s parent (``n`` is not the root)."""
+    return n ^ 1
+
+
+def side(n: Any) -> Any:
+    """1 if ``n`` is a left child, 0 if a right child: the shift that selects its bits in the parent.
+
+    Written with bit operations only, so a z3 bit-vector node gets a z3 bit-vector side.
+    """
+    return (n & 1) ^ 1
+
+
+def is_left(n: int) -> bool:
+    """True if ``n`` is the left child of its parent."""
+    return n & 1 == 0
+
+
+def level(n: int) -> int:
+    """The level of node ``n``: 0 for the root, ``depth`` for a single page."""
+    return n.bit_length() - 1
+
+
+def first_node(lvl: int) -> int:
+    """The leftmost node of level ``lvl``."""
+    return 1 << lvl
+
+
+def width(lvl: int) -> int:
+    """How many nodes level ``lvl`` has."""
+    return 1 << lvl
+
+
+def nodes_at(lvl: int) -> range:
+    """All nodes of level ``lvl``, left to right."""
+    return range(1 << lvl, 2 << lvl)
+
+
+def node_count(depth: int) -> int:
+    """Length of the word array for a tree of ``depth``: index 0 unused, nodes 1 .. 2**(depth+1)-1."""
+    return 2 << depth
+
+
+def all_nodes(depth: int) -> range:
+    """Every node of a tree of ``depth``, root first, level by level."""
+    return range(ROOT, node_count(depth))
+
+
+def level_of_order(depth: int, order: int) -> int:
+    """The level whose nodes are blocks of ``2**order`` pages."""
+    return depth - order
+
+
+def order_of(depth: int, n: int) -> int:
+    """log2 of the size in pages of the block that node ``n`` stands for."""
+    return depth - level(n)
+
+
+def pages(depth: int, n: int) -> int:
+    """How many pages node ``n`` covers."""
+    return 1 << (depth - level(n))
+
+
+def first_page(depth: int, n: int) -> int:
+    """The first page of the block node ``n`` stands for."""
+    lvl = level(n)
+    return (n - (1 << lvl)) << (depth - lvl)
+
+
+def node_of(depth: int, page: int, order: int) -> int:
+    """The node of order ``order`` whose block starts at (or contains) ``page``."""
+    lvl = depth - order
+    return (1 << lvl) + (page >> order)
+
+
+def is_ancestor(a: int, n: int) -> bool:
+    """True if ``a`` is ``n`` or lies on the path from ``n`` to the root."""
+    d = level(n) - level(a)
+    return d >= 0 and n >> d == a
+
+
+def ancestors(n: int, top_level: int = 0) -> Iterator[int]:
+    """The proper ancestors of ``n`` from its parent up to the one at ``top_level`` (inclusive)."""
+    while level(n) > top_level:
+        n >>= 1
+        yield n
+
+
+def after_subtree(a: int, lvl: int) -> int:
+    """The first node of level ``lvl`` right of ``a``'s subtree (one past the level's end if none).
+
+    This is where a scan on level ``lvl`` continues after finding ancestor ``a`` occupied.
+    """
+    return (a + 1) << (lvl - level(a))
+
+
+def overlaps(a: int, b: int) -> bool:
+    """True if the blocks of nodes ``a`` and ``b`` share a page: one is an ancestor of the other."""
+    return is_ancestor(a, b) or is_ancestor(b, a)

@@ -1,0 +1,1 @@
+"""z3 proofs of the buddy tree invariants and of NBBS steps."""
