@@ -228,7 +228,7 @@ def run_for(
     )
     while True:
         try:
-            run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call]
+            run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call,unused-ignore]
         except Exception as e:  # the failure is the result; Hypothesis put the program in its notes
             program = "\n".join(getattr(e, "__notes__", []))
             detail = f"{program}\n{type(e).__name__}: {e}"
