@@ -1,0 +1,137 @@
+"""Code-level mutants of NBBS: the allocator with one step of its algorithm broken.
+
+``check.mutants`` breaks a word transition; these break the order or the atomicity of the
+accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass
+overriding one private method with the defect written in; the explorer must catch every one
+(``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``).
+"""
+
+from __future__ import annotations
+
+from nbbs.check.mutants import TRANSITION_MUTANTS, mutant_allocator
+from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits
+from nbbs.model import geometry as g
+
+
+class DroppedCasRetry(NBBS):
+    """The climb gives up on a parent after one lost CAS instead of re-reading and retrying."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p
+            new = t.climb(cur, s)
+            if new != cur:
+                w.cas(p, cur, new)  # defect: a lost CAS leaves the parent without our OCC bit
+            child = p
+        return None
+
+
+class MissedRollback(NBBS):
+    """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
+
+    def _alloc_node(self, lvl: int, hint: int | None) -> int | None:
+        w, t = self._w, self.transitions
+        first, size = g.first_node(lvl), g.width(lvl)
+        pos = (self._start(lvl) if hint is None else hint) % size
+        scanned = 0
+        while scanned < size:
+            n = first + pos
+            cur = w.load(n)
+            if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
+                failed = self._climb(n)
+                if failed is None:
+                    return n
+                # defect: no self._free_node(n, level(failed) + 1) here
+                nxt = g.after_subtree(failed, lvl) - first
+                scanned += nxt - pos
+                pos = nxt % size
+            else:
+                scanned += 1
+                pos = (pos + 1) % size
+        return None
+
+
+class ClimbStopsEarly(NBBS):
+    """The climb stops one level below ``max_level``: the top ancestor never learns of the block."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level + 1:  # defect: + 1
+            p, s = g.parent(child), g.side(child)
+            while True:
+                cur = w.load(p)
+                if t.is_occupied(cur):
+                    return p
+                new = t.climb(cur, s)
+                if new == cur or w.cas(p, cur, new):
+                    break
+            child = p
+        return None
+
+
+class ReleaseBeforeMark(NBBS):
+    """Free stores 0 into the block before marking the path, so an alloc can take it mid-free."""
+
+    def _free_node(self, n: int, top_level: int) -> None:
+        w, t = self._w, self.transitions
+        w.store(n, t.release(bits.BUSY))  # defect: released before the mark phase
+        child = n
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            old = w.fetch_or(p, t.mark_mask(s))
+            child = p
+            if t.buddy_keeps_busy(old, s):
+                break
+        child = n
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            while True:
+                cur = w.load(p)
+                if not t.unmark_applies(cur, s):
+                    return
+                new = t.unmark(cur, s)
+                if w.cas(p, cur, new):
+                    break
+            if t.unmark_stops(new, s):
+                return
+            child = p
+
+
+class PlainStoreClimb(NBBS):
+    """The climb writes each ancestor with a plain store after its load: a concurrent update is lost."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p
+            new = t.climb(cur, s)
+            if new != cur:
+                w.store(p, new)  # defect: not a CAS
+            child = p
+        return None
+
+
+IMPL_MUTANTS: dict[str, tuple[str, type[NBBS]]] = {
+    "dropped_cas_retry": (DroppedCasRetry.__doc__ or "", DroppedCasRetry),
+    "set_instead_of_clear": (
+        TRANSITION_MUTANTS["unmark_sets_instead_of_clears"][0],
+        mutant_allocator("unmark_sets_instead_of_clears"),
+    ),
+    "missed_rollback": (MissedRollback.__doc__ or "", MissedRollback),
+    "climb_stops_early": (ClimbStopsEarly.__doc__ or "", ClimbStopsEarly),
+    "release_before_mark": (ReleaseBeforeMark.__doc__ or "", ReleaseBeforeMark),
+    "plain_store_climb": (PlainStoreClimb.__doc__ or "", PlainStoreClimb),
+}
+"""Name -> (what is broken, the allocator class). ``set_instead_of_clear`` is the crate's defect,
+reused from the transition mutants."""
