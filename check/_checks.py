@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from nbbs.check import linearizability as lin
 from nbbs.check._allocators import factory
-from nbbs.check._scenario import Scenario, schedule_string
+from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Op, Scenario, schedule_string
 from nbbs.check._sched import (
     CALL,
     CAS_FAIL,
@@ -25,9 +25,20 @@ from nbbs.check._sched import (
     Outcome,
     Strategy,
 )
-from nbbs.model import bits, tree
+from nbbs.model import bits, steps, tree
 from nbbs.model import geometry as g
 from nbbs.model import spec as sp
+
+# The scheduler's access kinds as ``model.steps.Kind`` values (a lost CAS is still a CAS).
+_STEP_KIND = (0, 1, 1, 2, 3, 4)
+
+
+def _transitions(allocator: str) -> bits.Transitions:
+    """The word transitions the named allocator runs (a transition mutant's own bundle)."""
+    from nbbs.check._allocators import allocator_classes
+
+    cls = allocator_classes().get(allocator)
+    return bits.PUBLISHED if cls is None else cls.transitions
 
 
 @dataclass
@@ -37,18 +48,35 @@ class Checker:
     scenario: Scenario
     max_steps: int
     lin_timeout: float = 5.0
-    quiescent: bool = True
-    """Check the quiescent invariant at the end (off for allocators without NBBS words)."""
+    quiescent: str = "strict"
+    """The quiescent predicate: ``strict`` (``tree.inv_quiescent``), ``stale_coal`` (the same with
+    COAL bits ignored: a finished free may leave one behind), or ``off``."""
+    refinement: bool = True
+    """Re-run the step machine (``model.steps``) under the schedule and compare every access."""
     _quiescent_memo: dict[tuple[int, ...], list[str]] = field(default_factory=dict)
     _lin_memo: dict[tuple[object, ...], lin.Result[sp.State]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._last: Execution | None = None
+        # The step machine is a pure function of (state, word found): memoised across executions.
+        self._access: dict[steps.OpState, steps.Access | None] = {}
+        self._after: dict[tuple[steps.OpState, int], tuple[int, steps.OpState]] = {}
         self._factory = factory(self.scenario.allocator)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
-        self.quiescent = self.quiescent and self.scenario.allocator != "locked"
+        if self.quiescent not in ("strict", "stale_coal", "off"):
+            raise ExplorerError(f"quiescent must be strict, stale_coal or off, got {self.quiescent!r}")
+        if self.scenario.allocator == "locked":
+            # The baseline has no NBBS words and no step machine to compare with.
+            self.quiescent, self.refinement = "off", False
+        self._machine = steps.Machine(
+            self.scenario.depth, self.scenario.max_level, _transitions(self.scenario.allocator)
+        )
 
     def execution(self) -> Execution:
-        return Execution(self.scenario, self._factory, self.max_steps)
+        """A fresh execution of the scenario (reusing the allocator of the last one where that is safe)."""
+        ex = Execution(self.scenario, self._factory, self.max_steps, self._last)
+        self._last = ex
+        return ex
 
     def run(self, strategy: Strategy) -> Outcome:
         """One execution under ``strategy``, with every check."""
@@ -72,15 +100,71 @@ class Checker:
                 step,
                 tuple(sorted(live ^ held)),
             )
-        if self.quiescent:
+        if self.quiescent != "off":
             bad = self._quiescent_memo.get(words)
             if bad is None:
-                bad = self._quiescent_memo[words] = tree.quiescent_violations(words, sc.depth, sc.max_level)
+                seen = words if self.quiescent == "strict" else tuple(w & ~tree.COAL_BITS for w in words)
+                bad = self._quiescent_memo[words] = tree.quiescent_violations(seen, sc.depth, sc.max_level)
             if bad:
                 return Failure("quiescent", "the quiescent invariant fails at:\n  " + "\n  ".join(bad), step)
         result = self.linearizable(out)
         if not result.ok:
             return Failure("linearizability", result.explain(), step)
+        if self.refinement:
+            return self.refines(out)
+        return None
+
+    def refines(self, out: Outcome) -> Failure | None:
+        """Run the step machine under ``out``'s schedule: the same (node, access, old, new) at every step?"""
+        sc, m = self.scenario, self._machine
+        words = list(out.initial_words)
+        accesses = [ev for ev in out.trace if ev[2] < CALL and ev[1] != LOCK_NODE]
+        ops = [list(t) for t in sc.threads]
+        state: list[steps.OpState | None] = [None] * len(ops)
+        allocating = [False] * len(ops)
+        got: list[list[int | None]] = [[] for _ in ops]
+        for i, t in enumerate(out.schedule):
+            op = state[t]
+            while op is None or steps.is_done(op):
+                if op is not None and allocating[t]:
+                    got[t].append(steps.result(op))
+                op = state[t] = self._start(ops[t], got[t])
+                if op is None:
+                    raise InternalBug(f"refinement: thread {t} has no operation left at step {i}")
+                allocating[t] = steps.is_alloc(op)
+            acc = self._access.get(op)
+            if acc is None:
+                acc = self._access[op] = m.access(op)
+                if acc is None:
+                    raise InternalBug(f"refinement: a finished operation was stepped ({steps.describe(op)})")
+            m_old = words[acc.node]
+            after = self._after.get((op, m_old))
+            if after is None:
+                after = self._after[(op, m_old)] = (steps.effect(acc, m_old), m.after(op, m_old))
+            m_new, state[t] = after
+            words[acc.node] = m_new
+            _, node, kind, old, new = accesses[i]
+            if acc.node != node or acc.kind != _STEP_KIND[kind] or m_old != old or m_new != new:
+                return Failure(
+                    "refinement",
+                    f"step {i} (thread {t}): the allocator did {describe_event(accesses[i])},\n"
+                    "the step machine "
+                    f"node {acc.node} {acc.kind} {bits.show(m_old)} -> {bits.show(m_new)}",
+                    i,
+                    (node, acc.node),
+                )
+        return None
+
+    def _start(self, ops: list[Op], got: list[int | None]) -> steps.OpState | None:
+        """The step-machine state of the thread's next operation that performs an access."""
+        m = self._machine
+        while ops:
+            op = ops.pop(0)
+            if isinstance(op, AllocOp):
+                return m.alloc(op.order, op.hint)
+            node = got[op.k] if isinstance(op, FreeOwn) else op.node
+            if node is not None:
+                return m.free(node, checked=True)
         return None
 
     def linearizable(self, out: Outcome) -> lin.Result[sp.State]:

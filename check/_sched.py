@@ -35,7 +35,18 @@ from nbbs.model import geometry as g
 
 # Access kinds, in trace records and pending announcements.
 LOAD, CAS, CAS_FAIL, FETCH_OR, FETCH_AND, STORE, LOCK, UNLOCK, CALL, RET = range(10)
-KIND_NAMES = ("load", "cas", "cas(lost)", "fetch_or", "fetch_and", "store", "lock", "unlock", "call", "return")
+KIND_NAMES = (
+    "load",
+    "cas",
+    "cas(lost)",
+    "fetch_or",
+    "fetch_and",
+    "store",
+    "lock",
+    "unlock",
+    "call",
+    "return",
+)
 LOCK_NODE = -1
 """The "word" a scheduled lock stands on: lock accesses all depend on each other."""
 
@@ -203,6 +214,17 @@ class ScheduledLock:
 AllocatorFactory = Callable[[Scenario, Callable[[int], ScheduledWords], Callable[[], ScheduledLock]], Any]
 """Builds the allocator under test from the scenario, a word-backend factory and a lock factory."""
 
+
+def _nbbs_init() -> Any:
+    from nbbs.impl.nbbs import NBBS
+
+    return NBBS.__init__
+
+
+def _no_strategy(ex: Execution, me: int) -> int:
+    raise InternalBug("an execution asked for a decision before it was given a strategy")
+
+
 _STOP = object()
 """Sent to the main greenlet when an execution stops early (stuck, deadlock)."""
 
@@ -210,7 +232,9 @@ _STOP = object()
 class Execution:
     """One run of a scenario under a strategy. Fields are read by strategies and checks."""
 
-    def __init__(self, scenario: Scenario, factory: AllocatorFactory, max_steps: int) -> None:
+    def __init__(
+        self, scenario: Scenario, factory: AllocatorFactory, max_steps: int, reuse: Execution | None = None
+    ) -> None:
         self.scenario = scenario
         self.max_steps = max_steps
         n = len(scenario.threads)
@@ -225,7 +249,6 @@ class Execution:
         self.pending_kind = [0] * n
         self.schedule: list[int] = []
         """The thread chosen at each step so far."""
-        self.thread_steps = [0] * n
         self.preemptions = 0
         self.trace: list[Event] = []
         self.history: list[OpRecord] = []
@@ -235,9 +258,23 @@ class Execution:
         self.words: ScheduledWords | None = None
         self._glets: list[Any] = [None] * n
         self._main: Any = None
-        self._strategy: Strategy | None = None
-        self.allocator = factory(scenario, self._make_words, self._make_lock)
-        self._setup()
+        self._pick: Callable[[Execution, int], int] = _no_strategy
+        self.allocator: Any
+        self._initial: list[int]
+        self._initial_held: dict[int, int]
+        self._reusable: bool
+        if reuse is not None and reuse.words is not None and reuse._reusable:
+            # Same scenario, an allocator whose whole state is its words: reset them, skip the setup.
+            self.allocator, self.words = reuse.allocator, reuse.words
+            self.words.ex = self
+            self.words.w[:] = reuse._initial
+            self.held = dict(reuse._initial_held)
+        else:
+            self.allocator = factory(scenario, self._make_words, self._make_lock)
+            self._setup()
+        self._initial = list(self.words.w) if self.words is not None else []
+        self._initial_held = dict(self.held)
+        self._reusable = type(self.allocator).__init__ is _nbbs_init()
 
     # -- construction -------------------------------------------------------------------
 
@@ -256,8 +293,8 @@ class Execution:
             addr = self.allocator.alloc(order, n - g.first_node(g.level(n)))
             if addr != g.first_page(sc.depth, n):
                 raise ExplorerError(
-                    f"allocator {sc.allocator!r} cannot place initial block {n} (it returned address {addr}): "
-                    "it ignores the scan hint, so give it no initial blocks"
+                    f"allocator {sc.allocator!r} cannot place initial block {n} "
+                    f"(it returned address {addr}): it ignores the scan hint, so give it no initial blocks"
                 )
             self.held[n] = -1
         self.trace.clear()
@@ -268,23 +305,42 @@ class Execution:
     # -- scheduling ---------------------------------------------------------------------
 
     def point(self, node: int, kind: int) -> None:
-        """The running thread is about to access ``node``: decide who goes next."""
+        """The running thread is about to access ``node``: decide who goes next.
+
+        The hot path of the explorer: when the same thread goes on, no switch happens.
+        """
         me = self.current
         self.pending_node[me] = node
         self.pending_kind[me] = kind
         if self.starting:
             self._main.switch()
             return
-        nxt = self.choose(me)
+        sched = self.schedule
+        if len(sched) >= self.max_steps:
+            self._stop_stuck()
+        nxt = self._pick(self, me)
+        sched.append(nxt)
         if nxt != me:
             if nxt < 0:
+                sched.pop()
                 self._main.switch(_STOP)
                 raise InternalBug("a stopped execution was resumed")
+            self.preemptions += 1
             self.current = nxt
             self._glets[nxt].switch()
 
+    def _stop_stuck(self) -> None:
+        if self.failure is None:
+            self.failure = Failure(
+                "stuck",
+                f"no end after {self.max_steps} steps (max_steps): a thread loops or livelocks",
+                len(self.schedule),
+            )
+        self._main.switch(_STOP)
+        raise InternalBug("a stopped execution was resumed")
+
     def choose(self, me: int) -> int:
-        """The thread that performs the next step, or -1 to stop (step budget, nothing runnable)."""
+        """The thread that performs the next step when no thread is running, or -1 to stop."""
         if len(self.schedule) >= self.max_steps:
             if self.failure is None:
                 self.failure = Failure(
@@ -293,17 +349,11 @@ class Execution:
                     len(self.schedule),
                 )
             return -1
-        enabled = self.enabled
-        if not enabled:
+        if not self.enabled:
             return -1
-        assert self._strategy is not None
-        nxt = self._strategy.pick(self, me)
-        if nxt < 0:
-            return -1
-        if nxt != me and me >= 0 and me in enabled:
-            self.preemptions += 1
-        self.schedule.append(nxt)
-        self.thread_steps[nxt] += 1
+        nxt = self._pick(self, me)
+        if nxt >= 0:
+            self.schedule.append(nxt)
         return nxt
 
     def block(self, lock: ScheduledLock) -> None:
@@ -351,10 +401,10 @@ class Execution:
                     if node is not None:
                         for h, owner in held.items():
                             if g.overlaps(h, node):
+                                holder = "the setup" if owner < 0 else f"thread {owner}"
                                 self.failure = Failure(
                                     "overlap",
-                                    f"thread {t} got block {node} while block {h} "
-                                    f"(held by {'the setup' if owner < 0 else f'thread {owner}'}) overlaps it",
+                                    f"thread {t} got block {node} while block {h} (held by {holder}) overlaps it",
                                     len(self.schedule),
                                     (h, node),
                                 )
@@ -378,15 +428,14 @@ class Execution:
             self.failure = Failure(
                 "crash", f"thread {t} raised during {op}: {type(e).__name__}: {e}\n{tb}", len(self.schedule)
             )
-        finally:
-            if self.failure is None:
-                self.enabled.remove(t)
+            return
+        self.enabled.remove(t)
 
     # -- running ------------------------------------------------------------------------
 
     def run(self, strategy: Strategy) -> Outcome:
         """Run every thread to its end (or to the first failure) under ``strategy``."""
-        self._strategy = strategy
+        self._pick = strategy.pick
         initial = self.initial_words()
         n = len(self.scenario.threads)
         main = self._main = getcurrent()
@@ -421,7 +470,7 @@ class Execution:
             self.failure,
             completed,
             self.preemptions,
-            self.thread_steps,
+            [self.schedule.count(t) for t in range(n)],
         )
         self._glets = []
         return out

@@ -161,9 +161,11 @@ class Exhaustive:
             return f.chosen
         if step > 0:
             prev = frames[step - 1]
-            c = prev.pending[prev.chosen]
+            ran = prev.pending[prev.chosen]
             sleep = frozenset(
-                u for u in prev.carried if u != prev.chosen and u in ex.enabled and independent(prev.pending[u], c)
+                u
+                for u in prev.carried
+                if u != prev.chosen and u in ex.enabled and independent(prev.pending[u], ran)
             )
         else:
             sleep = frozenset()

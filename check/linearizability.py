@@ -70,7 +70,9 @@ class Result(Generic[S]):
         if self.verdict is Verdict.OK:
             return ""
         if self.verdict is Verdict.UNKNOWN:
-            return f"linearizability unknown: the time limit ran out after {self.configurations} configurations"
+            return (
+                f"linearizability unknown: the time limit ran out after {self.configurations} configurations"
+            )
         lines = ["no linearization exists; the longest order the model accepts:"]
         lines += [f"  {i}. thread {o.client}: {o.op}" for i, o in enumerate(self.longest)]
         lines.append(f"  then state {sorted(self.stuck_state) if self.stuck_state is not None else '?'}")
