@@ -404,7 +404,7 @@ class Execution:
                                 holder = "the setup" if owner < 0 else f"thread {owner}"
                                 self.failure = Failure(
                                     "overlap",
-                                    f"thread {t} got block {node} while block {h} (held by {holder}) overlaps it",
+                                    f"thread {t} got block {node} while {holder} holds block {h}, which overlaps it",
                                     len(self.schedule),
                                     (h, node),
                                 )

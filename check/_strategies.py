@@ -141,8 +141,10 @@ class Exhaustive:
     was covered). The pair "different words or two loads" is the independence relation.
     """
 
-    def __init__(self, bound: int) -> None:
+    def __init__(self, bound: int, sleep_sets: bool = True) -> None:
         self.bound = bound
+        self.sleep_sets = sleep_sets
+        """False turns the partial-order reduction off (to measure it, and to test that it loses nothing)."""
         self.frames: list[_Frame] = []
         self.prefix = 0
         """Decisions to replay from ``frames`` in the next execution."""
@@ -159,7 +161,7 @@ class Exhaustive:
                     f"exhaustive replay diverged at step {step}: runnable {ex.enabled}, recorded {f.enabled}"
                 )
             return f.chosen
-        if step > 0:
+        if step > 0 and self.sleep_sets:
             prev = frames[step - 1]
             ran = prev.pending[prev.chosen]
             sleep = frozenset(

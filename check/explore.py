@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nbbs.check._checks import Checker, explain, render_trace
+from nbbs.check._hypothesis import preemption_points, scenarios
 from nbbs.check._scenario import (
     AllocOp,
     ExplorerError,
@@ -58,6 +59,9 @@ __all__ = [
     "explain",
     "explore",
     "lock_freedom",
+    "preemption_points",
+    "run_points",
+    "scenarios",
     "op_bound",
     "parse",
     "random_scenario",
@@ -192,6 +196,13 @@ def run_schedule(
         scenario, parsed = parse(scenario)
         schedule = parsed if schedule is None else schedule
     return config.checker(scenario).run(Replay(schedule or ()))
+
+
+def run_points(
+    scenario: Scenario, points: dict[int, int], config: ExploreConfig = ExploreConfig()
+) -> Outcome:
+    """One checked execution, non-preemptive except at ``points`` (``{step: thread rank}``): Hypothesis's form."""
+    return config.checker(scenario).run(Preemptions(points))
 
 
 def replay(text: str, config: ExploreConfig = ExploreConfig()) -> tuple[Outcome, str]:
