@@ -1,4 +1,4 @@
-"""Scenarios and schedules as Hypothesis data, so a failure shrinks to few threads, operations and preemptions.
+"""Scenarios and schedules as Hypothesis data: a failure shrinks to few threads, operations, preemptions.
 
 A schedule is drawn as a few *preemption points* ``{step: thread}`` over an otherwise
 non-preemptive run (``Preemptions``): Hypothesis shrinks the dictionary towards fewer and
@@ -19,8 +19,9 @@ def _thread(draw: st.DrawFn, depth: int, top: int, max_ops: int) -> tuple[Op, ..
     unfreed: list[int] = []
     allocs = 0
     for _ in range(draw(st.integers(1, max_ops))):
-        if unfreed and draw(st.booleans()):
-            k = draw(st.sampled_from(unfreed))
+        free: bool = bool(unfreed) and draw(st.booleans())
+        if free:
+            k: int = draw(st.sampled_from(unfreed))
             unfreed.remove(k)
             ops.append(FreeOwn(k))
         else:
@@ -40,7 +41,7 @@ def scenarios(
     max_threads: int = 4,
     max_ops: int = 3,
 ) -> Scenario:
-    """A scenario: a depth, 2 to ``max_threads`` threads, 1 to ``max_ops`` operations each (orders up to 2)."""
+    """A scenario: a depth, 2 to ``max_threads`` threads of 1 to ``max_ops`` operations (orders up to 2)."""
     depth = draw(st.sampled_from(depths))
     top = min(depth, 2)
     n = draw(st.integers(2, max_threads))

@@ -404,7 +404,8 @@ class Execution:
                                 holder = "the setup" if owner < 0 else f"thread {owner}"
                                 self.failure = Failure(
                                     "overlap",
-                                    f"thread {t} got block {node} while {holder} holds block {h}, which overlaps it",
+                                    f"thread {t} got block {node} while {holder} holds block {h}, "
+                                    "which overlaps it",
                                     len(self.schedule),
                                     (h, node),
                                 )

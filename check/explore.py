@@ -54,19 +54,20 @@ __all__ = [
     "Preemptions",
     "Report",
     "Scenario",
+    "check_points",
     "decode_schedule",
     "encode_schedule",
     "explain",
     "explore",
     "lock_freedom",
-    "preemption_points",
-    "run_points",
-    "scenarios",
     "op_bound",
     "parse",
+    "preemption_points",
     "random_scenario",
     "replay",
+    "run_points",
     "run_schedule",
+    "scenarios",
     "schedule_string",
 ]
 
@@ -201,8 +202,22 @@ def run_schedule(
 def run_points(
     scenario: Scenario, points: dict[int, int], config: ExploreConfig = ExploreConfig()
 ) -> Outcome:
-    """One checked execution, non-preemptive except at ``points`` (``{step: thread rank}``): Hypothesis's form."""
+    """One checked execution, non-preemptive except at ``points`` (``{step: thread rank}``).
+
+    The form Hypothesis draws (``preemption_points``).
+    """
     return config.checker(scenario).run(Preemptions(points))
+
+
+def check_points(scenario: Scenario, points: dict[int, int], config: ExploreConfig = ExploreConfig()) -> None:
+    """Raise ``AssertionError`` with the full explanation if the execution at ``points`` fails.
+
+    For ``@given(scenarios(), preemption_points())`` tests: Hypothesis shrinks the failure and
+    the message carries the schedule string, the threads, the lost CASes and the trees.
+    """
+    out = run_points(scenario, points, config)
+    if out.failure is not None:
+        raise AssertionError(explain(scenario, out))
 
 
 def replay(text: str, config: ExploreConfig = ExploreConfig()) -> tuple[Outcome, str]:

@@ -135,3 +135,17 @@ IMPL_MUTANTS: dict[str, tuple[str, type[NBBS]]] = {
 }
 """Name -> (what is broken, the allocator class). ``set_instead_of_clear`` is the crate's defect,
 reused from the transition mutants."""
+
+
+SUITE: tuple[str, ...] = (
+    "d3-m3-{}:a0@0+f0,a1@0",
+    "d3-m3-{}-L8:F8,a1@0",
+    "d3-m3-{}-L8:F8,a0@0",
+    "d3-m3-{}:a0@0,a1@0",
+    "d3-m3-{}:a0@0,a0@0",
+    "d3-m3-{}-L8.9:F8,F9",
+    "d2-m2-{}:a0@0,a0@1,a1@0",
+)
+"""Small scenarios (``{}`` is the allocator's name) on which the published allocator passes every
+check with at most 3 preemptions when stale COAL bits are tolerated, so a failure of a mutant
+on one of them is the mutant's own defect (``tests/test_explore_mutants.py`` checks both)."""
