@@ -1,4 +1,4 @@
-"""Every code mutant is caught by the explorer, with a short schedule; the reference passes the same scenarios."""
+"""Every code mutant is caught by the explorer with a short schedule; the reference passes those scenarios."""
 
 from __future__ import annotations
 

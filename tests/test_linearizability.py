@@ -69,7 +69,7 @@ def _hammer(allocator: NBBS, threads: int, rounds: int, free: bool = True) -> li
     def work(t: int) -> None:
         mine: list[Operation] = []
         barrier.wait()
-        for r in range(rounds):
+        for _ in range(rounds):
             order = 0
             call = time.perf_counter_ns()
             addr = allocator.alloc(order, hint=t)
