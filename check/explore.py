@@ -39,6 +39,8 @@ from nbbs.check._scenario import (
 )
 from nbbs.check._sched import Execution, Failure, Outcome
 from nbbs.check._strategies import PCT, Exhaustive, Preemptions, RandomWalk, Replay
+from nbbs.check.report import Outcome as CheckOutcome
+from nbbs.check.report import Task
 from nbbs.model import geometry as g
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "run_schedule",
     "scenarios",
     "schedule_string",
+    "verify_tasks",
 ]
 
 StrategyName = Literal["random", "pct", "exhaustive"]
@@ -339,3 +342,69 @@ def lock_freedom(scenario: Scenario, config: ExploreConfig = ExploreConfig()) ->
                     len(out.schedule),
                 )
     return None
+
+
+# -- nbbs verify ----------------------------------------------------------------------------
+
+
+def _mutants_caught(seconds: float) -> CheckOutcome:
+    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the reference passes it."""
+    from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
+
+    started = time.perf_counter()
+    cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
+    runs, problems = 0, []
+    for text in SUITE:
+        rep = explore(parse(text.format("nbbs") + ":")[0], cfg)
+        runs += rep.schedules
+        if rep.failures:
+            problems.append(f"the reference fails {text.format('nbbs')}:\n{rep.failures[0][1]}")
+    for name in IMPL_MUTANTS:
+        for text in SUITE:
+            rep = explore(parse(text.format(name) + ":")[0], cfg)
+            runs += rep.schedules
+            if rep.failures:
+                break
+        else:
+            problems.append(f"no suite scenario catches the mutant {name}")
+    return CheckOutcome(
+        "explore: code mutants caught",
+        runs,
+        not problems,
+        time.perf_counter() - started,
+        "\n\n".join(problems),
+    )
+
+
+def _reference(seconds: float) -> CheckOutcome:
+    """Random 2-3 thread scenarios of the shipped allocator under PCT and exhaustive search, all checks."""
+    started = time.perf_counter()
+    deadline = started + seconds
+    rng = random.Random(0)
+    runs = 0
+    while time.perf_counter() < deadline:
+        sc = random_scenario(rng, rng.choice((2, 3)), 2, 3)
+        for strategy in ("exhaustive", "pct"):
+            left = max(deadline - time.perf_counter(), 0.0)
+            cfg = ExploreConfig(
+                strategy=strategy, seed=rng.randrange(1 << 30), max_schedules=300, seconds=left
+            )
+            rep = explore(sc, cfg)
+            runs += rep.schedules
+            if rep.failures:
+                return CheckOutcome(
+                    "explore: nbbs interleavings",
+                    runs,
+                    False,
+                    time.perf_counter() - started,
+                    rep.failures[0][1],
+                )
+    return CheckOutcome("explore: nbbs interleavings", runs, True, time.perf_counter() - started)
+
+
+def verify_tasks() -> list[Task]:
+    """The explorer's checks for ``nbbs verify``."""
+    return [
+        Task("explore: code mutants caught", 0.5, _mutants_caught),
+        Task("explore: nbbs interleavings", 1.0, _reference),
+    ]

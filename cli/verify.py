@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from nbbs.check import explore
 from nbbs.check.report import Task
 
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
-    return []
+    return [*explore.verify_tasks()]
