@@ -59,8 +59,12 @@ class Checker:
     def __post_init__(self) -> None:
         self._last: Execution | None = None
         # The step machine is a pure function of (state, word found): memoised across executions.
-        self._access: dict[steps.OpState, steps.Access | None] = {}
-        self._after: dict[tuple[steps.OpState, int], tuple[int, steps.OpState]] = {}
+        self._ids: dict[steps.OpState, int] = {}
+        self._states: list[steps.OpState] = []
+        self._at_node: list[int] = []
+        self._at_kind: list[int] = []
+        self._moves: dict[int, tuple[int, int]] = {}
+        self._results: dict[int, int | None] = {}
         self._factory = factory(self.scenario.allocator)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
         if self.quiescent not in ("strict", "stale_coal", "off"):
@@ -116,44 +120,71 @@ class Checker:
 
     def refines(self, out: Outcome) -> Failure | None:
         """Run the step machine under ``out``'s schedule: the same (node, access, old, new) at every step?"""
-        sc, m = self.scenario, self._machine
         words = list(out.initial_words)
         accesses = [ev for ev in out.trace if ev[2] < CALL and ev[1] != LOCK_NODE]
-        ops = [list(t) for t in sc.threads]
-        state: list[steps.OpState | None] = [None] * len(ops)
+        ops = [list(t) for t in self.scenario.threads]
+        state = [-1] * len(ops)
         allocating = [False] * len(ops)
         got: list[list[int | None]] = [[] for _ in ops]
+        # Step-machine states are interned as ints; (state, word found) -> move is memoised
+        # across executions, so the machine itself runs once per distinct (state, word).
+        at_node, at_kind, moves = self._at_node, self._at_kind, self._moves
         for i, t in enumerate(out.schedule):
-            op = state[t]
-            while op is None or steps.is_done(op):
-                if op is not None and allocating[t]:
-                    got[t].append(steps.result(op))
-                op = state[t] = self._start(ops[t], got[t])
+            sid = state[t]
+            if sid < 0:
+                op = self._start(ops[t], got[t])
                 if op is None:
                     raise InternalBug(f"refinement: thread {t} has no operation left at step {i}")
                 allocating[t] = steps.is_alloc(op)
-            acc = self._access.get(op)
-            if acc is None:
-                acc = self._access[op] = m.access(op)
-                if acc is None:
-                    raise InternalBug(f"refinement: a finished operation was stepped ({steps.describe(op)})")
-            m_old = words[acc.node]
-            after = self._after.get((op, m_old))
-            if after is None:
-                after = self._after[(op, m_old)] = (steps.effect(acc, m_old), m.after(op, m_old))
-            m_new, state[t] = after
-            words[acc.node] = m_new
-            _, node, kind, old, new = accesses[i]
-            if acc.node != node or acc.kind != _STEP_KIND[kind] or m_old != old or m_new != new:
+                sid = self._intern(op)
+            node = at_node[sid]
+            m_old = words[node]
+            move = moves.get(sid * 64 + m_old)
+            if move is None:
+                move = moves[sid * 64 + m_old] = self._move(sid, m_old)
+            m_new, nxt = move
+            words[node] = m_new
+            ev = accesses[i]
+            if ev[1] != node or _STEP_KIND[ev[2]] != at_kind[sid] or ev[3] != m_old or ev[4] != m_new:
+                kind = steps.Kind(at_kind[sid])
                 return Failure(
                     "refinement",
-                    f"step {i} (thread {t}): the allocator did {describe_event(accesses[i])},\n"
-                    "the step machine "
-                    f"node {acc.node} {acc.kind} {bits.show(m_old)} -> {bits.show(m_new)}",
+                    f"step {i} (thread {t}): the allocator did {describe_event(ev)},\n"
+                    f"the step machine node {node} {kind} {bits.show(m_old)} -> {bits.show(m_new)}",
                     i,
-                    (node, acc.node),
+                    (ev[1], node),
                 )
+            if nxt < 0:
+                if allocating[t]:
+                    got[t].append(self._results[sid * 64 + m_old])
+                state[t] = -1
+            else:
+                state[t] = nxt
         return None
+
+    def _intern(self, op: steps.OpState) -> int:
+        """The int naming step-machine state ``op`` (a new one gets its next access recorded)."""
+        sid = self._ids.get(op)
+        if sid is None:
+            acc = self._machine.access(op)
+            if acc is None:
+                raise InternalBug(f"refinement: a finished operation was stepped ({steps.describe(op)})")
+            sid = self._ids[op] = len(self._states)
+            self._states.append(op)
+            self._at_node.append(acc.node)
+            self._at_kind.append(int(acc.kind))
+        return sid
+
+    def _move(self, sid: int, old: int) -> tuple[int, int]:
+        """The word left and the next state (-1 when the operation is done) after ``sid`` found ``old``."""
+        op = self._states[sid]
+        acc = self._machine.access(op)
+        assert acc is not None
+        nxt = self._machine.after(op, old)
+        if steps.is_done(nxt):
+            self._results[sid * 64 + old] = steps.result(nxt)
+            return steps.effect(acc, old), -1
+        return steps.effect(acc, old), self._intern(nxt)
 
     def _start(self, ops: list[Op], got: list[int | None]) -> steps.OpState | None:
         """The step-machine state of the thread's next operation that performs an access."""

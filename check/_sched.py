@@ -85,6 +85,7 @@ class OpRecord:
     op: Any
     """``spec.Alloc`` or ``spec.Free`` with the observed result."""
     call: int
+    """Logical time of the call: calls and returns are numbered 1, 2, 3 ... in the order they happen."""
     ret: int | None = None
 
 
@@ -221,6 +222,9 @@ def _nbbs_init() -> Any:
     return NBBS.__init__
 
 
+_NBBS_INIT: list[Any] = []
+
+
 def _no_strategy(ex: Execution, me: int) -> int:
     raise InternalBug("an execution asked for a decision before it was given a strategy")
 
@@ -252,6 +256,7 @@ class Execution:
         self.preemptions = 0
         self.trace: list[Event] = []
         self.history: list[OpRecord] = []
+        self._clock = 0
         self.held: dict[int, int] = {}
         """Block -> the thread holding it (-1 for initial blocks): alloc returned it, free not yet called."""
         self.failure: Failure | None = None
@@ -274,7 +279,9 @@ class Execution:
             self._setup()
         self._initial = list(self.words.w) if self.words is not None else []
         self._initial_held = dict(self.held)
-        self._reusable = type(self.allocator).__init__ is _nbbs_init()
+        if not _NBBS_INIT:
+            _NBBS_INIT.append(_nbbs_init())
+        self._reusable = type(self.allocator).__init__ is _NBBS_INIT[0]
 
     # -- construction -------------------------------------------------------------------
 
@@ -301,6 +308,12 @@ class Execution:
 
     def initial_words(self) -> tuple[int, ...]:
         return tuple(self.allocator.words())
+
+    def _tick(self) -> int:
+        """The logical clock of calls and returns: only their order matters to linearizability,
+        so numbering them 0, 1, 2 ... lets equal orders share one memoised check."""
+        self._clock += 1
+        return self._clock
 
     # -- scheduling ---------------------------------------------------------------------
 
@@ -389,11 +402,11 @@ class Execution:
         try:
             for op in sc.threads[t]:
                 if type(op) is AllocOp:
-                    rec = OpRecord(t, None, len(trace))
+                    rec = OpRecord(t, None, self._tick())
                     trace.append((t, -1, CALL, op, None))
                     addr = alloc.alloc(op.order, op.hint)
                     node = None if addr is None else g.node_of(depth, addr, op.order)
-                    rec.ret = len(trace)
+                    rec.ret = self._tick()
                     trace.append((t, -1, RET, op, node))
                     rec.op = Alloc(op.order, node)
                     self.history.append(rec)
@@ -416,10 +429,10 @@ class Execution:
                     if node is None:
                         continue
                     del held[node]
-                    rec = OpRecord(t, Free(node), len(trace))
+                    rec = OpRecord(t, Free(node), self._tick())
                     trace.append((t, -1, CALL, op, None))
                     alloc.free(g.first_page(depth, node), g.order_of(depth, node))
-                    rec.ret = len(trace)
+                    rec.ret = self._tick()
                     trace.append((t, -1, RET, op, None))
                     self.history.append(rec)
         except Exception as e:  # the allocator under test raised: a crash of this thread

@@ -105,7 +105,7 @@ class Preemptions:
         return ex.enabled[t % len(ex.enabled)]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     """One decision point of the exhaustive search."""
 
@@ -145,7 +145,8 @@ class Exhaustive:
         self.bound = bound
         self.sleep_sets = sleep_sets
         """False turns the partial-order reduction off (to measure it, and to test that it loses nothing)."""
-        self.frames: list[_Frame] = []
+        self.frames: list[_Frame | None] = []
+        """One per decision of the last execution; None where only one thread could run."""
         self.prefix = 0
         """Decisions to replay from ``frames`` in the next execution."""
         self.pruned = 0
@@ -154,32 +155,44 @@ class Exhaustive:
     def pick(self, ex: Execution, me: int) -> int:
         step = len(ex.schedule)
         frames = self.frames
+        enabled = ex.enabled
         if step < self.prefix:
             f = frames[step]
-            if tuple(ex.enabled) != f.enabled:
+            if f is None:
+                if len(enabled) != 1:
+                    raise InternalBug(
+                        f"exhaustive replay diverged at step {step}: runnable {enabled}, recorded one"
+                    )
+                return enabled[0]
+            if tuple(enabled) != f.enabled:
                 raise InternalBug(
-                    f"exhaustive replay diverged at step {step}: runnable {ex.enabled}, recorded {f.enabled}"
+                    f"exhaustive replay diverged at step {step}: runnable {enabled}, recorded {f.enabled}"
                 )
             return f.chosen
-        if step > 0 and self.sleep_sets:
-            prev = frames[step - 1]
+        if len(enabled) == 1:
+            # No choice, and the sleep set empties: its only possible member runs now.
+            frames.append(None)
+            return enabled[0]
+        prev = frames[step - 1] if step > 0 and self.sleep_sets else None
+        if prev is not None:
             ran = prev.pending[prev.chosen]
             sleep = frozenset(
                 u
                 for u in prev.carried
-                if u != prev.chosen and u in ex.enabled and independent(prev.pending[u], ran)
+                if u != prev.chosen and u in enabled and independent(prev.pending[u], ran)
             )
         else:
             sleep = frozenset()
-        pend = {t: (ex.pending_node[t], ex.pending_kind[t]) for t in ex.enabled}
-        f = _Frame(tuple(ex.enabled), pend, me, ex.preemptions, sleep)
-        awake = [t for t in f.enabled if t not in sleep]
+        pnode, pkind = ex.pending_node, ex.pending_kind
+        pend = {t: (pnode[t], pkind[t]) for t in enabled}
+        f = _Frame(tuple(enabled), pend, me, ex.preemptions, sleep)
+        awake = [t for t in f.enabled if t not in sleep] if sleep else list(f.enabled)
         running = me >= 0 and me in pend
         if running and (me in awake or f.preemptions >= self.bound):
             c = me
         else:
             c = awake[0] if awake else (me if running else f.enabled[0])
-        f.chosen, f.done, f.carried = c, frozenset([c]), sleep
+        f.chosen, f.done, f.carried = c, frozenset((c,)), sleep
         self.pruned += len(f.enabled) - len(awake)
         frames.append(f)
         return c
@@ -189,6 +202,8 @@ class Exhaustive:
         del self.frames[executed:]
         for j in range(len(self.frames) - 1, -1, -1):
             f = self.frames[j]
+            if f is None:
+                continue
             running = f.me >= 0 and f.me in f.pending
             for t in f.enabled:
                 if t in f.done or t in f.sleep:
