@@ -39,6 +39,9 @@ of the level the scan may still visit (``m.attempt`` starts with 1, so any failu
               else climb(old) == old ? -> next level  else C_CAS (cur = old)
     C_CAS     cas p: cur -> climb(cur);  ok -> next level  else C_LOAD
     R_*       the free below, of n, bounded by top = level(p) + 1; then skip p's subtree
+    R_PLOAD   (corrected only) the mark reached top and would go on: load the failed ancestor;
+              rollback_continues(old)? -> R_PCAS (cur = old)  else release
+    R_PCAS    cas it: cur -> mark(cur);  failed -> R_PLOAD;  ok -> a free up to max_level
 
 ``advance`` moves to the next node (round-robin) or, when ``left`` runs out, fails
 (``DONE_FAIL``); a climb past ``max_level`` succeeds (``DONE_OK``, ``n`` the block).
@@ -49,7 +52,8 @@ loads to check its argument)::
 
     F_MARK    fetch_or parent(child) with mark_mask;  buddy keeps it busy or at top? -> F_RELEASE
     F_RELEASE store release(BUSY) into n
-    F_ULOAD   load p = parent(child);  not unmark_applies(old)? -> done  else F_UCAS (cur = old)
+    F_ULOAD   load p = parent(child);  unmark_applies(old)? -> F_UCAS (cur = old)
+              else unmark_skips(old)? -> on to the next ancestor (corrected)  else done
     F_UCAS    cas p: cur -> unmark(cur);  failed -> F_ULOAD;  unmark_stops or at top -> done
 
 A trace record is an ``Event(node, kind, old, new)``; the checker adds the thread.
@@ -125,13 +129,14 @@ F_MARK, F_RELEASE, F_ULOAD, F_UCAS = 7, 8, 9, 10
 ROLLBACK = 4
 R_MARK, R_RELEASE, R_ULOAD, R_UCAS = (pc + ROLLBACK for pc in (F_MARK, F_RELEASE, F_ULOAD, F_UCAS))
 F_CHECK = 15
+R_PLOAD, R_PCAS = 16, 17
 
 PC_NAMES = (
     "done:ok", "done:fail", "done:free",
     "alloc:load", "alloc:occupy", "alloc:climb-load", "alloc:climb-cas",
     "free:mark", "free:release", "free:unmark-load", "free:unmark-cas",
     "rollback:mark", "rollback:release", "rollback:unmark-load", "rollback:unmark-cas",
-    "free:check",
+    "free:check", "rollback:above-load", "rollback:above-cas",
 )  # fmt: skip
 
 
@@ -142,7 +147,8 @@ class OpState(NamedTuple):
     ``child``: the node whose parent the climb, mark or unmark touches next;
     ``top``: the highest level a free or rollback touches;
     ``cur``: the word a CAS expects (the last one loaded);
-    ``left``: how many nodes of the level the scan may still visit.
+    ``left``: how many nodes of the level the scan may still visit;
+    ``fail``: the occupied ancestor that made an alloc's climb fail (while it rolls back).
     """
 
     pc: int
@@ -151,6 +157,7 @@ class OpState(NamedTuple):
     top: int = 0
     cur: Any = 0
     left: int = 0
+    fail: int = 0
 
 
 def is_done(op: OpState) -> bool:
@@ -160,7 +167,7 @@ def is_done(op: OpState) -> bool:
 
 def is_alloc(op: OpState) -> bool:
     """The operation is an alloc in flight."""
-    return A_LOAD <= op.pc <= C_CAS or R_MARK <= op.pc <= R_UCAS
+    return A_LOAD <= op.pc <= C_CAS or R_MARK <= op.pc <= R_UCAS or op.pc >= R_PLOAD
 
 
 def result(op: OpState) -> int | None:
@@ -173,10 +180,12 @@ def describe(op: OpState) -> str:
     extra = []
     if op.child:
         extra.append(f"child={op.child}")
-    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS):
+    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS, R_PCAS):
         extra.append(f"cur={op.cur:05b}")
-    if F_MARK <= op.pc <= R_UCAS:
+    if F_MARK <= op.pc <= R_UCAS or op.pc >= R_PLOAD:
         extra.append(f"top={op.top}")
+    if op.fail:
+        extra.append(f"fail={op.fail}")
     if op.left and not is_done(op):
         extra.append(f"left={op.left}")
     return f"{PC_NAMES[op.pc]} n={op.n}" + (" " + " ".join(extra) if extra else "")
@@ -238,6 +247,10 @@ class Machine:
             return Access(Kind.CAS, g.parent(op.child), op.cur, t.climb(op.cur, g.side(op.child)))
         if pc == F_CHECK:
             return Access(Kind.LOAD, op.child)
+        if pc == R_PLOAD:
+            return Access(Kind.LOAD, g.parent(op.child))
+        if pc == R_PCAS:
+            return Access(Kind.CAS, g.parent(op.child), op.cur, t.mark(op.cur, g.side(op.child)))
         if pc >= F_MARK:
             base = pc - ROLLBACK if R_MARK <= pc <= R_UCAS else pc
             if base == F_MARK:
@@ -295,6 +308,8 @@ class Machine:
             higher = g.level(op.child) > self.max_level
             up = op._replace(child=g.parent(op.child)) if higher else OpState(DONE_FAIL, 0)
             return [(live, found), (logic.not_(live), up)]
+        if pc in (R_PLOAD, R_PCAS):
+            return self._extend_branches(op, old, logic)
         if pc >= F_MARK:
             return self._free_branches(op, old, logic)
         raise ValueError(f"the operation is done ({describe(op)}); it has no next step")
@@ -325,7 +340,8 @@ class Machine:
             return [(ok, self._climb_from(op, p)), (logic.not_(ok), op._replace(pc=C_LOAD, cur=0))]
         occupied = t.is_occupied(old)
         same = t.climb(old, s) == old
-        rollback = self._free_from(op.n, g.level(p) + 1, ROLLBACK, op.left)
+        rollback = self._free_from(op.n, g.level(p) + 1, ROLLBACK, op.left)._replace(fail=p)
+        # (fail is set after _free_from, which only reads n, top and left.)
         return [
             (occupied, rollback),
             (logic.and_(logic.not_(occupied), same), self._climb_from(op, p)),
@@ -338,21 +354,26 @@ class Machine:
         """Start freeing ``n`` below level ``top``: mark if there is a parent to mark, else release."""
         if g.level(n) > top:
             return OpState(F_MARK + rb, n, child=n, top=top, left=left)
-        return OpState(F_RELEASE + rb, n, top=top, left=left)
+        return self._release(OpState(F_RELEASE + rb, n, left=left), rb, top)
+
+    def _release(self, op: OpState, rb: int, top: int) -> OpState:
+        if rb and self.transitions.rollback_extends:
+            # The corrected rollback's unmark goes on above its bound like a free's.
+            top = self.max_level
+        return OpState(F_RELEASE + rb, op.n, top=top, left=op.left, fail=op.fail)
 
     def _finish_free(self, op: OpState, rb: int) -> OpState:
         """A free is done; a rollback resumes its scan after the failed ancestor's subtree."""
         if not rb:
             return OpState(DONE_FREE, op.n)
         lvl = g.level(op.n)
-        failed = g.ancestor_at(op.n, op.top - 1)
-        skip = g.after_subtree(failed, lvl) - op.n
+        skip = g.after_subtree(op.fail, lvl) - op.n
         return self._advance(op, skip)
 
     def _unmark_from(self, op: OpState, child: int, rb: int) -> OpState:
         """Continue the unmark above ``child``, or finish at ``top``."""
         if g.level(child) > op.top:
-            return OpState(F_ULOAD + rb, op.n, child=child, top=op.top, left=op.left)
+            return OpState(F_ULOAD + rb, op.n, child=child, top=op.top, left=op.left, fail=op.fail)
         return self._finish_free(op, rb)
 
     def _free_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
@@ -363,15 +384,23 @@ class Machine:
             return [(True, self._unmark_from(op, op.n, rb))]
         s, p = g.side(op.child), g.parent(op.child)
         if base == F_MARK:
-            release = OpState(F_RELEASE + rb, op.n, top=op.top, left=op.left)
-            if g.level(p) <= op.top:
-                return [(True, release)]
+            release = self._release(op, rb, op.top)
             stop = t.buddy_keeps_busy(old, s)
-            return [(stop, release), (logic.not_(stop), op._replace(child=p))]
+            if g.level(p) > op.top:
+                return [(stop, release), (logic.not_(stop), op._replace(child=p))]
+            if rb and t.rollback_extends and op.top == g.level(op.fail) + 1:
+                # The mark would go on but reached the rollback's bound: look above it.
+                return [(stop, release), (logic.not_(stop), op._replace(pc=R_PLOAD, child=p))]
+            return [(True, release)]
         if base == F_ULOAD:
+            # Skipping treats the side as cleared by us: go on unless the other side holds p.
             applies = t.unmark_applies(old, s)
+            skips = logic.and_(
+                logic.not_(applies), t.unmark_skips(old, s), logic.not_(t.unmark_stops(old, s))
+            )
             return [
-                (logic.not_(applies), self._finish_free(op, rb)),
+                (logic.and_(logic.not_(applies), logic.not_(skips)), self._finish_free(op, rb)),
+                (skips, self._unmark_from(op, p, rb)),
                 (applies, op._replace(pc=F_UCAS + rb, cur=old)),
             ]
         ok = old == op.cur
@@ -380,4 +409,26 @@ class Machine:
             (logic.not_(ok), op._replace(pc=F_ULOAD + rb, cur=0)),
             (logic.and_(ok, stops), self._finish_free(op, rb)),
             (logic.and_(ok, logic.not_(stops)), self._unmark_from(op, p, rb)),
+        ]
+
+    def _extend_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
+        """Above a rollback's bound: mark the failed ancestor if a climb handed its side to us."""
+        t, s, p = self.transitions, g.side(op.child), g.parent(op.child)
+        if op.pc == R_PLOAD:
+            go = t.rollback_continues(old, s)
+            return [
+                (go, op._replace(pc=R_PCAS, cur=old)),
+                (logic.not_(go), self._release(op, ROLLBACK, op.top)),
+            ]
+        ok = old == op.cur
+        stop = t.buddy_keeps_busy(op.cur, s)
+        done = self._release(op, ROLLBACK, self.max_level)
+        if g.level(p) > self.max_level:
+            on = OpState(R_MARK, op.n, child=p, top=self.max_level, left=op.left, fail=op.fail)
+        else:
+            on = done
+        return [
+            (logic.not_(ok), op._replace(pc=R_PLOAD, cur=0)),
+            (logic.and_(ok, stop), done),
+            (logic.and_(ok, logic.not_(stop)), on),
         ]

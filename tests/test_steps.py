@@ -15,6 +15,7 @@ from nbbs.model import geometry as g
 from nbbs.model.steps import Kind, Machine
 
 SHAPES = [(0, 0), (1, 1), (2, 2), (3, 3), (3, 1), (4, 4), (4, 2), (5, 3)]
+VARIANTS = sorted(bits.VARIANTS)
 
 
 class Tally:
@@ -30,14 +31,21 @@ def _compare(
     seed: int,
     ops: int,
     allocator: type[NBBS] = NBBS,
-    transitions: bits.Transitions = bits.PUBLISHED,
+    transitions: bits.Transitions | None = None,
     tally: Tally | None = None,
+    variant: str | None = None,
 ) -> str | None:
-    """Random allocs (with hints) and frees on both, trace compared op by op: the first difference."""
+    """Random allocs (with hints) and frees on both, trace compared op by op: the first difference.
+
+    The allocator runs ``variant`` (its class's transitions if None), the machine runs
+    ``transitions`` (the variant's if None).
+    """
     tally = tally or Tally()
     rng = random.Random(seed)
     rec = Tracing()
-    impl = allocator(depth, page_size=1, max_order=max_order, backend=rec)
+    impl = allocator(depth, page_size=1, max_order=max_order, backend=rec, variant=variant)
+    if transitions is None:
+        transitions = impl.transitions
     m = Machine(depth, depth - max_order, transitions)
     words = [0] * g.node_count(depth)
     live: list[int] = []
@@ -73,11 +81,12 @@ def _compare(
     return None
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize(("depth", "max_order"), SHAPES, ids=[f"depth{d}-max{o}" for d, o in SHAPES])
-def test_step_machine_and_allocator_make_the_same_accesses(depth: int, max_order: int) -> None:
+def test_step_machine_and_allocator_make_the_same_accesses(depth: int, max_order: int, variant: str) -> None:
     tally = Tally()
     for seed in range(30):
-        assert _compare(depth, max_order, seed, 60, tally=tally) is None
+        assert _compare(depth, max_order, seed, 60, tally=tally, variant=variant) is None
     assert tally.frees > 0 and tally.allocs > 0
     if depth - max_order < depth - 1:  # two levels below max_level: an alloc can land under a block
         assert tally.rollbacks > 0 and tally.failures > 0
@@ -86,9 +95,13 @@ def test_step_machine_and_allocator_make_the_same_accesses(depth: int, max_order
 def test_the_comparison_sees_a_machine_that_differs_from_the_allocator() -> None:
     _, broken = TRANSITION_MUTANTS["occupy_only_occ"]
     assert _compare(3, 3, 0, 60, transitions=broken) is not None
-    _, subtle = TRANSITION_MUTANTS["climb_keeps_coal"]
-    assert any(_compare(3, 3, seed, 60, transitions=subtle) is None for seed in range(3))
-    assert _compare(2, 2, 0, 60, allocator=mutant_allocator("unmark_sets_instead_of_clears")) is not None
+    broken_impl = mutant_allocator("unmark_sets_instead_of_clears")
+    assert _compare(2, 2, 0, 60, allocator=broken_impl, transitions=bits.PUBLISHED) is not None
+    # The two variants differ in what a rollback does, which sequential runs reach.
+    assert any(
+        _compare(3, 3, seed, 60, variant="corrected", transitions=bits.PUBLISHED) is not None
+        for seed in range(10)
+    )
 
 
 @pytest.mark.parametrize("name", sorted(TRANSITION_MUTANTS))
@@ -100,7 +113,7 @@ def test_a_mutant_bundle_changes_the_machine_as_it_changes_the_allocator(name: s
 
 def test_sequential_runs_include_rollbacks() -> None:
     # An order-0 scan that lands under a live order-1 block climbs into it and rolls back.
-    m = Machine(2)
+    m = Machine(2, transitions=bits.PUBLISHED)
     words = [0] * g.node_count(2)
     m.run(m.alloc(1, 0), words)
     done, trace = m.run(m.alloc(0, 0), words)
@@ -108,7 +121,7 @@ def test_sequential_runs_include_rollbacks() -> None:
     first = [(e.node, e.kind) for e in trace][:4]
     assert first == [(4, Kind.LOAD), (4, Kind.CAS), (2, Kind.LOAD), (4, Kind.STORE)]
     rec = Tracing()
-    impl = NBBS(2, page_size=1, backend=rec)
+    impl = NBBS(2, page_size=1, backend=rec, variant="reference")
     impl.alloc(1, 0)
     start = len(rec.events)
     impl.alloc(0, 0)
@@ -122,6 +135,28 @@ def test_a_single_attempt_fails_where_the_scan_moves_on() -> None:
     done, _ = m.run(m.attempt(4), words)
     assert done.pc == steps.DONE_FAIL
     assert steps.result(m.run(m.attempt(6), words)[0]) == 6
+
+
+def test_the_corrected_rollback_looks_above_its_bound_where_the_published_one_stops() -> None:
+    # A page under a live root: the climb sets OCC_L in node 2, finds the root occupied and
+    # rolls back. Its mark reaches its bound at node 2 and would go on, so the corrected
+    # rollback loads the root (a block: it stops there), and its unmark loads it again.
+    traces = {}
+    for variant, t in bits.VARIANTS.items():
+        m = Machine(2, transitions=t)
+        words = [0] * g.node_count(2)
+        m.run(m.alloc(2, 0), words)
+        done, trace = m.run(m.attempt(4), words)
+        assert done.pc == steps.DONE_FAIL and words == [0, bits.BUSY, 0, 0, 0, 0, 0, 0]
+        traces[variant] = [(e.node, e.kind) for e in trace]
+    assert traces["reference"][-3:] == [(4, Kind.STORE), (2, Kind.LOAD), (2, Kind.CAS)]
+    assert traces["corrected"][-5:] == [
+        (1, Kind.LOAD),
+        (4, Kind.STORE),
+        (2, Kind.LOAD),
+        (2, Kind.CAS),
+        (1, Kind.LOAD),
+    ]
 
 
 def test_a_checked_free_refuses_what_the_allocator_refuses() -> None:
