@@ -1,6 +1,7 @@
 """The allocators a scenario may name, each built over the scheduler's words (and lock).
 
-``nbbs`` is the shipped allocator; ``locked`` the lock-based baseline with its lock replaced
+``nbbs`` is the shipped allocator (its default variant), ``reference`` and ``corrected`` the
+variants of ``model.bits.VARIANTS``; ``locked`` the lock-based baseline with its lock replaced
 by a scheduled one; every transition mutant of ``check.mutants`` and code mutant of
 ``check.impl_mutants`` is available by its name.
 """
@@ -14,6 +15,7 @@ from nbbs.check._scenario import ExplorerError, Scenario
 from nbbs.check._sched import AllocatorFactory, ScheduledLock, ScheduledWords
 from nbbs.impl.locked import LockedBuddy
 from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits
 
 
 class ScheduledLockedBuddy(LockedBuddy):
@@ -41,6 +43,9 @@ def allocator_classes() -> dict[str, type[NBBS]]:
     from nbbs.check.mutants import TRANSITION_MUTANTS, mutant_allocator
 
     out: dict[str, type[NBBS]] = {"nbbs": NBBS}
+    for variant, transitions in bits.VARIANTS.items():
+        doc = f"NBBS running the {variant} variant's transitions"
+        out[variant] = type(f"NBBS_{variant}", (NBBS,), {"transitions": transitions, "__doc__": doc})
     out.update({name: mutant_allocator(name) for name in TRANSITION_MUTANTS})
     out.update({name: cls for name, (_, cls) in IMPL_MUTANTS.items()})
     return out

@@ -29,6 +29,9 @@ from nbbs.model import bits, steps, tree
 from nbbs.model import geometry as g
 from nbbs.model import spec as sp
 
+QUIESCENT = ("obtainable", "strict", "stale_coal", "off")
+"""The quiescent predicates an exploration may check at the end of each run."""
+
 # The scheduler's access kinds as ``model.steps.Kind`` values (a lost CAS is still a CAS).
 _STEP_KIND = (0, 1, 1, 2, 3, 4)
 
@@ -48,12 +51,14 @@ class Checker:
     scenario: Scenario
     max_steps: int
     lin_timeout: float = 5.0
-    quiescent: str = "strict"
-    """The quiescent predicate: ``strict`` (``tree.inv_quiescent``), ``stale_coal`` (the same with
-    COAL bits ignored: a finished free may leave one behind), or ``off``."""
+    quiescent: str = "obtainable"
+    """The quiescent predicate: ``obtainable`` (the model checker's property (b): every free block
+    can be had by a sequential alloc, no other can), ``strict`` (``tree.inv_quiescent``),
+    ``stale_coal`` (``strict`` with COAL bits ignored), or ``off``. All of them also need the
+    words' OCC nodes to be exactly the held blocks (checked before)."""
     refinement: bool = True
     """Re-run the step machine (``model.steps``) under the schedule and compare every access."""
-    _quiescent_memo: dict[tuple[int, ...], list[str]] = field(default_factory=dict)
+    _quiescent_memo: dict[tuple[tuple[int, ...], frozenset[int]], list[str]] = field(default_factory=dict)
     _lin_memo: dict[tuple[object, ...], lin.Result[sp.State]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -67,8 +72,8 @@ class Checker:
         self._results: dict[int, int | None] = {}
         self._factory = factory(self.scenario.allocator)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
-        if self.quiescent not in ("strict", "stale_coal", "off"):
-            raise ExplorerError(f"quiescent must be strict, stale_coal or off, got {self.quiescent!r}")
+        if self.quiescent not in QUIESCENT:
+            raise ExplorerError(f"quiescent must be one of {', '.join(QUIESCENT)}, got {self.quiescent!r}")
         if self.scenario.allocator == "locked":
             # The baseline has no NBBS words and no step machine to compare with.
             self.quiescent, self.refinement = "off", False
@@ -105,12 +110,13 @@ class Checker:
                 tuple(sorted(live ^ held)),
             )
         if self.quiescent != "off":
-            bad = self._quiescent_memo.get(words)
+            bad = self._quiescent_memo.get((words, held))
             if bad is None:
-                seen = words if self.quiescent == "strict" else tuple(w & ~tree.COAL_BITS for w in words)
-                bad = self._quiescent_memo[words] = tree.quiescent_violations(seen, sc.depth, sc.max_level)
+                bad = self._quiescent_memo[(words, held)] = self._quiescent_problems(words, held)
             if bad:
-                return Failure("quiescent", "the quiescent invariant fails at:\n  " + "\n  ".join(bad), step)
+                return Failure(
+                    "quiescent", f"the {self.quiescent} quiescent check fails:\n  " + "\n  ".join(bad), step
+                )
         result = self.linearizable(out)
         if not result.ok:
             return Failure("linearizability", result.explain(), step)
@@ -197,6 +203,31 @@ class Checker:
             if node is not None:
                 return m.free(node, checked=True)
         return None
+
+    def _quiescent_problems(self, words: tuple[int, ...], held: frozenset[int]) -> list[str]:
+        """What is wrong with quiescent ``words`` under the configured predicate (empty if nothing)."""
+        sc = self.scenario
+        if self.quiescent == "strict":
+            return tree.quiescent_violations(words, sc.depth, sc.max_level)
+        if self.quiescent == "stale_coal":
+            return tree.quiescent_violations(
+                tuple(w & ~tree.COAL_BITS for w in words), sc.depth, sc.max_level
+            )
+        # "obtainable", the model checker's property (b): a sequential single attempt at each
+        # block succeeds exactly when the block is free, and a failed one restores the words.
+        m, out = self._machine, []
+        for lvl in range(sc.max_level, sc.depth + 1):
+            for n in g.nodes_at(lvl):
+                trial = list(words)
+                done, _ = m.run(m.attempt(n), trial)
+                free = sp.is_free(held, n)
+                if free and steps.result(done) != n:
+                    out.append(f"block {n} is free but a sequential alloc of it fails (lost)")
+                elif not free and steps.result(done) is not None:
+                    out.append(f"block {n} is not free but a sequential alloc of it succeeds")
+                elif not free and tuple(trial) != words:
+                    out.append(f"a failed sequential alloc of {n} does not restore the words")
+        return out
 
     def linearizable(self, out: Outcome) -> lin.Result[sp.State]:
         """The history of ``out`` checked against ``model.spec`` (memoised on the history's shape)."""

@@ -89,7 +89,9 @@ class ExploreConfig:
     ``preemption_bound``  exhaustive: most preemptions per schedule (default 2).
     ``max_steps``         accesses per execution before it is reported stuck (default 20,000).
     ``lin_timeout``       seconds per linearizability check before it answers unknown (default 5).
-    ``quiescent``         strict (``tree.inv_quiescent``), stale_coal (COAL bits ignored), or off.
+    ``quiescent``         obtainable (default: the model checker's property (b), every free block
+                          can be had sequentially), strict (``tree.inv_quiescent``), stale_coal
+                          (strict with COAL bits ignored), or off.
     ``refinement``        compare every access with ``model.steps`` under the same schedule.
     ``stop_on_failure``   stop at the first failing execution (default True).
     """
@@ -102,7 +104,7 @@ class ExploreConfig:
     preemption_bound: int = 2
     max_steps: int = 20_000
     lin_timeout: float = 5.0
-    quiescent: Literal["strict", "stale_coal", "off"] = "strict"
+    quiescent: Literal["obtainable", "strict", "stale_coal", "off"] = "obtainable"
     refinement: bool = True
     stop_on_failure: bool = True
 

@@ -1,8 +1,9 @@
 """Code-level mutants of NBBS: the allocator with one step of its algorithm broken.
 
 ``check.mutants`` breaks a word transition; these break the order or the atomicity of the
-accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass
-overriding one private method with the defect written in; the explorer must catch every one
+accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass (of the
+default variant) overriding one private method with the defect written in, calling the
+original where it can so the rest stays the shipped code; the explorer must catch every one
 (``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``).
 """
 
@@ -35,26 +36,10 @@ class DroppedCasRetry(NBBS):
 class MissedRollback(NBBS):
     """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
 
-    def _alloc_node(self, lvl: int, hint: int | None) -> int | None:
-        w, t = self._w, self.transitions
-        first, size = g.first_node(lvl), g.width(lvl)
-        pos = (self._start(lvl) if hint is None else hint) % size
-        scanned = 0
-        while scanned < size:
-            n = first + pos
-            cur = w.load(n)
-            if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
-                failed = self._climb(n)
-                if failed is None:
-                    return n
-                # defect: no self._free_node(n, level(failed) + 1) here
-                nxt = g.after_subtree(failed, lvl) - first
-                scanned += nxt - pos
-                pos = nxt % size
-            else:
-                scanned += 1
-                pos = (pos + 1) % size
-        return None
+    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+        if rollback:
+            return  # defect: the candidate stays occupied, the path below the ancestor marked
+        super()._free_node(n, top_level, rollback)
 
 
 class ClimbStopsEarly(NBBS):
@@ -79,29 +64,9 @@ class ClimbStopsEarly(NBBS):
 class ReleaseBeforeMark(NBBS):
     """Free stores 0 into the block before marking the path, so an alloc can take it mid-free."""
 
-    def _free_node(self, n: int, top_level: int) -> None:
-        w, t = self._w, self.transitions
-        w.store(n, t.release(bits.BUSY))  # defect: released before the mark phase
-        child = n
-        while g.level(child) > top_level:
-            p, s = g.parent(child), g.side(child)
-            old = w.fetch_or(p, t.mark_mask(s))
-            child = p
-            if t.buddy_keeps_busy(old, s):
-                break
-        child = n
-        while g.level(child) > top_level:
-            p, s = g.parent(child), g.side(child)
-            while True:
-                cur = w.load(p)
-                if not t.unmark_applies(cur, s):
-                    return
-                new = t.unmark(cur, s)
-                if w.cas(p, cur, new):
-                    break
-            if t.unmark_stops(new, s):
-                return
-            child = p
+    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+        self._w.store(n, self.transitions.release(bits.BUSY))  # defect: released before the mark phase
+        super()._free_node(n, top_level, rollback)
 
 
 class PlainStoreClimb(NBBS):

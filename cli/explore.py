@@ -41,8 +41,8 @@ STRATEGIES = ("random", "pct", "exhaustive")
 )
 @click.option(
     "--quiescent",
-    type=click.Choice(["strict", "stale_coal", "off"]),
-    default="strict",
+    type=click.Choice(["obtainable", "strict", "stale_coal", "off"]),
+    default="obtainable",
     show_default=True,
     help="Quiescent predicate at the end of each run.",
 )
@@ -130,7 +130,10 @@ def explore_cmd(
 @click.command("replay")
 @click.argument("schedule")
 @click.option(
-    "--quiescent", type=click.Choice(["strict", "stale_coal", "off"]), default="strict", show_default=True
+    "--quiescent",
+    type=click.Choice(["obtainable", "strict", "stale_coal", "off"]),
+    default="obtainable",
+    show_default=True,
 )
 def replay_cmd(schedule: str, quiescent: str) -> None:
     """Re-run SCHEDULE (a schedule string from explore) and print every step, the trees and the checks."""
