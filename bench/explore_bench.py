@@ -98,9 +98,9 @@ def frontrun_rows(max_executions: int) -> list[dict[str, object]]:
 
     rows = []
     for strategy in ("dpor", "random"):
-        kwargs: dict[str, object] = dict(strategy=strategy, stop_on_first=False, reproduce_on_failure=0)
+        kwargs: dict[str, object] = dict(strategy=strategy)
         if strategy == "dpor":
-            kwargs.update(max_executions=max_executions, preemption_bound=2)
+            kwargs.update(max_executions=max_executions, preemption_bound=2, stop_on_first=False)
         else:
             kwargs.update(max_attempts=max_executions, seed=0)
         started = time.perf_counter()

@@ -201,7 +201,7 @@ class Checker:
                 return m.alloc(op.order, op.hint)
             node = got[op.k] if isinstance(op, FreeOwn) else op.node
             if node is not None:
-                return m.free(node, checked=True)
+                return m.free(node, checked=self.scenario.checked_free)
         return None
 
     def _quiescent_problems(self, words: tuple[int, ...], held: frozenset[int]) -> list[str]:

@@ -6,8 +6,9 @@ needs nothing else. Three fields separated by ``:``::
     d3-m3-nbbs-L9.12 : a0@0+f0,a0@1+F9 : a8b19a11
     ^ header           ^ threads           ^ schedule
 
-* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``nbbs``, a mutant, ``locked``),
-  and optionally ``L<node>.<node>...``, blocks allocated before the threads start;
+* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``nbbs``, ``reference``,
+  ``corrected``, a mutant, ``locked``), optionally ``L<node>.<node>...``, blocks allocated
+  before the threads start, and optionally ``U``: frees skip the argument check (as the model's);
 * threads, separated by ``,``, each a ``+``-separated list of operations: ``a<order>@<hint>``
   (alloc with that scan start), ``f<k>`` (free the block this thread's ``k``-th alloc
   returned; skipped if that alloc returned None), ``F<node>`` (free a live block by node);
@@ -85,6 +86,9 @@ class Scenario:
     max_order: int | None = None
     allocator: str = "nbbs"
     initial: tuple[int, ...] = ()
+    checked_free: bool = True
+    """False: a free calls ``_free_node`` directly, skipping ``NBBS.free``'s argument check (its
+    loads), as the model checker's free does (``check.bridge``). Header flag ``U``."""
 
     def __post_init__(self) -> None:
         if self.max_order is None:
@@ -143,6 +147,8 @@ class Scenario:
         head = f"d{self.depth}-m{self.top_order}-{self.allocator}"
         if self.initial:
             head += "-L" + ".".join(map(str, self.initial))
+        if not self.checked_free:
+            head += "-U"
         return head
 
     def code(self) -> str:
@@ -185,7 +191,7 @@ def parse(text: str) -> tuple[Scenario, list[int]]:
         raise ExplorerError(f"a schedule string is HEADER:THREADS:SCHEDULE, got {text!r}")
     header, threads = parts[0], parts[1]
     sched = decode_schedule(parts[2]) if len(parts) == 3 else []
-    m = re.fullmatch(r"d(\d+)-m(\d+)-([A-Za-z_][A-Za-z0-9_]*)(?:-L([\d.]+))?", header)
+    m = re.fullmatch(r"d(\d+)-m(\d+)-([A-Za-z_][A-Za-z0-9_]*)(?:-L([\d.]+))?(-U)?", header)
     if not m:
         raise ExplorerError(f"header must look like d3-m3-nbbs or d3-m3-nbbs-L9.12, got {header!r}")
     initial = tuple(int(x) for x in m.group(4).split(".")) if m.group(4) else ()
@@ -203,7 +209,7 @@ def parse(text: str) -> tuple[Scenario, list[int]]:
             else:
                 thread.append(FreeNode(int(om.group(4))))
         ops.append(tuple(thread))
-    scenario = Scenario(int(m.group(1)), tuple(ops), int(m.group(2)), m.group(3), initial)
+    scenario = Scenario(int(m.group(1)), tuple(ops), int(m.group(2)), m.group(3), initial, not m.group(5))
     if any(not 0 <= t < len(ops) for t in sched):
         raise ExplorerError(f"the schedule names a thread outside 0..{len(ops) - 1}")
     return scenario, sched

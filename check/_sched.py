@@ -431,7 +431,10 @@ class Execution:
                     del held[node]
                     rec = OpRecord(t, Free(node), self._tick())
                     trace.append((t, -1, CALL, op, None))
-                    alloc.free(g.first_page(depth, node), g.order_of(depth, node))
+                    if sc.checked_free:
+                        alloc.free(g.first_page(depth, node), g.order_of(depth, node))
+                    else:
+                        alloc._free_node(node, alloc.max_level)
                     rec.ret = self._tick()
                     trace.append((t, -1, RET, op, None))
                     self.history.append(rec)
