@@ -137,6 +137,8 @@ class Report:
     """Exhaustive only: choices the sleep sets skipped."""
     first_failure_at: int | None = None
     """How many schedules had run when the first failure was found."""
+    failed_at: list[int] = field(default_factory=list)
+    """For each failure, how many schedules had run when it was found."""
 
     @property
     def ok(self) -> bool:
@@ -174,6 +176,7 @@ def explore(
         longest = max(longest, len(out.schedule))
         if out.failure is not None:
             report.failures.append((schedule_string(scenario, out.schedule), explain(scenario, out)))
+            report.failed_at.append(report.schedules)
             if report.first_failure_at is None:
                 report.first_failure_at = report.schedules
             if config.stop_on_failure:
