@@ -40,13 +40,14 @@ def scenarios(
     depths: tuple[int, ...] = (2, 3),
     max_threads: int = 4,
     max_ops: int = 3,
+    checked_free: bool = True,
 ) -> Scenario:
     """A scenario: a depth, 2 to ``max_threads`` threads of 1 to ``max_ops`` operations (orders up to 2)."""
     depth = draw(st.sampled_from(depths))
     top = min(depth, 2)
     n = draw(st.integers(2, max_threads))
     threads = tuple(draw(_thread(depth, top, max_ops)) for _ in range(n))
-    return Scenario(depth, threads, allocator=allocator)
+    return Scenario(depth, threads, allocator=allocator, checked_free=checked_free)
 
 
 def preemption_points(max_step: int = 80, max_points: int = 4) -> st.SearchStrategy[dict[int, int]]:
