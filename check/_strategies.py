@@ -107,21 +107,22 @@ class Preemptions:
 
 @dataclass(slots=True)
 class _Frame:
-    """One decision point of the exhaustive search."""
+    """One decision point of the exhaustive search. Thread sets are bitmasks (bit ``t`` = thread ``t``)."""
 
     enabled: tuple[int, ...]
-    pending: dict[int, tuple[int, int]]
-    """Each runnable thread's next access (node, kind) at this point."""
+    nodes: tuple[int, ...]
+    kinds: tuple[int, ...]
+    """Each thread's next access (node, kind) at this point, indexed by thread."""
     me: int
     """The thread that ran the step before (-1 if none): switching away from it is a preemption."""
     preemptions: int
     """Preemptions spent before this decision."""
-    sleep: frozenset[int]
+    sleep: int
     """Threads whose next step here is known to lead only to explored orders (sleep set)."""
     chosen: int = -1
-    done: frozenset[int] = frozenset()
+    done: int = 0
     """Choices already explored from here (the current one included)."""
-    carried: frozenset[int] = frozenset()
+    carried: int = 0
     """Threads asleep or explored here before ``chosen``: candidates for the next frame's sleep set."""
 
 
@@ -173,27 +174,29 @@ class Exhaustive:
             # No choice, and the sleep set empties: its only possible member runs now.
             frames.append(None)
             return enabled[0]
+        sleep = 0
         prev = frames[step - 1] if step > 0 and self.sleep_sets else None
         if prev is not None:
-            ran = prev.pending[prev.chosen]
-            sleep = frozenset(
-                u
-                for u in prev.carried
-                if u != prev.chosen and u in enabled and independent(prev.pending[u], ran)
-            )
+            candidates = prev.carried & ~(1 << prev.chosen)
+            if candidates:
+                rn, rk = prev.nodes[prev.chosen], prev.kinds[prev.chosen]
+                for u in enabled:
+                    if candidates >> u & 1 and (
+                        prev.nodes[u] != rn or (rk == LOAD and prev.kinds[u] == LOAD)
+                    ):
+                        sleep |= 1 << u
+        f = _Frame(tuple(enabled), tuple(ex.pending_node), tuple(ex.pending_kind), me, ex.preemptions, sleep)
+        running = me >= 0 and me in enabled
+        if not sleep:
+            c = me if running else enabled[0]
         else:
-            sleep = frozenset()
-        pnode, pkind = ex.pending_node, ex.pending_kind
-        pend = {t: (pnode[t], pkind[t]) for t in enabled}
-        f = _Frame(tuple(enabled), pend, me, ex.preemptions, sleep)
-        awake = [t for t in f.enabled if t not in sleep] if sleep else list(f.enabled)
-        running = me >= 0 and me in pend
-        if running and (me in awake or f.preemptions >= self.bound):
-            c = me
-        else:
-            c = awake[0] if awake else (me if running else f.enabled[0])
-        f.chosen, f.done, f.carried = c, frozenset((c,)), sleep
-        self.pruned += len(f.enabled) - len(awake)
+            awake = [t for t in enabled if not sleep >> t & 1]
+            self.pruned += len(enabled) - len(awake)
+            if running and (me in awake or f.preemptions >= self.bound):
+                c = me
+            else:
+                c = awake[0] if awake else (me if running else enabled[0])
+        f.chosen, f.done, f.carried = c, 1 << c, sleep
         frames.append(f)
         return c
 
@@ -204,14 +207,14 @@ class Exhaustive:
             f = self.frames[j]
             if f is None:
                 continue
-            running = f.me >= 0 and f.me in f.pending
+            running = f.me >= 0 and f.me in f.enabled
             for t in f.enabled:
-                if t in f.done or t in f.sleep:
+                if (f.done | f.sleep) >> t & 1:
                     continue
                 if running and t != f.me and f.preemptions + 1 > self.bound:
                     continue
                 f.carried = f.sleep | f.done
-                f.done = f.done | {t}
+                f.done |= 1 << t
                 f.chosen = t
                 del self.frames[j + 1 :]
                 self.prefix = j + 1
