@@ -70,6 +70,8 @@ class Checker:
         self._at_kind: list[int] = []
         self._moves: dict[int, tuple[int, int]] = {}
         self._results: dict[int, int | None] = {}
+        self._refined: dict[tuple[int, tuple[tuple[int, int, int, int], ...]], int] = {}
+        self._mismatch_state: dict[tuple[int, tuple[tuple[int, int, int, int], ...]], int] = {}
         self._factory = factory(self.scenario.allocator)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
         if self.quiescent not in QUIESCENT:
@@ -125,48 +127,75 @@ class Checker:
         return None
 
     def refines(self, out: Outcome) -> Failure | None:
-        """Run the step machine under ``out``'s schedule: the same (node, access, old, new) at every step?"""
-        words = list(out.initial_words)
-        accesses = [ev for ev in out.trace if ev[2] < CALL and ev[1] != LOCK_NODE]
-        ops = [list(t) for t in self.scenario.threads]
-        state = [-1] * len(ops)
-        allocating = [False] * len(ops)
-        got: list[list[int | None]] = [[] for _ in ops]
-        # Step-machine states are interned as ints; (state, word found) -> move is memoised
-        # across executions, so the machine itself runs once per distinct (state, word).
-        at_node, at_kind, moves = self._at_node, self._at_kind, self._moves
-        for i, t in enumerate(out.schedule):
-            sid = state[t]
-            if sid < 0:
-                op = self._start(ops[t], got[t])
-                if op is None:
-                    raise InternalBug(f"refinement: thread {t} has no operation left at step {i}")
-                allocating[t] = steps.is_alloc(op)
-                sid = self._intern(op)
-            node = at_node[sid]
-            m_old = words[node]
-            move = moves.get(sid * 64 + m_old)
-            if move is None:
-                move = moves[sid * 64 + m_old] = self._move(sid, m_old)
-            m_new, nxt = move
-            words[node] = m_new
-            ev = accesses[i]
-            if ev[1] != node or _STEP_KIND[ev[2]] != at_kind[sid] or ev[3] != m_old or ev[4] != m_new:
-                kind = steps.Kind(at_kind[sid])
+        """Run the step machine under ``out``'s schedule: the same (node, access, old, new) at every step?
+
+        Checked thread by thread: a thread's machine is deterministic given the words its own
+        accesses find, and if every access so far matched, the machine's words equal the
+        allocator's, so it finds the same words. A thread's access sequence checked once is
+        never checked again (most runs repeat the per-thread sequences of earlier ones).
+        """
+        per_thread: list[list[tuple[int, int, int, int]]] = [[] for _ in self.scenario.threads]
+        steps_of: list[list[int]] = [[] for _ in self.scenario.threads]
+        i = 0
+        for ev in out.trace:
+            if ev[2] < CALL and ev[1] != LOCK_NODE:
+                per_thread[ev[0]].append((ev[1], _STEP_KIND[ev[2]], ev[3], ev[4]))
+                steps_of[ev[0]].append(i)
+                i += 1
+        for t, events in enumerate(per_thread):
+            key = (t, tuple(events))
+            bad = self._refined.get(key, -2)
+            if bad == -2:
+                bad = self._refined[key] = self._first_mismatch(t, events)
+            if bad >= 0:
+                node, kind, old, new = events[bad]
+                sid = self._mismatch_state[key]
+                if sid < 0:
+                    machine, m_node = "the step machine has no operation left", node
+                else:
+                    m_node, m_kind = self._at_node[sid], self._at_kind[sid]
+                    move = self._moves.get(sid * 64 + old)
+                    shown = bits.show(move[0]) if move is not None and m_node == node else "?"
+                    machine = f"the step machine node {m_node} {steps.Kind(m_kind)} (-> {shown})"
                 return Failure(
                     "refinement",
-                    f"step {i} (thread {t}): the allocator did {describe_event(ev)},\n"
-                    f"the step machine node {node} {kind} {bits.show(m_old)} -> {bits.show(m_new)}",
-                    i,
-                    (ev[1], node),
+                    f"step {steps_of[t][bad]} (thread {t}): the allocator did node {node} "
+                    f"{steps.Kind(kind)} {bits.show(old)} -> {bits.show(new)},\n{machine}",
+                    steps_of[t][bad],
+                    (node, m_node),
                 )
-            if nxt < 0:
-                if allocating[t]:
-                    got[t].append(self._results[sid * 64 + m_old])
-                state[t] = -1
-            else:
-                state[t] = nxt
         return None
+
+    def _first_mismatch(self, t: int, events: list[tuple[int, int, int, int]]) -> int:
+        """Index of thread ``t``'s first access the step machine does not make (-1 if none)."""
+        ops = list(self.scenario.threads[t])
+        got: list[int | None] = []
+        sid, allocating = -1, False
+        at_node, at_kind, moves = self._at_node, self._at_kind, self._moves
+        for i, (node, kind, old, new) in enumerate(events):
+            if sid < 0:
+                op = self._start(ops, got)
+                if op is None:
+                    self._mismatch_state[(t, tuple(events))] = -1
+                    return i
+                allocating = steps.is_alloc(op)
+                sid = self._intern(op)
+            if at_node[sid] != node or at_kind[sid] != kind:
+                self._mismatch_state[(t, tuple(events))] = sid
+                return i
+            move = moves.get(sid * 64 + old)
+            if move is None:
+                move = moves[sid * 64 + old] = self._move(sid, old)
+            if move[0] != new:
+                self._mismatch_state[(t, tuple(events))] = sid
+                return i
+            if move[1] < 0:
+                if allocating:
+                    got.append(self._results[sid * 64 + old])
+                sid = -1
+            else:
+                sid = move[1]
+        return -1
 
     def _intern(self, op: steps.OpState) -> int:
         """The int naming step-machine state ``op`` (a new one gets its next access recorded)."""
