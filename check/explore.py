@@ -381,35 +381,41 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
     )
 
 
-def _reference(seconds: float) -> CheckOutcome:
-    """Random 2-3 thread scenarios of the shipped allocator under PCT and exhaustive search, all checks."""
-    started = time.perf_counter()
-    deadline = started + seconds
-    rng = random.Random(0)
-    runs = 0
-    while time.perf_counter() < deadline:
-        sc = random_scenario(rng, rng.choice((2, 3)), 2, 3)
-        for strategy in ("exhaustive", "pct"):
-            left = max(deadline - time.perf_counter(), 0.0)
-            cfg = ExploreConfig(
-                strategy=strategy, seed=rng.randrange(1 << 30), max_schedules=300, seconds=left
-            )
-            rep = explore(sc, cfg)
-            runs += rep.schedules
-            if rep.failures:
-                return CheckOutcome(
-                    "explore: nbbs interleavings",
-                    runs,
-                    False,
-                    time.perf_counter() - started,
-                    rep.failures[0][1],
+def _random_exploration(name: str, checked_free: bool) -> Callable[[float], CheckOutcome]:
+    """Random 2-3 thread scenarios of the shipped allocator under exhaustive search and PCT, all checks."""
+
+    def run(seconds: float) -> CheckOutcome:
+        started = time.perf_counter()
+        deadline = started + seconds
+        rng = random.Random(0)
+        runs = 0
+        while time.perf_counter() < deadline:
+            drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
+            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "nbbs", (), checked_free)
+            for strategy in ("exhaustive", "pct"):
+                left = max(deadline - time.perf_counter(), 0.0)
+                seed = rng.randrange(1 << 30)
+                rep = explore(
+                    sc, ExploreConfig(strategy=strategy, seed=seed, max_schedules=300, seconds=left)
                 )
-    return CheckOutcome("explore: nbbs interleavings", runs, True, time.perf_counter() - started)
+                runs += rep.schedules
+                if rep.failures:
+                    return CheckOutcome(name, runs, False, time.perf_counter() - started, rep.failures[0][1])
+        return CheckOutcome(name, runs, True, time.perf_counter() - started)
+
+    return run
 
 
 def verify_tasks() -> list[Task]:
-    """The explorer's checks for ``nbbs verify``."""
+    """The explorer's checks for ``nbbs verify``.
+
+    The algorithm's run calls ``_free_node`` as the model checker's free does; the API's run
+    goes through ``NBBS.free`` and its argument check, which races with allocs (docs/explorer.md).
+    """
+    algorithm = "explore: algorithm (unchecked frees)"
+    api = "explore: alloc/free API"
     return [
         Task("explore: code mutants caught", 0.5, _mutants_caught),
-        Task("explore: nbbs interleavings", 1.0, _reference),
+        Task(algorithm, 0.7, _random_exploration(algorithm, checked_free=False)),
+        Task(api, 0.3, _random_exploration(api, checked_free=True)),
     ]
