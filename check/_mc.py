@@ -1,10 +1,10 @@
 """The explicit-state model checker's machinery: state encoding, successors, BFS, cycle search.
 
-A global state is a ``bytes``:
+A global state is one Python int, packed from the low bits up:
 
-    [ word of node 1, ..., word of node N-1 ]   one byte per node
-    [ thread 0's op id, ..., thread T-1's ]      two bytes each, sorted (thread symmetry)
-    [ static set index ]                         two bytes: which initial live set
+    5 bits per node 1 .. N-1           the status words
+    16 bits per thread, sorted          each thread's op id (thread symmetry: sorted ids)
+    the rest                            the static set: which initial set of live blocks
 
 An op id is an index into a table of interned ``steps.OpState``s; id 0 is ``IDLE`` (about
 to start an alloc), ``DONE_OK`` with node ``n`` means "holding ``n``" (about to free it).
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nbbs.model import bits, spec, steps
@@ -28,9 +28,11 @@ from nbbs.model import geometry as g
 from nbbs.model.steps import Kind, Machine, OpState
 
 IDLE = 0
+TID_BITS = 16
+TID_MASK = (1 << TID_BITS) - 1
 _OCCUPIED_IN_FLIGHT = frozenset(
     {steps.C_LOAD, steps.C_CAS, steps.R_MARK, steps.R_RELEASE, steps.R_PLOAD, steps.R_PCAS}
-    | {steps.F_MARK, steps.F_RELEASE}
+    | {steps.F_CHECK, steps.F_MARK, steps.F_RELEASE}
 )
 """Program counters at which an op's node ``n`` is occupied although not in the linearized state."""
 PROPERTIES = ("a", "b", "c", "d")
@@ -62,6 +64,10 @@ class Config:
     properties: tuple[str, ...] = PROPERTIES
     mode: str = "attempt"
     initial: str = "all"
+    stop_at_first: bool = False
+    """End the search at the first violation (a test of a broken variant needs no more)."""
+    checked_free: bool = False
+    """Frees start with ``NBBS.free``'s argument-check loads (``Machine.free(checked=True)``)."""
     max_states: int | None = None
 
     @property
@@ -82,7 +88,7 @@ class Config:
             name += "+scan-forever"
         return (
             f"{self.threads} threads, depth {self.depth}, max_order {self.top_order}, variant {name}, "
-            f"{self.mode} mode, initial {self.initial}"
+            f"{self.mode} mode{', checked frees' if self.checked_free else ''}, initial {self.initial}"
         )
 
 
@@ -151,18 +157,22 @@ def live_sets(depth: int, max_level: int) -> list[frozenset[int]]:
 
 
 class Space:
-    """The interned op states and the successor function of one configuration."""
+    """The interned op states, the state encoding and the successor function of one configuration."""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.m = cfg.machine()
         self.nodes = g.node_count(cfg.depth)
-        self.W = self.nodes - 1
         self.T = cfg.threads
+        self.WB = bits.WORD_BITS * (self.nodes - 1)
+        """Bits of the word part."""
+        self.SB = self.WB + TID_BITS * self.T
+        """Shift of the static set index."""
         self.ops: list[OpState] = [OpState(steps.DONE_FAIL, 0)]
         self.ids: dict[OpState, int] = {self.ops[0]: IDLE}
-        self.acc: list[tuple[int, int, int, int] | None] = [None]
-        self._after: dict[int, int] = {}
+        self.hold: list[int] = [0]
+        """The node a thread holds in this op state (0 if none)."""
+        self._tables: list[tuple[int, int, list[tuple[int, int, bool]]] | None] = []
         self.candidates = [n for n in g.all_nodes(cfg.depth) if g.level(n) >= cfg.max_level]
         if cfg.mode == "attempt":
             starts = [self.m.attempt(n) for n in self.candidates]
@@ -173,53 +183,84 @@ class Space:
                 for s in range(g.width(g.level_of_order(cfg.depth, o)))
             ]
         self.start_ids = [self.intern(op) for op in starts]
-        self.free_id = {n: self.intern(self.m.free(n)) for n in self.candidates}
-        self.hold_id = {n: self.intern(OpState(steps.DONE_OK, n)) for n in self.candidates}
+        self.free_id = {n: self.intern(self.m.free(n, cfg.checked_free)) for n in self.candidates}
+        for n in self.candidates:
+            self.intern(OpState(steps.DONE_OK, n))
         self.sets = live_sets(cfg.depth, cfg.max_level) if cfg.initial == "all" else [frozenset()]
+        self.occ_mask = sum(bits.OCC << self.shift(n) for n in range(1, self.nodes))
+        self.occ_of = [0] + [bits.OCC << self.shift(n) for n in range(1, self.nodes)]
+        self.static_occ = [sum(self.occ_of[n] for n in live) for live in self.sets]
+        self.static_overlap = [
+            sum(1 << n for n in range(1, self.nodes) if any(g.overlaps(n, b) for b in live))
+            for live in self.sets
+        ]
 
-    # -- op states ------------------------------------------------------------------------------
+    def shift(self, n: int) -> int:
+        """Where node ``n``'s word sits in the packed state."""
+        return bits.WORD_BITS * (n - 1)
+
+    # -- op states ---------------------------------------------------------------------------
 
     def intern(self, op: OpState) -> int:
+        """The id of ``op`` (a finished alloc that failed and a finished free are both IDLE)."""
         if op.pc in (steps.DONE_FAIL, steps.DONE_FREE):
             return IDLE
         i = self.ids.get(op)
         if i is None:
             i = len(self.ops)
+            if i >= 1 << TID_BITS:
+                raise AssertionError("[model checker internal bug] too many op states for the encoding")
             self.ids[op] = i
             self.ops.append(op)
-            a = self.m.access(op)
-            self.acc.append(None if a is None else (a.node, int(a.kind), a.a, a.b))
+            self.hold.append(op.n if op.pc == steps.DONE_OK else 0)
         return i
 
-    def after(self, i: int, old: int) -> int:
-        key = i << 5 | old
-        j = self._after.get(key)
-        if j is None:
-            j = self._after[key] = self.intern(self.m.after(self.ops[i], old))
-        return j
+    def table(self, i: int) -> tuple[int, int, list[tuple[int, int, bool]]]:
+        """Op ``i``'s next access: (its word's shift, access kind, old word -> (new word, next op, done))."""
+        while len(self._tables) <= i:
+            self._tables.append(None)
+        t = self._tables[i]
+        if t is None:
+            op = self.ops[i]
+            acc = self.m.access(op)
+            assert acc is not None
+            rows = []
+            for old in range(1 << bits.WORD_BITS):
+                nxt = self.intern(self.m.after(op, old))
+                done = nxt == IDLE or self.hold[nxt] != 0
+                rows.append((steps.effect(acc, old), nxt, done))
+            t = self._tables[i] = (self.shift(acc.node), int(acc.kind), rows)
+        return t
 
-    def is_hold(self, i: int) -> bool:
-        return self.ops[i].pc == steps.DONE_OK
+    def moves(self, tid: int) -> list[int]:
+        """The op ids a thread in state ``tid`` may be running when it takes its next step."""
+        if tid == IDLE:
+            return self.start_ids
+        n = self.hold[tid]
+        return [self.free_id[n]] if n else [tid]
 
-    # -- encoding --------------------------------------------------------------------------------
+    # -- encoding ----------------------------------------------------------------------------
 
-    def encode(self, words: list[int] | bytes | bytearray, tids: list[int], static: int) -> bytes:
-        out = bytearray(words)
-        for t in sorted(tids):
-            out += t.to_bytes(2, "big")
-        out += static.to_bytes(2, "big")
-        return bytes(out)
+    def encode(self, words: Sequence[int], tids: Sequence[int], static: int) -> int:
+        """Pack ``words`` (indexed by node, index 0 unused), thread op ids and the static set."""
+        s = 0
+        for n in range(1, self.nodes):
+            s |= words[n] << self.shift(n)
+        for k, t in enumerate(sorted(tids)):
+            s |= t << (self.WB + TID_BITS * k)
+        return s | static << self.SB
 
-    def decode(self, s: bytes) -> tuple[bytes, list[int], int]:
-        W, T = self.W, self.T
-        tids = [int.from_bytes(s[W + 2 * k : W + 2 * k + 2], "big") for k in range(T)]
-        return s[:W], tids, int.from_bytes(s[W + 2 * T :], "big")
+    def tids(self, s: int) -> list[int]:
+        return [(s >> (self.WB + TID_BITS * k)) & TID_MASK for k in range(self.T)]
 
-    def words_of(self, s: bytes) -> tuple[int, ...]:
+    def static(self, s: int) -> int:
+        return s >> self.SB
+
+    def words_of(self, s: int) -> tuple[int, ...]:
         """The word array indexed by node (index 0 unused)."""
-        return (0, *s[: self.W])
+        return (0, *((s >> self.shift(n)) & bits.WORD_MASK for n in range(1, self.nodes)))
 
-    def initial(self) -> Iterator[tuple[bytes, int]]:
+    def initial(self) -> Iterator[int]:
         """Each initial state: the words a sequential run leaves for each live set."""
         for k, live in enumerate(self.sets):
             words = [0] * self.nodes
@@ -227,59 +268,45 @@ class Space:
                 done, _ = self.m.run(self.m.attempt(n), words)
                 if steps.result(done) != n:
                     raise AssertionError(f"[model checker internal bug] cannot build live set {sorted(live)}")
-            yield self.encode(words[1:], [IDLE] * self.T, k), k
+            yield self.encode(words, [IDLE] * self.T, k)
 
-    # -- moves -----------------------------------------------------------------------------------
+    # -- steps -------------------------------------------------------------------------------
 
-    def moves(self, tid: int) -> list[int]:
-        """The op ids a thread in state ``tid`` may be running when it takes its next step."""
-        if tid == IDLE:
-            return self.start_ids
-        if self.is_hold(tid):
-            return [self.free_id[self.ops[tid].n]]
-        return [tid]
-
-    def fire(self, words: bytes, op: int) -> tuple[int, int, int, int]:
-        """Run op ``op``'s next access: (node, old, new, next op id)."""
-        acc = self.acc[op]
-        assert acc is not None
-        node, kind, a, b = acc
-        old = words[node - 1]
-        if kind == Kind.LOAD:
-            new = old
-        elif kind == Kind.CAS:
-            new = b if old == a else old
-        elif kind == Kind.FETCH_OR:
-            new = old | a
-        elif kind == Kind.FETCH_AND:
-            new = old & a
-        else:
-            new = a
-        return node, old, new, self.after(op, old)
-
-    def successors(self, s: bytes) -> Iterator[tuple[bytes, bool]]:
+    def successors(self, s: int) -> list[tuple[int, bool]]:
         """Each successor state and whether its step completed an operation."""
-        W = self.W
-        words = s[:W]
-        tids_b = s[W : W + 2 * self.T]
-        tail = s[W + 2 * self.T :]
-        seen = set()
-        for k in range(self.T):
-            tb = tids_b[2 * k : 2 * k + 2]
-            if tb in seen:
-                continue
-            seen.add(tb)
-            tid = int.from_bytes(tb, "big")
+        WB, T = self.WB, self.T
+        words = s & ((1 << WB) - 1)
+        static = s >> self.SB << self.SB
+        tids = self.tids(s)
+        out = []
+        for k in range(T):
+            tid = tids[k]
+            if k and tid == tids[k - 1]:
+                continue  # the same state as the previous thread: the same successors
+            others = tids[:k] + tids[k + 1 :]
             for op in self.moves(tid):
-                node, _old, new, nxt = self.fire(words, op)
-                done = nxt == IDLE or self.is_hold(nxt)
-                others = [int.from_bytes(tids_b[2 * j : 2 * j + 2], "big") for j in range(self.T) if j != k]
-                ws = bytearray(words)
-                ws[node - 1] = new
-                for t in sorted([*others, nxt]):
-                    ws += t.to_bytes(2, "big")
-                ws += tail
-                yield bytes(ws), done
+                shift, _, rows = self.table(op)
+                old = (words >> shift) & bits.WORD_MASK
+                new, nxt, done = rows[old]
+                w2 = words ^ ((old ^ new) << shift)
+                rest = sorted([*others, nxt])
+                packed = 0
+                for j, t in enumerate(rest):
+                    packed |= t << (TID_BITS * j)
+                out.append((w2 | packed << WB | static, done))
+        return out
+
+    def step_thread(self, s: int, tids: list[int], k: int, op: int) -> tuple[int, list[int], steps.Event]:
+        """Thread ``k`` (concrete identity) runs op ``op``'s next access: new state, new tids, the event."""
+        shift, kind, rows = self.table(op)
+        old = (s >> shift) & bits.WORD_MASK
+        new, nxt, _ = rows[old]
+        trial = [*tids[:k], nxt, *tids[k + 1 :]]
+        words = self.words_of(s)
+        w = list(words)
+        node = shift // bits.WORD_BITS + 1
+        w[node] = new
+        return self.encode(w, trial, self.static(s)), trial, steps.Event(node, Kind(kind), old, new)
 
 
 def _overlapping(blocks: list[int]) -> tuple[int, int] | None:
@@ -297,71 +324,96 @@ class Checker:
         self.cfg = cfg
         self.sp = Space(cfg)
         self.progress = progress
-        self.index: dict[bytes, int] = {}
-        self.states: list[bytes] = []
+        self.index: dict[int, int] = {}
+        self.states: list[int] = []
         self.parent = array("q")
+        self.edges = array("I")
+        """Targets of the steps that complete no operation, state by state (for lock-freedom)."""
+        self.offsets = array("Q", [0])
         self.result = Result(cfg)
-        self._quiescent_cache: dict[bytes, str | None] = {}
+        self._quiescent_cache: dict[tuple[int, frozenset[int]], str | None] = {}
+        self._inflight = [0]
 
     # -- state properties ------------------------------------------------------------------------
 
-    def check_state(self, s: bytes) -> list[tuple[str, str]]:
+    def check_state(self, s: int) -> list[tuple[str, str]]:
         """The properties (a), (b), (c) ``s`` breaks, each with a message."""
         sp, props = self.sp, self.cfg.properties
-        words, tids, static = sp.decode(s)
-        ops = [sp.ops[t] for t in tids]
-        static_set = sp.sets[static]
+        tids = sp.tids(s)
+        static = sp.static(s)
         out = []
-        holding = [op.n for op in ops if op.pc == steps.DONE_OK]
-        if "a" in props:
-            pair = _overlapping(sorted(static_set) + holding)
-            if pair:
-                out.append(("a", f"held blocks {pair[0]} and {pair[1]} overlap"))
-        if "c" in props:
+        holding = [sp.hold[t] for t in tids if sp.hold[t]]
+        if "a" in props or "c" in props:
             # Alloc takes effect at its last step, free at its first: the linearized state is
-            # exactly the held blocks. The words must show it, plus what is in flight: the
-            # candidates of allocs between occupy and their rollback's release, and the
-            # blocks of frees before their release.
-            ghost = sorted(static_set) + holding
-            pair = _overlapping(ghost)
-            if pair:
-                out.append(("c", f"an alloc took {pair[1]} while {pair[0]} is live in the linearized state"))
-            else:
-                inflight = [op.n for op in ops if op.pc in _OCCUPIED_IN_FLIGHT]
-                occ = {n for n in range(1, sp.nodes) if words[n - 1] & bits.OCC}
-                if occ != set(ghost) | set(inflight):
+            # exactly the held blocks, so (a) is also (c)'s check at each alloc's
+            # linearization point.
+            bad = None
+            clash = sp.static_overlap[static]
+            for i, n in enumerate(holding):
+                if clash >> n & 1:
+                    bad = (next(b for b in sp.sets[static] if g.overlaps(b, n)), n)
+                for m in holding[i + 1 :]:
+                    if g.overlaps(n, m):
+                        bad = (n, m)
+            if bad:
+                if "a" in props:
+                    out.append(("a", f"held blocks {bad[0]} and {bad[1]} overlap"))
+                if "c" in props:
+                    out.append(
+                        ("c", f"an alloc took {bad[1]} while {bad[0]} is live in the linearized state")
+                    )
+            elif "c" in props:
+                # The words show the linearized state plus what is in flight: the candidates of
+                # allocs between occupy and their rollback's release, and the blocks of frees
+                # before their release.
+                want = sp.static_occ[static]
+                for t in tids:
+                    n = sp.hold[t] or self.inflight(t)
+                    if n:
+                        want |= sp.occ_of[n]
+                if s & sp.occ_mask != want:
+                    occ = [n for n in range(1, sp.nodes) if s & sp.occ_of[n]]
+                    ghost = sorted(sp.sets[static]) + holding
+                    flight = [self.inflight(t) for t in tids if self.inflight(t)]
                     out.append(
                         (
                             "c",
-                            f"OCC words {sorted(occ)} != linearized live blocks {sorted(ghost)}"
-                            f" + blocks in flight {sorted(inflight)}",
+                            f"OCC words {occ} != linearized live blocks {sorted(ghost)}"
+                            f" + blocks in flight {sorted(flight)}",
                         )
                     )
-        if "b" in props and all(t == IDLE or sp.is_hold(t) for t in tids):
+        if "b" in props and all(t == IDLE or sp.hold[t] for t in tids):
             self.result.quiescent += 1
-            if any(w & (bits.COAL_LEFT | bits.COAL_RIGHT) for w in words):
+            words = s & ((1 << sp.WB) - 1)
+            if any(w & (bits.COAL_LEFT | bits.COAL_RIGHT) for w in sp.words_of(s)):
                 self.result.stale_quiescent += 1
-            key = words + static.to_bytes(2, "big") + bytes(sorted(holding))
-            msg = self._quiescent_cache.get(key, "")
-            if msg == "":
-                msg = self._quiescent_cache[key] = self.quiescent_problem(
-                    words, set(static_set) | set(holding)
-                )
+            held = frozenset(sp.sets[static]) | frozenset(holding)
+            key = (words, held)
+            if key not in self._quiescent_cache:
+                self._quiescent_cache[key] = self.quiescent_problem(s, held)
+            msg = self._quiescent_cache[key]
             if msg:
                 out.append(("b", msg))
         return out
 
-    def quiescent_problem(self, words: bytes, held: set[int]) -> str | None:
-        """Why quiescent ``words`` with ``held`` blocks break (b), or None."""
+    def inflight(self, t: int) -> int:
+        """The node op ``t`` has occupied without it being in the linearized state (0 if none)."""
+        while len(self._inflight) <= t:
+            op = self.sp.ops[len(self._inflight)]
+            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT else 0)
+        return self._inflight[t]
+
+    def quiescent_problem(self, s: int, held: frozenset[int]) -> str | None:
+        """Why quiescent state ``s`` with ``held`` blocks breaks (b), or None."""
         sp, m = self.sp, self.sp.m
-        occ = {n for n in range(1, sp.nodes) if words[n - 1] & bits.OCC}
+        base = list(sp.words_of(s))
+        occ = {n for n in range(1, sp.nodes) if base[n] & bits.OCC}
         if occ != held:
             return f"quiescent OCC words {sorted(occ)} != held blocks {sorted(held)}"
-        base = list(sp.words_of(words))
         for n in sp.candidates:
             trial = list(base)
             done, _ = m.run(m.attempt(n), trial)
-            free = spec.is_free(frozenset(held), n)
+            free = spec.is_free(held, n)
             if free and steps.result(done) != n:
                 return f"block {n} is free but a sequential alloc of it fails: lost"
             if not free and steps.result(done) is not None:
@@ -372,59 +424,71 @@ class Checker:
 
     # -- search ---------------------------------------------------------------------------------------
 
-    def add(self, s: bytes, parent: int) -> bool:
-        if s in self.index:
-            return False
-        self.index[s] = len(self.states)
-        self.states.append(s)
-        self.parent.append(parent)
-        return True
-
     def run(self) -> Result:
         started = time.perf_counter()
         r, cfg, sp = self.result, self.cfg, self.sp
-        for s, _ in sp.initial():
-            self.add(s, -1)
-        r.initial_states = len(self.states)
-        frontier = 0
+        index, states, parent = self.index, self.states, self.parent
+        for s in sp.initial():
+            if s not in index:
+                index[s] = len(states)
+                states.append(s)
+                parent.append(-1)
+        r.initial_states = len(states)
+        want_cycles = "d" in cfg.properties
+        edges, offsets = self.edges, self.offsets
         pending = set(cfg.properties) - {"d"}
-        while frontier < len(self.states):
-            s = self.states[frontier]
+        i = 0
+        while i < len(states):
+            s = states[i]
             for prop, msg in self.check_state(s):
                 if prop in pending:
                     pending.discard(prop)
-                    r.violations[prop] = self.counterexample(prop, msg, frontier)
-            for child, _done in sp.successors(s):
-                r.transitions += 1
-                self.add(child, frontier)
-            frontier += 1
-            if self.progress and frontier % 20000 == 0:
-                r.states, r.seconds = len(self.states), time.perf_counter() - started
-                self.progress(r, len(self.states) - frontier)
-            if cfg.max_states and len(self.states) >= cfg.max_states:
+                    r.violations[prop] = self.counterexample(prop, msg, i)
+            if r.violations and cfg.stop_at_first:
                 r.complete = False
                 break
-        r.states = len(self.states)
-        if "d" in cfg.properties and r.complete:
+            for child, done in sp.successors(s):
+                r.transitions += 1
+                j = index.get(child)
+                if j is None:
+                    j = index[child] = len(states)
+                    states.append(child)
+                    parent.append(i)
+                if want_cycles and not done:
+                    edges.append(j)
+            if want_cycles:
+                offsets.append(len(edges))
+            i += 1
+            if self.progress and i % 50000 == 0:
+                r.states, r.seconds = len(states), time.perf_counter() - started
+                self.progress(r, len(states) - i)
+            if cfg.max_states and len(states) >= cfg.max_states:
+                r.complete = False
+                break
+        r.states = len(states)
+        if want_cycles and r.complete:
             self.find_cycle()
         r.seconds = time.perf_counter() - started
         return r
 
     def find_cycle(self) -> None:
         """Depth-first search over the steps that complete no operation; a back edge is a livelock."""
+        edges, offsets = self.edges, self.offsets
         color = bytearray(len(self.states))  # 0 new, 1 on the stack, 2 finished
         for root in range(len(self.states)):
             if color[root]:
                 continue
-            stack = [(root, self._quiet(root))]
+            stack = [[root, offsets[root]]]
             color[root] = 1
             while stack:
-                i, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
+                top = stack[-1]
+                i, e = top
+                if e == offsets[i + 1]:
                     color[i] = 2
                     stack.pop()
                     continue
+                top[1] = e + 1
+                nxt = edges[e]
                 if color[nxt] == 1:
                     path = [j for j, _ in stack]
                     cycle = path[path.index(nxt) :]
@@ -434,12 +498,7 @@ class Checker:
                     return
                 if color[nxt] == 0:
                     color[nxt] = 1
-                    stack.append((nxt, self._quiet(nxt)))
-
-    def _quiet(self, i: int) -> Iterator[int]:
-        for child, done in self.sp.successors(self.states[i]):
-            if not done:
-                yield self.index[child]
+                    stack.append([nxt, offsets[nxt]])
 
     # -- counterexamples ------------------------------------------------------------------------------
 
@@ -456,40 +515,31 @@ class Checker:
         path = [self.states[i] for i in self.path_to(at)]
         if cycle:
             path += [self.states[i] for i in cycle[1:]] + [self.states[cycle[0]]]
-        words, _, static = sp.decode(path[0])
-        v = Violation(prop, msg, sorted(sp.sets[static]), sp.words_of(path[0]), [])
+        start = path[0]
+        v = Violation(prop, msg, sorted(sp.sets[sp.static(start)]), sp.words_of(start), [])
         v.ops = [[] for _ in range(sp.T)]
-        cur_words, tids = bytes(words), [IDLE] * sp.T
+        cur, tids = start, [IDLE] * sp.T
         for target in path[1:]:
-            found = False
+            found = None
             for k in range(sp.T):
                 for op in sp.moves(tids[k]):
-                    node, old, new, nxt = sp.fire(cur_words, op)
-                    ws = bytearray(cur_words)
-                    ws[node - 1] = new
-                    trial = [*tids[:k], nxt, *tids[k + 1 :]]
-                    if sp.encode(ws, trial, static) != target:
-                        continue
-                    started = None
-                    if tids[k] == IDLE or sp.is_hold(tids[k]):
-                        started = self._describe_start(sp.ops[op])
-                        v.ops[k].append(self._op_record(sp.ops[op]))
-                    acc = sp.acc[op]
-                    assert acc is not None
-                    ev = steps.Event(node, Kind(acc[1]), old, new)
-                    after = sp.ops[nxt]
-                    v.steps.append(
-                        Step(k, started, ev, steps.describe(sp.ops[op]), self._describe_after(after, nxt), ())
-                    )
-                    cur_words, tids = bytes(ws), trial
-                    v.steps[-1].words = sp.words_of(cur_words)
-                    v.schedule.append(k)
-                    found = True
-                    break
+                    nxt_state, trial, ev = sp.step_thread(cur, tids, k, op)
+                    if nxt_state == target:
+                        found = (k, op, nxt_state, trial, ev)
+                        break
                 if found:
                     break
-            if not found:
+            if found is None:
                 raise AssertionError("[model checker internal bug] cannot replay a counterexample step")
+            k, op, cur, trial, ev = found
+            started = None
+            if tids[k] == IDLE or sp.hold[tids[k]]:
+                started = self._describe_start(sp.ops[op])
+                v.ops[k].append(self._op_record(sp.ops[op]))
+            before = steps.describe(sp.ops[op])
+            tids = trial
+            v.steps.append(Step(k, started, ev, before, self._describe_after(tids[k]), sp.words_of(cur)))
+            v.schedule.append(k)
         if cycle:
             v.cycle_start = len(v.steps) - len(cycle)
         return v
@@ -507,9 +557,10 @@ class Checker:
             return {"op": "alloc", "order": g.order_of(self.cfg.depth, op.n), "node": op.n}
         return {"op": "free", "node": op.n}
 
-    def _describe_after(self, op: OpState, i: int) -> str:
+    def _describe_after(self, i: int) -> str:
         if i == IDLE:
             return "done (idle)"
+        op = self.sp.ops[i]
         if op.pc == steps.DONE_OK:
             return f"done: holds {op.n}"
         return steps.describe(op)

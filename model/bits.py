@@ -199,14 +199,31 @@ PUBLISHED = Transitions()
 CORRECTED = Transitions(
     unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True
 )
-"""The published transitions, and a rollback that finishes the free a climber handed to it
-(``ALGORITHM.md``): when its mark reaches its bound and would go on, it loads the failed
-ancestor and, if that is no block but shows our side occupied, CAS-marks it and carries on
-as a free up to ``max_level``."""
+"""The algorithm we ship (``ALGORITHM.md``): the published transitions plus two repairs.
 
-VARIANTS: dict[str, Transitions] = {"reference": PUBLISHED, "corrected": CORRECTED}
+1. A rollback finishes the free a climb handed to it: when its mark reaches its bound and
+   would go on, it loads the failed ancestor and, if that is no block but shows our side
+   occupied, CAS-marks it and carries on marking as a free; its unmark goes on up to
+   ``max_level`` like a free's.
+2. An unmark that finds its side neither coalescing nor occupied (another free's unmark
+   cleared it for us) goes on above instead of stopping.
+"""
+
+ROLLBACK_ONLY = Transitions(rollback_continues=rollback_continues, rollback_extends=True)
+"""A rejected candidate: repair 1 alone (the checker breaks it, ``ALGORITHM.md``)."""
+
+SKIP_ONLY = Transitions(unmark_skips=side_cleared)
+"""A rejected candidate: repair 2 alone (the checker breaks it, ``ALGORITHM.md``)."""
+
+VARIANTS: dict[str, Transitions] = {
+    "reference": PUBLISHED,
+    "corrected": CORRECTED,
+    "rollback-only": ROLLBACK_ONLY,
+    "skip-only": SKIP_ONLY,
+}
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
-``corrected`` the one the model checker passes (ALGORITHM.md)."""
+``corrected`` the one the model checker passes (ALGORITHM.md); the other two are the
+rejected candidates, kept so their counterexamples replay."""
 
 DEFAULT_VARIANT = "corrected"
 """The variant the allocator runs unless told otherwise."""

@@ -223,13 +223,13 @@ class Machine:
 
         ``checked`` starts with the loads ``NBBS.free`` makes to check its argument
         (``Arena.block_to_free``: the nodes starting at the block's first page, from the
-        single page up, until one is occupied; the free is refused, ``DONE_FAIL`` touching
-        nothing, unless that one is ``node``), so a scheduler can run the machine beside
-        ``NBBS.free``. The model checker leaves them out: they write nothing, and the free
-        proceeds as soon as they reach ``node``.
+        largest order down, until one is occupied; the free is refused, ``DONE_FAIL``
+        touching nothing, unless that one is ``node``), so a scheduler can run the machine
+        beside ``NBBS.free``. The model checker runs them with ``checked_free``.
         """
         if checked:
-            return OpState(F_CHECK, node, child=g.node_of(self.depth, g.first_page(self.depth, node), 0))
+            top = g.ancestor_at(node, self.max_level) if g.level(node) >= self.max_level else node
+            return OpState(F_CHECK, node, child=top)
         return self._free_from(node, self.max_level, 0, 0)
 
     # -- one step ----------------------------------------------------------------------------
@@ -305,9 +305,11 @@ class Machine:
         if pc == F_CHECK:
             live = t.is_occupied(old)
             found = self.free(op.n) if op.child == op.n else OpState(DONE_FAIL, 0)
-            higher = g.level(op.child) > self.max_level
-            up = op._replace(child=g.parent(op.child)) if higher else OpState(DONE_FAIL, 0)
-            return [(live, found), (logic.not_(live), up)]
+            # The next node down that starts at the block's first page.
+            lvl = g.level(op.child)
+            below = g.ancestor_at(op.n, lvl + 1) if lvl < g.level(op.n) else g.left(op.child)
+            down = op._replace(child=below) if lvl < self.depth else OpState(DONE_FAIL, 0)
+            return [(live, found), (logic.not_(live), down)]
         if pc in (R_PLOAD, R_PCAS):
             return self._extend_branches(op, old, logic)
         if pc >= F_MARK:
