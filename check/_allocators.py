@@ -1,7 +1,8 @@
 """The allocators a scenario may name, each built over the scheduler's words (and lock).
 
-``nbbs`` is the shipped allocator (its default variant), ``reference`` and ``corrected`` the
-variants of ``model.bits.VARIANTS``; ``locked`` the lock-based baseline with its lock replaced
+``nbbs`` is the shipped allocator (its default variant); each variant of
+``model.bits.VARIANTS`` has its own name (``reference``, ``corrected``, ``rollback_only``,
+``skip_only``: ``-`` becomes ``_``); ``locked`` the lock-based baseline with its lock replaced
 by a scheduled one; every transition mutant of ``check.mutants`` and code mutant of
 ``check.impl_mutants`` is available by its name.
 """
@@ -37,6 +38,11 @@ def _locked(sc: Scenario, words: Callable[[int], ScheduledWords], lock: Callable
     return ScheduledLockedBuddy(sc.depth, sc.top_order, lock())
 
 
+def allocator_name(variant: str) -> str:
+    """The allocator name of a variant of ``bits.VARIANTS`` (``-`` separates header fields)."""
+    return variant.replace("-", "_")
+
+
 def allocator_classes() -> dict[str, type[NBBS]]:
     """Every NBBS-family allocator by name: the shipped one and all mutants."""
     from nbbs.check.impl_mutants import IMPL_MUTANTS
@@ -45,7 +51,8 @@ def allocator_classes() -> dict[str, type[NBBS]]:
     out: dict[str, type[NBBS]] = {"nbbs": NBBS}
     for variant, transitions in bits.VARIANTS.items():
         doc = f"NBBS running the {variant} variant's transitions"
-        out[variant] = type(f"NBBS_{variant}", (NBBS,), {"transitions": transitions, "__doc__": doc})
+        name = allocator_name(variant)
+        out[name] = type(f"NBBS_{name}", (NBBS,), {"transitions": transitions, "__doc__": doc})
     out.update({name: mutant_allocator(name) for name in TRANSITION_MUTANTS})
     out.update({name: cls for name, (_, cls) in IMPL_MUTANTS.items()})
     return out

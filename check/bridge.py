@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbbs.check._allocators import allocator_name
 from nbbs.check._checks import Checker
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeNode, FreeOwn, Op, Scenario
 from nbbs.check._sched import CALL, Execution, Outcome
@@ -60,6 +61,8 @@ class Counterexample:
     property: str
     explanation: str = ""
     mode: str = "attempt"
+    checked_free: bool = False
+    """The model's frees start with ``NBBS.free``'s argument-check loads (and the schedule has them)."""
 
     @classmethod
     def load(cls, path: Path | str) -> Counterexample:
@@ -75,8 +78,9 @@ class Counterexample:
             tuple(tuple(ops) for ops in d["threads"]),
             tuple(d["schedule"]),
             str(d["property"]),
-            str(d.get("explanation", "")),
+            str(d.get("explanation") or d.get("message") or ""),
             str(d.get("mode", "attempt")),
+            bool(d.get("checked_free", False)),
         )
 
     def dump(self) -> str:
@@ -91,6 +95,7 @@ class Counterexample:
             "property": self.property,
             "explanation": self.explanation,
             "mode": self.mode,
+            "checked_free": self.checked_free,
         }
         return json.dumps(d, indent=1)
 
@@ -99,18 +104,23 @@ class Counterexample:
         threads: list[tuple[Op, ...]] = []
         for ops in self.threads:
             mine: list[Op] = []
-            candidates: list[int] = []
+            allocs, unfreed = 0, []
             for op in ops:
                 n = int(op["node"])
                 if op["op"] == "alloc":
                     mine.append(AllocOp(int(op["order"]), n - g.first_node(g.level(n))))
-                    candidates.append(n)
-                elif n in candidates:
-                    mine.append(FreeOwn(len(candidates) - 1 - candidates[::-1].index(n)))
-                else:
+                    unfreed.append(allocs)
+                    allocs += 1
+                elif n in self.initial_live and not unfreed:
                     mine.append(FreeNode(n))
+                else:
+                    # The model's threads free the block their last alloc got.
+                    mine.append(FreeOwn(unfreed.pop()))
             threads.append(tuple(mine))
-        return Scenario(self.depth, tuple(threads), self.max_order, self.variant, self.initial_live, False)
+        name = allocator_name(self.variant)
+        return Scenario(
+            self.depth, tuple(threads), self.max_order, name, self.initial_live, self.checked_free
+        )
 
 
 @dataclass
@@ -164,7 +174,7 @@ def reproduce(cx: Counterexample) -> Reproduction:
             dropped.append(k)
         if k in dropped:
             # The model's later operations of a thread the implementation left scanning.
-            later = state[k] or _start(m, queue[k], cx.mode)
+            later = state[k] or _start(m, queue[k], cx.mode, cx.checked_free)
             ev, after, new = m.step(later, words)
             words[ev.node] = new
             written_after_drop.add(ev.node)
@@ -175,7 +185,7 @@ def reproduce(cx: Counterexample) -> Reproduction:
             op = current
         else:
             spec = queue[k][0]
-            if spec["op"] == "free" and refused is None:
+            if spec["op"] == "free" and refused is None and not cx.checked_free:
                 # Would NBBS.free's argument check (loads from the page up) accept this block now?
                 check = m.free(int(spec["node"]), checked=True)
                 trial = list(words)
@@ -183,7 +193,7 @@ def reproduce(cx: Counterexample) -> Reproduction:
                     _, check, _ = m.step(check, trial)
                 if check.pc == steps.DONE_FAIL:
                     refused = len(schedule)
-            op = _start(m, queue[k], cx.mode)
+            op = _start(m, queue[k], cx.mode, cx.checked_free)
         ev, nxt, new = m.step(op, words)
         words[ev.node] = new
         expected.append((ev.node, int(ev.kind), ev.old, ev.new))
@@ -238,11 +248,11 @@ def reproduce(cx: Counterexample) -> Reproduction:
 _KIND = (0, 1, 1, 2, 3, 4)  # the scheduler's kinds as model.steps.Kind (a lost CAS is a CAS)
 
 
-def _start(m: steps.Machine, queue: list[dict[str, Any]], mode: str) -> steps.OpState:
+def _start(m: steps.Machine, queue: list[dict[str, Any]], mode: str, checked: bool) -> steps.OpState:
     spec = queue.pop(0)
     n = int(spec["node"])
     if spec["op"] == "free":
-        return m.free(n)
+        return m.free(n, checked=checked)
     if mode == "scan":
         return m.alloc(int(spec["order"]), n - g.first_node(g.level(n)))
     return m.attempt(n)
@@ -281,4 +291,5 @@ def counterexample_of(violation: Any, config: Any) -> Counterexample:
         violation.prop,
         violation.message,
         config.mode,
+        getattr(config, "checked_free", False),
     )

@@ -9,7 +9,7 @@ from nbbs.cli.main import main
 
 def test_replay_prints_every_step_and_fails_on_the_reference_leak() -> None:
     res = CliRunner().invoke(
-        main, ["replay", "d3-m3-reference:a0@0+f0,a0@1+f0:a16b11a2b5", "--quiescent", "strict"]
+        main, ["replay", "d3-m3-reference:a0@0+f0,a0@1+f0:a19b14a2b5", "--quiescent", "strict"]
     )
     assert res.exit_code == 1
     assert "fetch_or" in res.output and "tree after:" in res.output and "node 1 (level 0)" in res.output
