@@ -58,8 +58,24 @@ def allocator_classes() -> dict[str, type[NBBS]]:
     return out
 
 
+_REGISTERED: dict[str, AllocatorFactory] = {}
+
+
+def register(name: str, allocator: type[NBBS] | AllocatorFactory) -> None:
+    """Make an allocator available to scenarios by ``name``: an ``NBBS`` subclass, or a builder
+    ``(scenario, words_factory, lock_factory) -> allocator``."""
+    if not name.replace("_", "a").isalnum() or not name[0].isalpha():
+        raise ExplorerError(f"an allocator name is letters, digits and _, starting with a letter: {name!r}")
+    if isinstance(allocator, type) and issubclass(allocator, NBBS):
+        _REGISTERED[name] = _nbbs_family(allocator)
+    else:
+        _REGISTERED[name] = allocator
+
+
 def factory(name: str) -> AllocatorFactory:
     """The builder of the allocator called ``name``."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if name == "locked":
         return _locked
     classes = allocator_classes()

@@ -11,6 +11,7 @@ Public surface::
     run_schedule(text_or_scenario, schedule)     # one execution, checked -> Outcome
     replay(text) -> str                          # its step-by-step trace, as text
     lock_freedom(scenario, config) -> Failure | None
+    register_allocator(name, NBBS subclass or builder)
     Scenario, AllocOp, FreeOwn, FreeNode, ExploreConfig, random_scenario
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from nbbs.check._allocators import register as register_allocator
 from nbbs.check._checks import Checker, explain, render_trace
 from nbbs.check._hypothesis import preemption_points, scenarios
 from nbbs.check._scenario import (
@@ -66,6 +68,7 @@ __all__ = [
     "parse",
     "preemption_points",
     "random_scenario",
+    "register_allocator",
     "replay",
     "run_points",
     "run_schedule",

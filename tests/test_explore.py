@@ -24,6 +24,7 @@ from nbbs.check.explore import (
     lock_freedom,
     parse,
     random_scenario,
+    register_allocator,
     replay,
     run_schedule,
     schedule_string,
@@ -222,6 +223,23 @@ def test_free_accepts_a_live_block_while_an_alloc_is_inside_it() -> None:
 def test_nbbs_threads_finish_within_the_bound_whichever_thread_stalls(text: str) -> None:
     sc, _ = parse(text + ":")
     assert lock_freedom(sc, ExploreConfig(quiescent="off")) is None
+
+
+def test_an_allocator_that_scans_until_it_succeeds_fails_the_lock_freedom_check() -> None:
+    class ScansUntilFound(NBBS):
+        def _alloc_node(self, lvl: int, hint: int | None) -> int | None:
+            while True:
+                n = super()._alloc_node(lvl, hint)
+                if n is not None:
+                    return n
+
+    register_allocator("scans_until_found", ScansUntilFound)
+    sc, _ = parse("d2-m2-scans_until_found:a2@0+f0,a2@0:")
+    failure = lock_freedom(sc, ExploreConfig(quiescent="off", refinement=False))
+    assert (
+        failure is not None and failure.kind == "progress" and "did not all finish within" in failure.message
+    )
+    assert lock_freedom(parse("d2-m2-nbbs:a2@0+f0,a2@0:")[0]) is None
 
 
 def test_the_lock_based_allocator_fails_the_lock_freedom_check() -> None:
