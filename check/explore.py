@@ -23,9 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from nbbs.check import _progress, _verify
 from nbbs.check._allocators import register as register_allocator
 from nbbs.check._checks import Checker, explain, render_trace
 from nbbs.check._hypothesis import preemption_points, scenarios
+from nbbs.check._progress import op_bound, progress_bound
 from nbbs.check._scenario import (
     AllocOp,
     ExplorerError,
@@ -39,9 +41,8 @@ from nbbs.check._scenario import (
     parse,
     schedule_string,
 )
-from nbbs.check._sched import Execution, Failure, Outcome
+from nbbs.check._sched import Failure, Outcome
 from nbbs.check._strategies import PCT, Exhaustive, Preemptions, RandomWalk, Replay
-from nbbs.check.report import Outcome as CheckOutcome
 from nbbs.check.report import Task
 from nbbs.model import geometry as g
 
@@ -67,6 +68,7 @@ __all__ = [
     "op_bound",
     "parse",
     "preemption_points",
+    "progress_bound",
     "random_scenario",
     "register_allocator",
     "replay",
@@ -266,159 +268,14 @@ def random_scenario(
     return Scenario(depth, tuple(out), allocator=allocator)
 
 
-# -- lock-freedom ---------------------------------------------------------------------------
-
-
-def op_bound(scenario: Scenario, op: Op) -> int:
-    """Accesses one operation makes when it runs alone, at most.
-
-    An alloc of level ``L`` climbing ``h = L - max_level`` levels visits at most ``width(L)``
-    candidates; each costs a load and a CAS, a climb of ``2h`` (load and CAS per level) and at
-    worst a rollback of ``3h + 1`` (``h`` fetch-ors, a store, ``h`` unmark loads and CASes):
-    ``width(L) * (5h + 3)``. A free makes at most ``max_order + 1`` checking loads, ``h``
-    marks, a store and ``2h`` unmark accesses.
-    """
-    sc = scenario
-    if isinstance(op, AllocOp):
-        lvl = g.level_of_order(sc.depth, op.order)
-        h = lvl - sc.max_level
-        return g.width(lvl) * (5 * h + 3)
-    return sc.top_order + 1 + 3 * sc.depth + 1
-
-
-def progress_bound(scenario: Scenario, threads: list[int]) -> int:
-    """Steps within which ``threads`` must all finish once the one other thread has stalled.
-
-    ``S`` = the sum of ``op_bound`` over their operations. A retry loop (climb, unmark) only
-    repeats when its CAS lost to a write by another running thread, costing two accesses; a
-    write makes at most one CAS of each other thread lose, and the running threads make at
-    most ``S`` writes. The stalled thread writes nothing more. So the bound is
-    ``S * (1 + 2 * (len(threads) - 1))``.
-    """
-    s = sum(op_bound(scenario, op) for t in threads for op in scenario.threads[t])
-    return s * (1 + 2 * max(len(threads) - 1, 0))
-
-
-class _Stall:
-    """Random walk in which thread ``victim`` stops for good after its ``after``-th step."""
-
-    def __init__(self, rng: random.Random, victim: int, after: int) -> None:
-        self.walk = RandomWalk(rng)
-        self.victim, self.after = victim, after
-        self.stalled_at: int | None = None
-
-    def pick(self, ex: Execution, me: int) -> int:
-        v = self.victim
-        if v in ex.enabled and ex.schedule.count(v) >= self.after:
-            if self.stalled_at is None:
-                self.stalled_at = len(ex.schedule)
-            ex.enabled.remove(v)
-            if not ex.enabled:
-                return -1
-        return self.walk.pick(ex, me)
-
-
 def lock_freedom(scenario: Scenario, config: ExploreConfig = ExploreConfig()) -> Failure | None:
     """Stall each thread after each of its steps in turn: the others must finish within ``progress_bound``.
 
     Returns the first failure (with its schedule string in the message), or None.
     """
-    rng = random.Random(config.seed)
-    checker = config.checker(scenario)
-    solo = checker.execution().run(Replay(()))
-    if solo.failure is not None:
-        return solo.failure
-    n = len(scenario.threads)
-    for victim in range(n):
-        others = [t for t in range(n) if t != victim]
-        bound = progress_bound(scenario, others)
-        for after in range(solo.thread_steps[victim]):
-            stall = _Stall(rng, victim, after)
-            ex = Execution(scenario, checker._factory, config.max_steps)
-            out = ex.run(stall)
-            if out.failure is not None and out.failure.kind not in ("deadlock", "stuck"):
-                out.failure.message += f"\nschedule: {schedule_string(scenario, out.schedule)}"
-                return out.failure
-            begun = stall.stalled_at if stall.stalled_at is not None else len(out.schedule)
-            finished = not ex.enabled and out.failure is None
-            if not finished or len(out.schedule) - begun > bound:
-                why = out.failure.message if out.failure is not None else f"{len(out.schedule) - begun} steps"
-                return Failure(
-                    "progress",
-                    f"thread {victim} stalled after its step {after}; threads {others} did not all finish "
-                    f"within {bound} steps ({why})\nschedule: {schedule_string(scenario, out.schedule)}",
-                    len(out.schedule),
-                )
-    return None
-
-
-# -- nbbs verify ----------------------------------------------------------------------------
-
-
-def _mutants_caught(seconds: float) -> CheckOutcome:
-    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the reference passes it."""
-    from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
-
-    started = time.perf_counter()
-    cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
-    runs, problems = 0, []
-    for text in SUITE:
-        rep = explore(parse(text.format("nbbs") + ":")[0], cfg)
-        runs += rep.schedules
-        if rep.failures:
-            problems.append(f"the reference fails {text.format('nbbs')}:\n{rep.failures[0][1]}")
-    for name in IMPL_MUTANTS:
-        for text in SUITE:
-            rep = explore(parse(text.format(name) + ":")[0], cfg)
-            runs += rep.schedules
-            if rep.failures:
-                break
-        else:
-            problems.append(f"no suite scenario catches the mutant {name}")
-    return CheckOutcome(
-        "explore: code mutants caught",
-        runs,
-        not problems,
-        time.perf_counter() - started,
-        "\n\n".join(problems),
-    )
-
-
-def _random_exploration(name: str, checked_free: bool) -> Callable[[float], CheckOutcome]:
-    """Random 2-3 thread scenarios of the shipped allocator under exhaustive search and PCT, all checks."""
-
-    def run(seconds: float) -> CheckOutcome:
-        started = time.perf_counter()
-        deadline = started + seconds
-        rng = random.Random(0)
-        runs = 0
-        while time.perf_counter() < deadline:
-            drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
-            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "nbbs", (), checked_free)
-            for strategy in ("exhaustive", "pct"):
-                left = max(deadline - time.perf_counter(), 0.0)
-                seed = rng.randrange(1 << 30)
-                rep = explore(
-                    sc, ExploreConfig(strategy=strategy, seed=seed, max_schedules=300, seconds=left)
-                )
-                runs += rep.schedules
-                if rep.failures:
-                    return CheckOutcome(name, runs, False, time.perf_counter() - started, rep.failures[0][1])
-        return CheckOutcome(name, runs, True, time.perf_counter() - started)
-
-    return run
+    return _progress.lock_freedom(scenario, config)
 
 
 def verify_tasks() -> list[Task]:
-    """The explorer's checks for ``nbbs verify``.
-
-    The algorithm's run calls ``_free_node`` as the model checker's free does; the API's run
-    goes through ``NBBS.free`` and its argument check, which races with allocs (docs/explorer.md).
-    """
-    algorithm = "explore: algorithm (unchecked frees)"
-    api = "explore: alloc/free API"
-    return [
-        Task("explore: code mutants caught", 0.5, _mutants_caught),
-        Task(algorithm, 0.7, _random_exploration(algorithm, checked_free=False)),
-        Task(api, 0.3, _random_exploration(api, checked_free=True)),
-    ]
+    """The explorer's checks for ``nbbs verify`` (``_verify``)."""
+    return _verify.verify_tasks()
