@@ -20,6 +20,7 @@ from nbbs.check._sched import (
     KIND_NAMES,
     LOCK_NODE,
     RET,
+    Event,
     Execution,
     Failure,
     Outcome,
@@ -70,8 +71,8 @@ class Checker:
         self._at_kind: list[int] = []
         self._moves: dict[int, tuple[int, int]] = {}
         self._results: dict[int, int | None] = {}
-        self._refined: dict[tuple[int, tuple[tuple[int, int, int, int], ...]], int] = {}
-        self._mismatch_state: dict[tuple[int, tuple[tuple[int, int, int, int], ...]], int] = {}
+        self._refined: dict[tuple[Event, ...], int] = {}
+        self._mismatch_state: dict[tuple[Event, ...], int] = {}
         self._factory = factory(self.scenario.allocator)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
         if self.quiescent not in QUIESCENT:
@@ -134,20 +135,20 @@ class Checker:
         allocator's, so it finds the same words. A thread's access sequence checked once is
         never checked again (most runs repeat the per-thread sequences of earlier ones).
         """
-        per_thread: list[list[tuple[int, int, int, int]]] = [[] for _ in self.scenario.threads]
-        steps_of: list[list[int]] = [[] for _ in self.scenario.threads]
-        i = 0
+        # The trace's own records, grouped by thread (no copying: this runs on every execution).
+        per_thread: list[list[Event]] = [[] for _ in self.scenario.threads]
         for ev in out.trace:
-            if ev[2] < CALL and ev[1] != LOCK_NODE:
-                per_thread[ev[0]].append((ev[1], _STEP_KIND[ev[2]], ev[3], ev[4]))
-                steps_of[ev[0]].append(i)
-                i += 1
-        for t, events in enumerate(per_thread):
-            key = (t, tuple(events))
+            if ev[2] < CALL:
+                per_thread[ev[0]].append(ev)
+        for t, records in enumerate(per_thread):
+            key = tuple(records)
             bad = self._refined.get(key, -2)
             if bad == -2:
-                bad = self._refined[key] = self._first_mismatch(t, events)
+                events = [(ev[1], _STEP_KIND[ev[2]], ev[3], ev[4]) for ev in records if ev[1] != LOCK_NODE]
+                bad = self._refined[key] = self._first_mismatch(t, events, key)
             if bad >= 0:
+                events = [(ev[1], _STEP_KIND[ev[2]], ev[3], ev[4]) for ev in records if ev[1] != LOCK_NODE]
+                steps_of = [i for i, ev in enumerate(e for e in out.trace if e[2] < CALL) if ev[0] == t]
                 node, kind, old, new = events[bad]
                 sid = self._mismatch_state[key]
                 if sid < 0:
@@ -159,14 +160,14 @@ class Checker:
                     machine = f"the step machine node {m_node} {steps.Kind(m_kind)} (-> {shown})"
                 return Failure(
                     "refinement",
-                    f"step {steps_of[t][bad]} (thread {t}): the allocator did node {node} "
+                    f"step {steps_of[bad]} (thread {t}): the allocator did node {node} "
                     f"{steps.Kind(kind)} {bits.show(old)} -> {bits.show(new)},\n{machine}",
-                    steps_of[t][bad],
+                    steps_of[bad],
                     (node, m_node),
                 )
         return None
 
-    def _first_mismatch(self, t: int, events: list[tuple[int, int, int, int]]) -> int:
+    def _first_mismatch(self, t: int, events: list[tuple[int, int, int, int]], key: tuple[Event, ...]) -> int:
         """Index of thread ``t``'s first access the step machine does not make (-1 if none)."""
         ops = list(self.scenario.threads[t])
         got: list[int | None] = []
@@ -176,18 +177,18 @@ class Checker:
             if sid < 0:
                 op = self._start(ops, got)
                 if op is None:
-                    self._mismatch_state[(t, tuple(events))] = -1
+                    self._mismatch_state[key] = -1
                     return i
                 allocating = steps.is_alloc(op)
                 sid = self._intern(op)
             if at_node[sid] != node or at_kind[sid] != kind:
-                self._mismatch_state[(t, tuple(events))] = sid
+                self._mismatch_state[key] = sid
                 return i
             move = moves.get(sid * 64 + old)
             if move is None:
                 move = moves[sid * 64 + old] = self._move(sid, old)
             if move[0] != new:
-                self._mismatch_state[(t, tuple(events))] = sid
+                self._mismatch_state[key] = sid
                 return i
             if move[1] < 0:
                 if allocating:
