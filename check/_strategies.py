@@ -109,7 +109,7 @@ class Preemptions:
 class _Frame:
     """One decision point of the exhaustive search. Thread sets are bitmasks (bit ``t`` = thread ``t``)."""
 
-    enabled: tuple[int, ...]
+    enabled: list[int]
     nodes: tuple[int, ...]
     kinds: tuple[int, ...]
     """Each thread's next access (node, kind) at this point, indexed by thread."""
@@ -165,7 +165,7 @@ class Exhaustive:
                         f"exhaustive replay diverged at step {step}: runnable {enabled}, recorded one"
                     )
                 return enabled[0]
-            if tuple(enabled) != f.enabled:
+            if enabled != f.enabled:
                 raise InternalBug(
                     f"exhaustive replay diverged at step {step}: runnable {enabled}, recorded {f.enabled}"
                 )
@@ -185,7 +185,7 @@ class Exhaustive:
                         prev.nodes[u] != rn or (rk == LOAD and prev.kinds[u] == LOAD)
                     ):
                         sleep |= 1 << u
-        f = _Frame(tuple(enabled), tuple(ex.pending_node), tuple(ex.pending_kind), me, ex.preemptions, sleep)
+        f = _Frame(list(enabled), tuple(ex.pending_node), tuple(ex.pending_kind), me, ex.preemptions, sleep)
         running = me >= 0 and me in enabled
         if not sleep:
             c = me if running else enabled[0]
