@@ -7,4 +7,6 @@ from nbbs.check.report import Task
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
-    return []
+    from nbbs.check import modelcheck
+
+    return [*modelcheck.verify_tasks()]

@@ -194,9 +194,16 @@ class NBBS:
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level
-        # Release: the block itself is free from here on.
-        w.store(n, t.release(bits.BUSY))
-        # Unmark: clear the path while our COAL bit is still there (an alloc may have re-claimed it).
+        if not t.release_last:
+            # Release: the block itself is free from here on.
+            w.store(n, t.release(bits.BUSY))
+        self._unmark(n, top_level)
+        if t.release_last:
+            w.store(n, t.release(bits.BUSY))
+
+    def _unmark(self, n: int, top_level: int) -> None:
+        """Clear the path from ``n`` up while our COAL bit is there (an alloc may have re-claimed it)."""
+        w, t = self._w, self.transitions
         child = n
         while g.level(child) > top_level:
             p, s = g.parent(child), g.side(child)
