@@ -17,6 +17,12 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
     *Unmark*: climb again, CAS-clearing the child-side COAL and OCC bits while the COAL bit
     is still set, stopping after the first ancestor whose other side stays occupied.
 
+That is the published algorithm, ``variant="reference"``. The default, ``corrected``, is the
+one the model checker passes (``ALGORITHM.md``): a rollback finishes a free that a climb
+handed to it, an unmark goes on past a side another free cleared for it, a free releases
+after its unmark, and occupy takes a word holding only COAL bits. Each difference is a flag
+or predicate of the ``bits.Transitions`` bundle, so the code below is the same for both.
+
 No lock is taken by the algorithm; the word backend provides the atomic accesses.
 """
 
