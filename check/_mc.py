@@ -35,6 +35,8 @@ _OCCUPIED_IN_FLIGHT = frozenset(
     | {steps.F_CHECK, steps.F_MARK, steps.F_RELEASE}
 )
 """Program counters at which an op's node ``n`` is occupied although not in the linearized state."""
+_UNMARKING = frozenset({steps.F_ULOAD, steps.F_UCAS, steps.R_ULOAD, steps.R_UCAS})
+"""Also occupied there when the free releases after its unmark."""
 PROPERTIES = ("a", "b", "c", "d")
 PROPERTY_NAMES = {
     "a": "no two held blocks overlap",
@@ -81,6 +83,13 @@ class Config:
     def machine(self) -> Machine:
         t = self.transitions if self.transitions is not None else bits.VARIANTS[self.variant]
         return Machine(self.depth, self.max_level, t, self.gives_up)
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: threads, depth, max order, variant, mode."""
+        name = "mutant" if self.transitions is not None else self.variant
+        extra = ("+checked" if self.checked_free else "") + ("+empty" if self.initial == "empty" else "")
+        return f"T={self.threads} D={self.depth} O={self.top_order} {name} {self.mode}{extra}"
 
     def describe(self) -> str:
         name = "mutant" if self.transitions is not None else self.variant
@@ -398,9 +407,10 @@ class Checker:
 
     def inflight(self, t: int) -> int:
         """The node op ``t`` has occupied without it being in the linearized state (0 if none)."""
+        late = _UNMARKING if self.sp.m.transitions.release_last else frozenset()
         while len(self._inflight) <= t:
             op = self.sp.ops[len(self._inflight)]
-            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT else 0)
+            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT or op.pc in late else 0)
         return self._inflight[t]
 
     def quiescent_problem(self, s: int, held: frozenset[int]) -> str | None:

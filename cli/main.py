@@ -74,11 +74,13 @@ def verify(seconds: float) -> None:
     report("nbbs verify", outcomes)
 
 
-def _register_explore() -> None:
+def _register() -> None:
+    from nbbs.cli.check import check_command
     from nbbs.cli.explore import explore_cmd, replay_cmd
 
+    main.add_command(check_command)
     main.add_command(explore_cmd)
     main.add_command(replay_cmd)
 
 
-_register_explore()
+_register()

@@ -8,4 +8,6 @@ from nbbs.check.report import Task
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
-    return [*explore.verify_tasks()]
+    from nbbs.check import modelcheck
+
+    return [*modelcheck.verify_tasks(), *explore.verify_tasks()]

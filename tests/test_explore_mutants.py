@@ -90,9 +90,15 @@ def test_the_lock_based_allocator_passes_drawn_scenarios_and_schedules(
 
 def test_a_failing_drawn_execution_prints_schedule_threads_lost_cases_and_trees() -> None:
     sc, _ = parse("d3-m3-dropped_cas_retry:a0@0+f0,a0@1:")
+    cfg = ExploreConfig(refinement=False)
+    found = explore(sc, ExploreConfig(strategy="exhaustive", refinement=False))
+    assert found.failures
+    schedule = parse(found.failures[0][0])[1]
+    # The same execution as preemption points: switch wherever the schedule changes thread.
+    points = {i: t for i, t in enumerate(schedule) if i and t != schedule[i - 1]}
     with pytest.raises(AssertionError) as err:
-        check_points(sc, {21: 1, 28: 0, 29: 1}, ExploreConfig(refinement=False))
+        check_points(sc, points, cfg)
     text = str(err.value)
-    assert "schedule: d3-m3-dropped_cas_retry:a0@0+f0,a0@1:a21b7ab" in text and "nbbs replay" in text
+    assert f"schedule: {found.failures[0][0]}" in text and "nbbs replay" in text
     assert "T0: a0@0 f0" in text and "T1: a0@1" in text
     assert "cas(lost)" in text and "tree before:" in text and "tree after:" in text
