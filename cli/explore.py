@@ -30,7 +30,8 @@ STRATEGIES = ("random", "pct", "exhaustive")
     "--variant",
     default="nbbs",
     show_default=True,
-    help="Allocator: nbbs, locked, or a mutant name (check.impl_mutants, check.mutants).",
+    help="Allocator: nbbs (shipped), reference, corrected, rollback_only, skip_only, locked, or a mutant "
+    "(check.impl_mutants, check.mutants).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of scenarios and schedules.")
 @click.option(
