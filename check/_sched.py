@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from greenlet import getcurrent, greenlet
 
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
+from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
 
 # Access kinds, in trace records and pending announcements.
@@ -216,15 +217,6 @@ AllocatorFactory = Callable[[Scenario, Callable[[int], ScheduledWords], Callable
 """Builds the allocator under test from the scenario, a word-backend factory and a lock factory."""
 
 
-def _nbbs_init() -> Any:
-    from nbbs.impl.nbbs import NBBS
-
-    return NBBS.__init__
-
-
-_NBBS_INIT: list[Any] = []
-
-
 def _no_strategy(ex: Execution, me: int) -> int:
     raise InternalBug("an execution asked for a decision before it was given a strategy")
 
@@ -279,9 +271,8 @@ class Execution:
             self._setup()
         self._initial = list(self.words.w) if self.words is not None else []
         self._initial_held = dict(self.held)
-        if not _NBBS_INIT:
-            _NBBS_INIT.append(_nbbs_init())
-        self._reusable = type(self.allocator).__init__ is _NBBS_INIT[0]
+        # An NBBS (or subclass keeping its constructor) holds nothing but its words: reusable.
+        self._reusable = type(self.allocator).__init__ is NBBS.__init__
 
     # -- construction -------------------------------------------------------------------
 
