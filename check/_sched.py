@@ -33,6 +33,7 @@ from greenlet import getcurrent, greenlet
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
+from nbbs.model.spec import Alloc, Free
 
 # Access kinds, in trace records and pending announcements.
 LOAD, CAS, CAS_FAIL, FETCH_OR, FETCH_AND, STORE, LOCK, UNLOCK, CALL, RET = range(10)
@@ -381,8 +382,6 @@ class Execution:
 
     def _body(self, t: int) -> None:
         """Logical thread ``t``: its operations, with the bookkeeping the checks need."""
-        from nbbs.model.spec import Alloc, Free
-
         sc = self.scenario
         depth = sc.depth
         alloc = self.allocator
