@@ -520,11 +520,18 @@ class Checker:
         return path[::-1]
 
     def counterexample(self, prop: str, msg: str, at: int, cycle: list[int] | None = None) -> Violation:
-        """Replay the canonical path with concrete thread identities."""
-        sp = self.sp
+        """The path to state ``at`` (then around ``cycle``), with concrete thread identities."""
         path = [self.states[i] for i in self.path_to(at)]
         if cycle:
             path += [self.states[i] for i in cycle[1:]] + [self.states[cycle[0]]]
+        v = self.replay_path(prop, msg, path)
+        if cycle:
+            v.cycle_start = len(v.steps) - len(cycle)
+        return v
+
+    def replay_path(self, prop: str, msg: str, path: list[int]) -> Violation:
+        """Replay a path of canonical states with concrete thread identities."""
+        sp = self.sp
         start = path[0]
         v = Violation(prop, msg, sorted(sp.sets[sp.static(start)]), sp.words_of(start), [])
         v.ops = [[] for _ in range(sp.T)]
@@ -550,8 +557,6 @@ class Checker:
             tids = trial
             v.steps.append(Step(k, started, ev, before, self._describe_after(tids[k]), sp.words_of(cur)))
             v.schedule.append(k)
-        if cycle:
-            v.cycle_start = len(v.steps) - len(cycle)
         return v
 
     def _describe_start(self, op: OpState) -> str:

@@ -159,6 +159,17 @@ def test_a_kept_counterexample_replays_to_its_violation(case: Case) -> None:
         assert lost, "the replay should end with a free block whose word is not zero"
 
 
+def test_the_shipped_variant_still_lets_three_threads_overlap_at_depth_three() -> None:
+    # A KNOWN DEFECT (ALGORITHM.md 2.5), kept so that nobody believes otherwise: beyond the
+    # bounds the checker covers, the unmark's ABA still clears a bit a held block needs. The
+    # schedule was built by hand; the replay runs it on the shipped step machine.
+    data = load_counterexample(DATA / "corrected-a.json")
+    assert data["variant"] == bits.DEFAULT_VARIANT and (data["depth"], len(data["threads"])) == (3, 3)
+    _, words, results = replay(data)
+    assert results == [[4, None, 1], [10], [11]]
+    assert g.overlaps(1, 11) and words[1] == bits.BUSY and words[11] == bits.BUSY
+
+
 def test_a_valid_free_is_not_refused_while_a_rollback_passes_under_the_block() -> None:
     # Another thread's alloc has occupied page 0 under our live order-1 block, on its way to
     # climb into it and roll back. Looking at the smallest order first would see page 0 and
