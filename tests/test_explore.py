@@ -258,7 +258,7 @@ def test_the_lock_based_allocator_passes_ordinary_exploration() -> None:
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
 
-def test_the_shipped_allocator_passes_every_check_on_random_scenarios() -> None:
+def test_the_shipped_allocator_passes_every_check_on_small_random_scenarios() -> None:
     # Every other scenario's frees skip NBBS.free's argument check (header flag U), as the
     # model checker's do: the algorithm alone; the others go through the public API.
     rng = random.Random(2026)
@@ -269,3 +269,11 @@ def test_the_shipped_allocator_passes_every_check_on_random_scenarios() -> None:
             cfg = ExploreConfig(strategy=strategy, seed=i, max_schedules=2000 if DEEP else 150)  # type: ignore[arg-type]
             rep = explore(sc, cfg)
             assert rep.ok, rep.failures[0][1]
+
+
+def test_exhaustive_search_finds_the_shipped_variants_three_thread_overlap() -> None:
+    # The model checker's tests/data/counterexamples/corrected-a.json, found here from its
+    # scenario alone: thread 0 gets the whole arena while thread 2 holds page 11.
+    sc, _ = parse("d3-m3-nbbs:a1@0+f0+a3@0,a0@2+f0,a0@3:")
+    rep = explore(sc, ExploreConfig(strategy="exhaustive", preemption_bound=2, max_schedules=2000))
+    assert rep.failures and rep.failures[0][1].startswith("overlap: thread 0 got block 1")
