@@ -72,3 +72,15 @@ def verify(seconds: float) -> None:
                 f"{t.name}: {'ok' if outcomes[-1].ok else 'FAILED'} ({time.perf_counter() - started:.1f} s)"
             )
     report("nbbs verify", outcomes)
+
+
+def _register() -> None:
+    from nbbs.cli.check import check_command
+    from nbbs.cli.explore import explore_cmd, replay_cmd
+
+    main.add_command(check_command)
+    main.add_command(explore_cmd)
+    main.add_command(replay_cmd)
+
+
+_register()

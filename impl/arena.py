@@ -149,9 +149,9 @@ class Arena:
                 f"address {address:#x} is not aligned to a block of order {want} "
                 f"({self.page_size << want:#x} bytes)"
             )
-        # Largest order first: the caller's block has OCC in its word and its ancestors carry its
-        # OCC_* bits, so none of them is claimed meanwhile; a descendant may be, for an instant,
-        # by another thread's candidate (occupied, then rolled back), and must not be taken for it.
+        # Largest order first: a live block's ancestors are never occupied (their OCC_* bits
+        # keep them non-zero), while a page under it may be, for an instant, by another
+        # thread's alloc on its way to roll back; looking there first would refuse a valid free.
         for o in range(self.top_order, -1, -1):
             n = g.node_of(self.depth, page, o)
             if not is_live(n):

@@ -76,6 +76,15 @@ def is_free(w: int) -> bool:
     return w == 0
 
 
+def is_unclaimed(w: int) -> bool:
+    """Occupy's expectation when a stale COAL bit is allowed: nothing in or under the node.
+
+    A word holding only COAL bits is left by a free whose mark came after the path was
+    cleared; nobody below needs the node, so an alloc may take it (its occupy drops the bits).
+    """
+    return w & BUSY == 0
+
+
 def is_occupied(w: int) -> bool:
     """The node is an allocated block (or being claimed by an alloc in flight)."""
     return w & OCC != 0
@@ -103,6 +112,23 @@ def buddy_keeps_busy(old: int, s: int) -> bool:
 def unmark_applies(w: int, s: int) -> bool:
     """Unmark may clear side ``s``: its COAL bit is still set (nobody re-claimed the path)."""
     return side_coalescing(w, s)
+
+
+def rollback_continues(w: int, s: int) -> bool:
+    """A rollback that reached its bound goes on above it: the word above the bound is no block
+    and shows side ``s`` occupied, by a climb whose free handed the rest of the path to us."""
+    return w & (OCC | occ_bit(s)) == occ_bit(s)
+
+
+def side_cleared(w: int, s: int) -> bool:
+    """Unmark finds side ``s`` neither coalescing nor occupied: another free's unmark cleared it
+    for us (an alloc re-claiming the path would have set OCC), so our marks above still wait."""
+    return w & (coal_bit(s) | occ_bit(s)) == 0
+
+
+def never(w: int, s: int) -> bool:
+    """The published rollback: it never goes above its bound."""
+    return w != w
 
 
 def unmark_stops(new: int, s: int) -> bool:
@@ -164,6 +190,16 @@ class Transitions:
     unmark_applies: Callable[[int, int], bool] = unmark_applies
     unmark: Callable[[int, int], int] = unmark
     unmark_stops: Callable[[int, int], bool] = unmark_stops
+    unmark_skips: Callable[[int, int], bool] = never
+    """Whether unmark, finding its COAL bit gone, goes on above (``corrected``) instead of stopping."""
+    rollback_continues: Callable[[int, int], bool] = never
+    """Whether a rollback goes on above its bound (``corrected``) given the word above it."""
+    rollback_extends: bool = False
+    """Whether a rollback that would go on at its bound looks above it at all: ``False``
+    for the published algorithm, which makes no access there."""
+
+    release_last: bool = False
+    """Whether a free releases its block after its unmark instead of before it."""
 
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
@@ -171,6 +207,58 @@ class Transitions:
 
 
 PUBLISHED = Transitions()
+
+CORRECTED = Transitions(
+    is_free=is_unclaimed,
+    unmark_skips=side_cleared,
+    rollback_continues=rollback_continues,
+    rollback_extends=True,
+    release_last=True,
+)
+"""The algorithm we ship (``ALGORITHM.md``): the published transitions plus four repairs.
+
+1. A rollback finishes the free a climb handed to it: when its mark reaches its bound and
+   would go on, it loads the failed ancestor and, if that is no block but shows our side
+   occupied, CAS-marks it and carries on marking as a free; its unmark goes on up to
+   ``max_level`` like a free's (``rollback_continues``, ``rollback_extends``).
+2. An unmark that finds its side neither coalescing nor occupied (another free's unmark
+   cleared it for us) goes on above instead of stopping (``unmark_skips``).
+3. A free releases its block after its unmark, not before (``release_last``): nobody can
+   re-claim the path through the block while the unmark runs.
+4. Occupy accepts a word holding only COAL bits (``is_unclaimed``): a mark that came after
+   the path was cleared leaves one, and nothing below needs the node.
+"""
+
+ROLLBACK_ONLY = Transitions(rollback_continues=rollback_continues, rollback_extends=True)
+"""A rejected candidate: repair 1 alone."""
+
+SKIP_ONLY = Transitions(unmark_skips=side_cleared)
+"""A rejected candidate: repair 2 alone."""
+
+ROLLBACK_SKIP = Transitions(
+    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True
+)
+"""A rejected candidate: repairs 1 and 2."""
+
+ROLLBACK_SKIP_LAST = Transitions(
+    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True, release_last=True
+)
+"""A rejected candidate: repairs 1, 2 and 3."""
+
+VARIANTS: dict[str, Transitions] = {
+    "reference": PUBLISHED,
+    "corrected": CORRECTED,
+    "rollback-only": ROLLBACK_ONLY,
+    "skip-only": SKIP_ONLY,
+    "rollback-skip": ROLLBACK_SKIP,
+    "rollback-skip-last": ROLLBACK_SKIP_LAST,
+}
+"""The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
+``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected
+candidates on the way, kept so their counterexamples replay."""
+
+DEFAULT_VARIANT = "corrected"
+"""The variant the allocator runs unless told otherwise."""
 
 
 def show(w: int) -> str:

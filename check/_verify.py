@@ -1,0 +1,82 @@
+"""The explorer's checks for ``nbbs verify``."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from nbbs.check.report import Outcome as CheckOutcome
+from nbbs.check.report import Task
+
+
+def _mutants_caught(seconds: float) -> CheckOutcome:
+    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the reference passes it."""
+    from nbbs.check.explore import ExploreConfig, explore, parse
+    from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
+
+    started = time.perf_counter()
+    cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
+    runs, problems = 0, []
+    for text in SUITE:
+        rep = explore(parse(text.format("nbbs") + ":")[0], cfg)
+        runs += rep.schedules
+        if rep.failures:
+            problems.append(f"the reference fails {text.format('nbbs')}:\n{rep.failures[0][1]}")
+    for name in IMPL_MUTANTS:
+        for text in SUITE:
+            rep = explore(parse(text.format(name) + ":")[0], cfg)
+            runs += rep.schedules
+            if rep.failures:
+                break
+        else:
+            problems.append(f"no suite scenario catches the mutant {name}")
+    return CheckOutcome(
+        "explore: code mutants caught",
+        runs,
+        not problems,
+        time.perf_counter() - started,
+        "\n\n".join(problems),
+    )
+
+
+def _random_exploration(name: str, checked_free: bool) -> Callable[[float], CheckOutcome]:
+    """Random 2-3 thread scenarios of the shipped allocator under exhaustive search and PCT, all checks."""
+
+    def run(seconds: float) -> CheckOutcome:
+        from nbbs.check.explore import ExploreConfig, Scenario, explore, random_scenario
+
+        started = time.perf_counter()
+        deadline = started + seconds
+        rng = random.Random(0)
+        runs = 0
+        while time.perf_counter() < deadline:
+            drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
+            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "nbbs", (), checked_free)
+            for strategy in ("exhaustive", "pct"):
+                left = max(deadline - time.perf_counter(), 0.0)
+                seed = rng.randrange(1 << 30)
+                rep = explore(
+                    sc, ExploreConfig(strategy=strategy, seed=seed, max_schedules=300, seconds=left)
+                )
+                runs += rep.schedules
+                if rep.failures:
+                    return CheckOutcome(name, runs, False, time.perf_counter() - started, rep.failures[0][1])
+        return CheckOutcome(name, runs, True, time.perf_counter() - started)
+
+    return run
+
+
+def verify_tasks() -> list[Task]:
+    """The explorer's checks for ``nbbs verify``.
+
+    The algorithm's run calls ``_free_node`` as the model checker's free does; the API's run
+    goes through ``NBBS.free`` and its argument check, which races with allocs (docs/explorer.md).
+    """
+    algorithm = "explore: algorithm (unchecked frees)"
+    api = "explore: alloc/free API"
+    return [
+        Task("explore: code mutants caught", 0.5, _mutants_caught),
+        Task(algorithm, 0.7, _random_exploration(algorithm, checked_free=False)),
+        Task(api, 0.3, _random_exploration(api, checked_free=True)),
+    ]

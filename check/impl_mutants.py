@@ -1,0 +1,116 @@
+"""Code-level mutants of NBBS: the allocator with one step of its algorithm broken.
+
+``check.mutants`` breaks a word transition; these break the order or the atomicity of the
+accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass (of the
+default variant) overriding one private method with the defect written in, calling the
+original where it can so the rest stays the shipped code; the explorer must catch every one
+(``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``).
+"""
+
+from __future__ import annotations
+
+from nbbs.check.mutants import TRANSITION_MUTANTS, mutant_allocator
+from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits
+from nbbs.model import geometry as g
+
+
+class DroppedCasRetry(NBBS):
+    """The climb gives up on a parent after one lost CAS instead of re-reading and retrying."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p
+            new = t.climb(cur, s)
+            if new != cur:
+                w.cas(p, cur, new)  # defect: a lost CAS leaves the parent without our OCC bit
+            child = p
+        return None
+
+
+class MissedRollback(NBBS):
+    """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
+
+    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+        if rollback:
+            return  # defect: the candidate stays occupied, the path below the ancestor marked
+        super()._free_node(n, top_level, rollback)
+
+
+class ClimbStopsEarly(NBBS):
+    """The climb stops one level below ``max_level``: the top ancestor never learns of the block."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level + 1:  # defect: + 1
+            p, s = g.parent(child), g.side(child)
+            while True:
+                cur = w.load(p)
+                if t.is_occupied(cur):
+                    return p
+                new = t.climb(cur, s)
+                if new == cur or w.cas(p, cur, new):
+                    break
+            child = p
+        return None
+
+
+class ReleaseBeforeMark(NBBS):
+    """Free stores 0 into the block before marking the path, so an alloc can take it mid-free."""
+
+    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+        self._w.store(n, self.transitions.release(bits.BUSY))  # defect: released before the mark phase
+        super()._free_node(n, top_level, rollback)
+
+
+class PlainStoreClimb(NBBS):
+    """The climb writes each ancestor with a plain store after its load: a concurrent update is lost."""
+
+    def _climb(self, n: int) -> int | None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p
+            new = t.climb(cur, s)
+            if new != cur:
+                w.store(p, new)  # defect: not a CAS
+            child = p
+        return None
+
+
+IMPL_MUTANTS: dict[str, tuple[str, type[NBBS]]] = {
+    "dropped_cas_retry": (DroppedCasRetry.__doc__ or "", DroppedCasRetry),
+    "set_instead_of_clear": (
+        TRANSITION_MUTANTS["unmark_sets_instead_of_clears"][0],
+        mutant_allocator("unmark_sets_instead_of_clears"),
+    ),
+    "missed_rollback": (MissedRollback.__doc__ or "", MissedRollback),
+    "climb_stops_early": (ClimbStopsEarly.__doc__ or "", ClimbStopsEarly),
+    "release_before_mark": (ReleaseBeforeMark.__doc__ or "", ReleaseBeforeMark),
+    "plain_store_climb": (PlainStoreClimb.__doc__ or "", PlainStoreClimb),
+}
+"""Name -> (what is broken, the allocator class). ``set_instead_of_clear`` is the crate's defect,
+reused from the transition mutants."""
+
+
+SUITE: tuple[str, ...] = (
+    "d3-m3-{}:a0@0+f0,a1@0",
+    "d3-m3-{}-L8:F8,a1@0",
+    "d3-m3-{}-L8:F8,a0@0",
+    "d3-m3-{}:a0@0,a1@0",
+    "d3-m3-{}:a0@0,a0@0",
+    "d3-m3-{}-L8.9:F8,F9",
+    "d2-m2-{}:a0@0,a0@1,a1@0",
+)
+"""Small scenarios (``{}`` is the allocator's name) on which the published allocator passes every
+check with at most 3 preemptions when stale COAL bits are tolerated, so a failure of a mutant
+on one of them is the mutant's own defect (``tests/test_explore_mutants.py`` checks both)."""

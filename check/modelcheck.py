@@ -1,0 +1,192 @@
+"""Exhaustive model checking of the NBBS step machines (``model/steps.py``).
+
+``check(Config(threads, depth, ...))`` explores every state reachable when ``threads``
+threads each repeat "alloc a block of some order, then free it" forever, from every set of
+live blocks the sequential allocator can leave, and checks in every state:
+
+(a) no two *held* blocks overlap (held: its alloc returned it, its free has not been called);
+(b) when no operation is in flight, the OCC words are exactly the held blocks, and every
+    free block can be obtained by a sequential alloc (none is lost), while a failed
+    sequential alloc leaves every word as it was;
+(c) linearizability against ``model/spec.py``: alloc takes effect at its last step (the one
+    that completes its climb), free at its first; the linearized state is then exactly the
+    held blocks, each alloc's block is free in it at that instant, and the words show it:
+    the OCC words are the linearized live blocks plus the blocks of operations in flight
+    (an alloc between its occupy and its rollback's release, a free before its release).
+    Any alloc may fail (the spec's ``spurious_failures``); (b) rules out failing alone;
+(d) lock-freedom: no reachable cycle of steps in which no operation completes.
+
+Each alloc is one ``attempt`` at a node the checker picks (every node of every order), or
+in ``scan`` mode ``impl/nbbs.py``'s scan from a start the checker picks. A shortest
+counterexample is kept for each property that fails; ``render`` prints it step by step and
+``to_json`` gives the file a scheduler replays on the real allocator.
+
+The machinery is in ``_mc``; this module is its surface.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nbbs.check._mc import PROPERTIES, PROPERTY_NAMES, Config, Result, Step, Violation, check, render
+from nbbs.check.report import Outcome, Task
+from nbbs.model import bits, steps
+from nbbs.model import geometry as g
+from nbbs.model.steps import Machine
+
+__all__ = [
+    "PROPERTIES",
+    "PROPERTY_NAMES",
+    "Config",
+    "Result",
+    "Step",
+    "Violation",
+    "as_scan_replay",
+    "check",
+    "load_counterexample",
+    "render",
+    "replay",
+    "to_json",
+    "verify_tasks",
+]
+
+
+def to_json(v: Violation, cfg: Config, explanation: str) -> dict[str, Any]:
+    """The counterexample as data a scheduler can replay on ``NBBS`` (``tests/data/counterexamples``).
+
+    Each thread's ops are ``{"op": "alloc", "order": o, "node": n}`` (in ``scan`` mode ``n``
+    is where the scan starts: ``hint = n - first node of its level``; in ``attempt`` mode the
+    one node tried) or ``{"op": "free", "node": n}``; ``schedule`` names the thread of each
+    atomic step in order (the frees' argument-check loads included when ``checked_free``).
+    """
+    return {
+        "variant": cfg.variant if cfg.transitions is None else "mutant",
+        "depth": cfg.depth,
+        "max_order": cfg.top_order,
+        "mode": cfg.mode,
+        "checked_free": cfg.checked_free,
+        "initial_live": v.initial_live,
+        "threads": v.ops,
+        "schedule": v.schedule,
+        "property": v.prop,
+        "message": v.message,
+        "explanation": explanation,
+    }
+
+
+def load_counterexample(path: str | Path) -> dict[str, Any]:
+    """A counterexample file, as written by ``to_json``."""
+    data: dict[str, Any] = json.loads(Path(path).read_text())
+    return data
+
+
+def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[int], list[list[int | None]]]:
+    """Run a counterexample's schedule on the step machines: (thread, event) per step, the
+    final words (indexed by node), and each thread's op results (alloc: node or None;
+    free: None). Raises ``ValueError`` if the schedule does not fit the ops."""
+    depth, max_order = data["depth"], data["max_order"]
+    m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
+    words = [0] * g.node_count(depth)
+    for n in data["initial_live"]:
+        m.run(m.attempt(n), words)
+    todo = [list(ops) for ops in data["threads"]]
+    running: list[steps.OpState | None] = [None] * len(todo)
+    results: list[list[int | None]] = [[] for _ in todo]
+    trace = []
+    for k in data["schedule"]:
+        op = running[k]
+        if op is None:
+            if not todo[k]:
+                raise ValueError(f"thread {k} is scheduled but has no operation left")
+            spec_op = todo[k].pop(0)
+            n = spec_op["node"]
+            if spec_op["op"] == "free":
+                op = m.free(n, data["checked_free"])
+            elif data["mode"] == "scan":
+                lvl = g.level(n)
+                op = m.alloc(g.order_of(depth, n), n - g.first_node(lvl))
+            else:
+                op = m.attempt(n)
+        ev, op, new = m.step(op, words)
+        words[ev.node] = new
+        trace.append((k, ev))
+        if steps.is_done(op):
+            results[k].append(steps.result(op))
+            running[k] = None
+        else:
+            running[k] = op
+    return trace, words, results
+
+
+def as_scan_replay(data: dict[str, Any]) -> dict[str, Any]:
+    """An ``attempt``-mode counterexample as ``NBBS`` runs it: scan-mode allocs, checked frees.
+
+    Each free's argument-check loads are run right after its invocation, by its thread.
+    This is exact only if every alloc succeeds at its first node (a failed attempt would be
+    followed by more of the scan); otherwise ``ValueError``.
+    """
+    if data["mode"] != "attempt" or data["checked_free"]:
+        raise ValueError("expects an attempt-mode counterexample without checked frees")
+    depth, max_order = data["depth"], data["max_order"]
+    m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
+    words = [0] * g.node_count(depth)
+    for n in data["initial_live"]:
+        m.run(m.attempt(n), words)
+    todo = [list(ops) for ops in data["threads"]]
+    running: list[steps.OpState | None] = [None] * len(todo)
+    schedule: list[int] = []
+    for k in data["schedule"]:
+        op = running[k]
+        if op is None:
+            spec_op = todo[k].pop(0)
+            n = spec_op["node"]
+            if spec_op["op"] == "free":
+                op = m.free(n, checked=True)
+                while op.pc == steps.F_CHECK:
+                    ev, op, new = m.step(op, words)
+                    words[ev.node] = new
+                    schedule.append(k)
+            else:
+                op = m.alloc(g.order_of(depth, n), n - g.first_node(g.level(n)))
+        ev, op, new = m.step(op, words)
+        words[ev.node] = new
+        schedule.append(k)
+        if steps.is_done(op):
+            if op.pc == steps.DONE_FAIL:
+                raise ValueError(f"thread {k}'s alloc fails: the scan would go on, the replay would differ")
+            running[k] = None
+        else:
+            running[k] = op
+    return {**data, "mode": "scan", "checked_free": True, "schedule": schedule}
+
+
+VERIFY_CONFIGS = ((2, 1), (3, 1), (2, 2))
+"""The small configurations ``nbbs verify`` checks (a few seconds in all)."""
+
+
+def _outcome(cfg: Config, expect_ok: bool) -> Outcome:
+    r = check(cfg)
+    ok = r.ok if expect_ok else bool(r.violations)
+    detail = "\n\n".join(render(v, cfg.depth) for v in r.violations.values())
+    if not expect_ok and not r.violations:
+        detail = f"{cfg.describe()}: expected a violation (the reference's known defect), found none"
+    name = f"model check {cfg.label}" + ("" if expect_ok else " (finds the known defect)")
+    return Outcome(name, r.states, ok, r.seconds, detail)
+
+
+def _task(name: str, cfg: Config, expect_ok: bool) -> Task:
+    def run(_seconds: float) -> Outcome:
+        return _outcome(cfg, expect_ok)
+
+    return Task(name, 1.0, run)
+
+
+def verify_tasks() -> list[Task]:
+    """The shipped variant passes every property in the small configurations; the reference's
+    known defect is still found."""
+    tasks = [_task(f"model check {t} threads, depth {d}", Config(t, d), True) for t, d in VERIFY_CONFIGS]
+    reference = Config(2, 2, variant="reference", properties=("b",), stop_at_first=True)
+    tasks.append(_task("model check reference, 2 threads, depth 2", reference, False))
+    return tasks

@@ -1,0 +1,147 @@
+"""``nbbs explore`` and ``nbbs replay``: controlled interleavings of the real allocator."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from nbbs.check.explore import ExploreConfig, ExplorerError, Report, explore, parse, random_scenario, replay
+from nbbs.cli.main import console
+
+STRATEGIES = ("random", "pct", "exhaustive")
+
+
+@click.command("explore")
+@click.option(
+    "--threads", type=click.IntRange(1, 8), default=2, show_default=True, help="Threads per scenario."
+)
+@click.option(
+    "--ops", type=click.IntRange(1, 10), default=2, show_default=True, help="Operations per thread."
+)
+@click.option("--depth", type=click.IntRange(1, 6), default=3, show_default=True, help="Tree depth.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="random", show_default=True)
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="Time budget.")
+@click.option(
+    "--variant",
+    default="nbbs",
+    show_default=True,
+    help="Allocator: nbbs (shipped), reference, corrected, rollback_only, skip_only, locked, or a mutant "
+    "(check.impl_mutants, check.mutants).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of scenarios and schedules.")
+@click.option(
+    "--pct-depth", type=click.IntRange(1, 10), default=3, show_default=True, help="PCT bug depth d."
+)
+@click.option(
+    "--preemptions", type=click.IntRange(0, 10), default=2, show_default=True, help="Exhaustive bound."
+)
+@click.option(
+    "--quiescent",
+    type=click.Choice(["obtainable", "strict", "stale_coal", "off"]),
+    default="obtainable",
+    show_default=True,
+    help="Quiescent predicate at the end of each run.",
+)
+@click.option("--no-refinement", is_flag=True, help="Skip the step-by-step comparison with model.steps.")
+@click.option(
+    "--per-scenario", type=int, default=300, show_default=True, help="Schedules per scenario at most."
+)
+@click.option(
+    "--scenario", default=None, help="Explore this scenario (HEADER:THREADS) instead of random ones."
+)
+def explore_cmd(
+    threads: int,
+    ops: int,
+    depth: int,
+    strategy: str,
+    seconds: float,
+    variant: str,
+    seed: int,
+    pct_depth: int,
+    preemptions: int,
+    quiescent: str,
+    no_refinement: bool,
+    per_scenario: int,
+    scenario: str | None,
+) -> None:
+    """Run random scenarios under a scheduling strategy, checking every execution; print the first failure."""
+    rng = random.Random(seed)
+    reports: list[Report] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    try:
+        fixed = parse(scenario)[0] if scenario else None
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            bar = progress.add_task("exploring", total=seconds)
+            while time.perf_counter() < deadline:
+                sc = fixed or random_scenario(rng, threads, ops, depth, variant)
+                left = deadline - time.perf_counter()
+                cfg = ExploreConfig(
+                    strategy=strategy,  # type: ignore[arg-type]
+                    seed=rng.randrange(1 << 30),
+                    max_schedules=per_scenario,
+                    seconds=left,
+                    pct_depth=pct_depth,
+                    preemption_bound=preemptions,
+                    quiescent=quiescent,  # type: ignore[arg-type]
+                    refinement=not no_refinement,
+                )
+                rep = explore(sc, cfg)
+                reports.append(rep)
+                done = sum(r.schedules for r in reports)
+                fails = sum(len(r.failures) for r in reports)
+                progress.update(
+                    bar,
+                    completed=min(time.perf_counter() - started, seconds),
+                    description=f"{len(reports)} scenarios, {done} schedules, {fails} failures",
+                )
+                if rep.failures or (fixed is not None and rep.exhausted):
+                    break
+    except ExplorerError as e:
+        raise click.UsageError(str(e)) from e
+    elapsed = time.perf_counter() - started
+    failed = [r for r in reports if r.failures]
+    for r in failed[:1]:
+        console.rule("[red]first failure")
+        console.print(r.failures[0][1], markup=False, highlight=False)
+    total = sum(r.schedules for r in reports)
+    table = Table(title=f"nbbs explore ({strategy}, {variant})")
+    for col in ("scenarios", "schedules", "schedules/s", "exhausted", "failures", "time (s)"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(len(reports)),
+        str(total),
+        f"{total / elapsed:,.0f}" if elapsed else "-",
+        str(sum(r.exhausted for r in reports)),
+        str(sum(len(r.failures) for r in reports)),
+        f"{elapsed:.1f}",
+    )
+    console.print(table)
+    if failed:
+        sys.exit(1)
+
+
+@click.command("replay")
+@click.argument("schedule")
+@click.option(
+    "--quiescent",
+    type=click.Choice(["obtainable", "strict", "stale_coal", "off"]),
+    default="obtainable",
+    show_default=True,
+)
+def replay_cmd(schedule: str, quiescent: str) -> None:
+    """Re-run SCHEDULE (a schedule string from explore) and print every step, the trees and the checks."""
+    try:
+        out, text = replay(schedule, ExploreConfig(quiescent=quiescent))  # type: ignore[arg-type]
+    except ExplorerError as e:
+        raise click.UsageError(str(e)) from e
+    console.print(text, markup=False, highlight=False)
+    if out.failure is not None:
+        sys.exit(1)
