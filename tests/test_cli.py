@@ -10,7 +10,7 @@ from nbbs.cli import main as cli
 
 
 def test_a_failing_differential_run_reports_the_shrunk_program() -> None:
-    machine = differential.machine(mutant_allocator("climb_clears_instead_of_sets"), max_depth=3)
+    machine = differential.machine(mutant_allocator("occupy_only_occ"), max_depth=2)
     outcome = differential.run_for(machine, 30.0, "mutant")
     assert not outcome.ok
     assert "state.build(" in outcome.detail and "state.alloc(" in outcome.detail, outcome.detail

@@ -21,7 +21,12 @@ def test_the_machine_catches_a_broken_transition(name: str) -> None:
     with pytest.raises(Exception) as failure:
         run_state_machine_as_test(
             machine,
-            settings=settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck)),
+            settings=settings(
+                max_examples=300,
+                stateful_step_count=15,  # short programs shrink fast; every mutant shows within 15 rules
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
         )
     # The shrunk reproducer is a program one can paste: it builds the arena and replays the rules.
     program = "\n".join(getattr(failure.value, "__notes__", []))
