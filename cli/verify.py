@@ -7,6 +7,6 @@ from nbbs.check.report import Task
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
-    from nbbs.check import modelcheck
+    from nbbs.check import differential, modelcheck
 
-    return [*modelcheck.verify_tasks()]
+    return [*differential.verify_tasks(), *modelcheck.verify_tasks()]

@@ -38,8 +38,6 @@ from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import abstraction
 
-_thread_ids = itertools.count()
-
 
 def _spread(tid: int, lvl: int) -> int:
     """Thread ``tid``'s first position on a level of ``2**lvl`` nodes: ``tid``'s bits reversed.
@@ -81,6 +79,7 @@ class NBBS:
         self.max_level = self.arena.max_level
         self._w: Words = (backend or StripedWords)(g.node_count(depth))
         self._local = threading.local()
+        self._thread_ids = itertools.count()  # per allocator, so one thread's scans are repeatable
 
     # -- public API ------------------------------------------------------------------------
 
@@ -131,7 +130,7 @@ class NBBS:
         try:
             return int(local.last[lvl])
         except AttributeError:
-            local.tid = next(_thread_ids)
+            local.tid = next(self._thread_ids)
             local.last = {}
         except KeyError:
             pass
