@@ -31,6 +31,8 @@ class Case:
     search: str = "scan"
     """``scan``: searched in scan mode with checked frees; ``attempt``: searched in attempt
     mode (much smaller) and converted with ``as_scan_replay``."""
+    scenario: tuple[tuple[tuple[str, int], ...], ...] | None = None
+    """Search only the interleavings of these ops, from the empty tree (too large otherwise)."""
 
     def config(self) -> Config:
         return Config(
@@ -41,6 +43,8 @@ class Case:
             checked_free=self.search == "scan",
             properties=(self.prop,),
             stop_at_first=True,
+            scenario=self.scenario,
+            initial="all" if self.scenario is None else "empty",
         )
 
     @property
@@ -111,6 +115,24 @@ _STALE_COAL = (
     "clears the root."
 )
 
+_ONE_LEVEL_UP = (
+    "The ABA of reference-a.json one level higher, which releasing after the unmark does not "
+    "prevent; found by searching every interleaving of these operations at depth 3 (3 threads "
+    "at depth 3 is too large to search with every operation). Thread 0 allocates node 4 (order "
+    "1; OCC_L in node 2 and the root) while threads 1 and 2 occupy pages 10 and 11 under node 5. "
+    "Thread 0 frees 4: it marks node 2 and the root (COAL_L), and unmarks node 2 (00000); block 4 "
+    "stays occupied until its release, which comes last. Thread 1's climb from 10 sets OCC_L in "
+    "node 5, OCC_R in node 2 and, in the root, clears COAL_L (it re-claims the path): it holds 10. "
+    "Thread 1 frees 10: its mark sets COAL_L in node 5 (the right side is still empty) and goes "
+    "on. Thread 2's climb from 11 sets OCC_R in node 5, then finds node 2's OCC_R and the root's "
+    "OCC_L already set with no COAL bit: no write; it holds 11. Thread 1's mark goes on to node 2 "
+    "(COAL_R; its left side was cleared by thread 0) and to the root (COAL_L). Thread 0's unmark "
+    "now finds COAL_L in the root, a licence thread 1 issued and would not use itself (its unmark "
+    "will stop at node 5, where thread 2 is), and clears the root (00000) although page 11 is "
+    "held below. Thread 0 releases 4 and allocates the root (order 3): blocks 1 and 11 are both "
+    "held (a), (c)."
+)
+
 CASES = (
     Case("reference", "b", 2, 2, _HANDED_OVER),
     Case("skip-only", "b", 2, 2, "The unmark repair alone leaves the rollback defect: " + _HANDED_OVER),
@@ -132,6 +154,15 @@ CASES = (
         3,
         "Repairs 1, 2 and 3 (release after unmark) remove the overlap but leave this: " + _STALE_COAL,
         search="attempt",
+    ),
+    Case(
+        "corrected",
+        "a",
+        3,
+        3,
+        "A KNOWN DEFECT of the shipped variant. " + _ONE_LEVEL_UP,
+        search="attempt",
+        scenario=((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),)),
     ),
 )
 """Every counterexample kept: the reference's and each rejected candidate's."""

@@ -50,6 +50,22 @@ def result_table(results: list[Result]) -> Table:
     return table
 
 
+def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """``'alloc 4, free 4; alloc 10'`` -> ``((("alloc", 4), ("free", 4)), (("alloc", 10),))``."""
+    threads = []
+    for part in text.split(";"):
+        ops = []
+        for item in part.split(","):
+            words = item.split()
+            if len(words) != 2 or words[0] not in ("alloc", "free") or not words[1].isdigit():
+                raise click.BadParameter(
+                    f"expected 'alloc N' or 'free N', got {item.strip()!r}", param_hint="--scenario"
+                )
+            ops.append((words[0], int(words[1])))
+        threads.append(tuple(ops))
+    return tuple(threads)
+
+
 @click.command("check")
 @click.option("--threads", "-t", type=click.IntRange(1, 6), default=2, show_default=True)
 @click.option("--depth", "-d", type=click.IntRange(0, 5), default=2, show_default=True)
@@ -73,6 +89,12 @@ def result_table(results: list[Result]) -> Table:
     help="Each alloc is one attempt at a chosen node, or impl/nbbs.py's scan from a chosen start.",
 )
 @click.option("--checked-free", is_flag=True, help="Include NBBS.free's argument-check loads.")
+@click.option(
+    "--scenario",
+    default=None,
+    help="Only these ops, every interleaving: threads separated by ';', ops by ',', "
+    "e.g. 'alloc 4, free 4, alloc 1; alloc 10, free 10; alloc 11' (sets --threads).",
+)
 @click.option("--empty", is_flag=True, help="Start from the empty tree only (default: every live set).")
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")
 @click.option("--stop-at-first", is_flag=True, help="Stop at the first violation.")
@@ -91,6 +113,7 @@ def check_command(
     props: tuple[str, ...],
     mode: str,
     checked_free: bool,
+    scenario: str | None,
     empty: bool,
     max_states: int | None,
     stop_at_first: bool,
@@ -103,6 +126,9 @@ def check_command(
     """
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
+    script = None if scenario is None else parse_scenario(scenario)
+    if script is not None:
+        threads = len(script)
     cfg = Config(
         threads,
         depth,
@@ -114,6 +140,7 @@ def check_command(
         checked_free=checked_free,
         max_states=max_states,
         stop_at_first=stop_at_first,
+        scenario=script,
     )
     started = time.perf_counter()
     with Live(console=console, refresh_per_second=4, transient=True) as live:

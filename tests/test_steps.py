@@ -165,8 +165,9 @@ def test_a_checked_free_refuses_what_the_allocator_refuses() -> None:
     assert words == [0] * g.node_count(2)
 
 
-def test_branches_are_exclusive_and_exhaustive_for_every_word() -> None:
-    m = Machine(3, 1)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_branches_are_exclusive_and_exhaustive_for_every_word(variant: str) -> None:
+    m = Machine(3, 1, bits.VARIANTS[variant])
     seen = set()
     todo = [m.alloc(o, s) for o in range(3) for s in range(8)] + [m.free(n) for n in range(2, 16)]
     todo += [m.free(n, checked=True) for n in range(2, 16)]
