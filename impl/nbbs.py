@@ -185,17 +185,7 @@ class NBBS:
         ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
         """
         w, t = self._w, self.transitions
-        # Mark: announce the coalescing up to the first ancestor the buddy keeps busy.
-        child = n
-        while g.level(child) > top_level:
-            p, s = g.parent(child), g.side(child)
-            old = w.fetch_or(p, t.mark_mask(s))
-            child = p
-            if t.buddy_keeps_busy(old, s):
-                break
-            if rollback and t.rollback_extends and g.level(child) <= top_level:
-                self._extend(child)
-                break
+        self._mark(n, top_level, rollback)
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level
@@ -205,6 +195,19 @@ class NBBS:
         self._unmark(n, top_level)
         if t.release_last:
             w.store(n, t.release(bits.BUSY))
+
+    def _mark(self, child: int, top_level: int, rollback: bool = False) -> None:
+        """Announce the coalescing from ``child`` up to the first ancestor the buddy keeps busy."""
+        w, t = self._w, self.transitions
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            old = w.fetch_or(p, t.mark_mask(s))
+            child = p
+            if t.buddy_keeps_busy(old, s):
+                return
+            if rollback and t.rollback_extends and g.level(child) <= top_level:
+                self._extend(child)
+                return
 
     def _unmark(self, n: int, top_level: int) -> None:
         """Clear the path from ``n`` up while our COAL bit is there (an alloc may have re-claimed it)."""
@@ -243,12 +246,5 @@ class NBBS:
                 return
             if w.cas(p, cur, t.mark(cur, s)):
                 break
-        if t.buddy_keeps_busy(cur, s):
-            return
-        child = p
-        while g.level(child) > self.max_level:
-            p, s = g.parent(child), g.side(child)
-            old = w.fetch_or(p, t.mark_mask(s))
-            child = p
-            if t.buddy_keeps_busy(old, s):
-                return
+        if not t.buddy_keeps_busy(cur, s):
+            self._mark(p, self.max_level)
