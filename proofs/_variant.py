@@ -1,0 +1,44 @@
+"""What a proof is about: the transitions, the quiescent invariant and the spec's rules, swappable.
+
+The published algorithm is ``PUBLISHED``; a mutant replaces one piece, and every obligation
+is built from a ``Variant`` so the same proof can be run against each mutant and must fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nbbs.model import bits, tree
+
+
+@dataclass(frozen=True)
+class SpecRules:
+    """How the z3 encoding of ``model/spec.py`` decides and applies an operation.
+
+    ``alloc_checks``: which live blocks make a node unavailable ("ancestors", "descendants";
+    the spec checks both, since two blocks overlap exactly when one is the other's ancestor).
+    ``alloc_effect``: "add" (the spec) adds the node; a mutant may add something else.
+    ``free_effect``: "remove" (the spec) removes the node; a mutant may keep or merge it.
+    """
+
+    alloc_checks: frozenset[str] = frozenset({"ancestors", "descendants"})
+    alloc_effect: str = "add"
+    free_effect: str = "remove"
+
+
+SPEC_RULES = SpecRules()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One algorithm to prove: its word transitions, its quiescent invariant, its spec rules."""
+
+    name: str = "published"
+    transitions: bits.Transitions = bits.PUBLISHED
+    node_ok: Callable[..., Any] = tree.node_ok
+    spec: SpecRules = SPEC_RULES
+
+
+PUBLISHED = Variant()
