@@ -21,11 +21,14 @@ class SpecRules:
     the spec checks both, since two blocks overlap exactly when one is the other's ancestor).
     ``alloc_effect``: "add" (the spec) adds the node; a mutant may add something else.
     ``free_effect``: "remove" (the spec) removes the node; a mutant may keep or merge it.
+    ``disjoint``: how the linear form of disjointness looks above a block: "ancestors" (every
+    proper ancestor, right) or "parent" (a mutant that only looks one level up).
     """
 
     alloc_checks: frozenset[str] = frozenset({"ancestors", "descendants"})
     alloc_effect: str = "add"
     free_effect: str = "remove"
+    disjoint: str = "ancestors"
 
 
 SPEC_RULES = SpecRules()

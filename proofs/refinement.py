@@ -25,6 +25,7 @@ other node's ``node_ok`` and the abstraction off the path, is unchanged. Claims:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ import z3
 
 from nbbs.model import bits, tree
 from nbbs.model import geometry as g
-from nbbs.proofs import sequential
+from nbbs.proofs import replay, sequential
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
 from nbbs.proofs._z3 import TERMS, Query, Z, as_shift, show, val, word
@@ -136,25 +137,95 @@ def path_tree(v: Variant, depth: int, level: int) -> PathTree:
     return pt
 
 
-def _explain(
-    pt: PathTree, after: list[Any], what: str, extra: Callable[[z3.ModelRef], str] | None = None
-) -> Callable[[z3.ModelRef], str]:
+def concrete_tree(pt: PathTree, m: z3.ModelRef) -> tuple[list[int], int, int]:
+    """A whole tree realising a counterexample: its words, the node ``n`` and ``max_level``.
+
+    Path, buddy and children words come from the model; under each buddy and child, a
+    subtree consistent with its word is filled in (a taken side gets a block right below).
+    """
+    words = [0] * g.node_count(pt.depth)
+    nodes = [val(m, x) for x in pt.node_path_nodes()]
+    for k, x in enumerate(nodes):
+        words[x] = val(m, pt.w[k])
+    filled = [(g.buddy(nodes[k]), val(m, pt.buddies[k])) for k in range(1, pt.level + 1)]
+    if pt.kids:
+        filled += [(g.left(nodes[-1]), val(m, pt.kids[0])), (g.right(nodes[-1]), val(m, pt.kids[1]))]
+    for x, wx in filled:
+        words[x] = wx
+        if g.level(x) < pt.depth and not wx & bits.OCC:
+            for child, bit in ((g.left(x), bits.OCC_LEFT), (g.right(x), bits.OCC_RIGHT)):
+                if wx & bit:
+                    words[child] = bits.BUSY
+    return words, nodes[-1], val(m, pt.max_level)
+
+
+def replayed(v: Variant, pt: PathTree, m: z3.ModelRef, op: str) -> str:
+    """The counterexample run on the real allocator (``impl/nbbs.py``) with the variant's
+    transitions, beside the published ones: the tree before, each access, the tree after,
+    what the quiescent invariant says, and the first access where the two runs differ."""
+    words, n, ml = concrete_tree(pt, m)
+    depth = pt.depth
+    logs = {}
+    for name, t in (("variant", v.transitions), ("published", bits.PUBLISHED)):
+        a, rec = replay.allocator(words, depth, depth - ml, t)
+        if op == "alloc":
+            result = replay.attempt(a, n)
+        else:
+            replay.free(a, n)
+            result = True
+        logs[name] = (rec, result)
+    rec, result = logs["variant"]
+    good = logs["published"][0]
+    broken = tree.quiescent_violations(rec.w, depth, ml)
+    lines = [
+        f"  replayed on impl/nbbs.py (depth {depth}, max_order {depth - ml}), {op} of node {n}"
+        + (f" -> {'success' if result else 'no block'}" if op == "alloc" else ""),
+        "  before:",
+        tree.render(words, depth),
+        "  quiescent invariant before: "
+        + ("holds" if not tree.quiescent_violations(words, depth, ml) else "broken (encoding bug)"),
+        "  accesses:",
+        replay.show_log(rec.log),
+        "  after:",
+        tree.render(rec.w, depth),
+        "  quiescent invariant after: " + ("holds" if not broken else "BROKEN at " + "; ".join(broken)),
+        f"  live blocks before {sorted(tree.abstraction(words, depth))}, "
+        f"after {sorted(tree.abstraction(rec.w, depth))}",
+    ]
+    for i, (mine, theirs) in enumerate(itertools.zip_longest(rec.log, good.log)):
+        if mine != theirs:
+            did = (
+                "nothing"
+                if mine is None
+                else f"{mine[0]} on node {mine[1]}: {bits.show(mine[2])} -> {bits.show(mine[3])}"
+            )
+            should = (
+                "nothing"
+                if theirs is None
+                else f"{theirs[0]} on node {theirs[1]}: {bits.show(theirs[2])} -> {bits.show(theirs[3])}"
+            )
+            lines.append(f"  the step that goes wrong: access {i + 1} does {did};")
+            lines.append(f"  the published transitions do {should}")
+            break
+    return "\n".join(lines)
+
+
+def _explain(v: Variant, pt: PathTree, after: list[Any], op: str) -> Callable[[z3.ModelRef], str]:
     def explain(m: z3.ModelRef) -> str:
         nodes = [val(m, x) for x in pt.node_path_nodes()]
         lines = [
-            f"  {what} at node {nodes[-1]} (level {pt.level}) of a depth-{pt.depth} tree, "
+            f"  {op} at node {nodes[-1]} (level {pt.level}) of a depth-{pt.depth} tree, "
             f"max_level {val(m, pt.max_level)}",
-            "  path, root first:   word before          word after          | buddy",
+            "  path, root first:        word before           word after            | buddy",
         ]
         for k in range(pt.level + 1):
             bud = "" if k == 0 else f"| {g.buddy(nodes[k])}: {show(m, pt.buddies[k])}"
             lines.append(
-                f"    level {k} node {nodes[k]:>4}: {show(m, pt.w[k]):<20} {show(m, after[k]):<20} {bud}"
+                f"    level {k} node {nodes[k]:>4}: {show(m, pt.w[k]):<21} {show(m, after[k]):<21} {bud}"
             )
         for c, name in zip(pt.kids, ("left", "right"), strict=False):
             lines.append(f"    {name} child of n: {show(m, c)}")
-        if extra is not None:
-            lines.append(extra(m))
+        lines.append(replayed(v, pt, m, op))
         return "\n".join(lines)
 
     return explain
@@ -185,7 +256,7 @@ def _alloc(depth: int, level: int) -> Callable[[Variant], Query]:
             cases.append(
                 ("an ancestor is a block: the climb rolls back", z3.Or([z3.BoolVal(False), *failed_at]))
             )
-        return Query(pt.premises, claims, _explain(pt, after, "alloc attempt"), (), cases)
+        return Query(pt.premises, claims, _explain(v, pt, after, "alloc"), (), cases)
 
     return build
 
@@ -207,7 +278,7 @@ def _free(depth: int, level: int) -> Callable[[Variant], Query]:
         cases = [("n is a block whose buddy is free", _occ(pt.w[level]))]
         if level > 0:
             cases.append(("n's buddy is taken", tree.taken(pt.buddies[level])))
-        return Query([*pt.premises, _occ(pt.w[level])], claims, _explain(pt, after, "free"), (), cases)
+        return Query([*pt.premises, _occ(pt.w[level])], claims, _explain(v, pt, after, "free"), (), cases)
 
     return build
 

@@ -24,7 +24,7 @@ the arena, aligned) is checked for a symbolic node of any level.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -50,6 +50,7 @@ class SpecState:
     depth: int
     live: Sequence[Any]
     base: SpecState | None = None
+    _memo: dict[str, list[Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def nodes(self) -> range:
         """Every node of the tree."""
@@ -88,19 +89,27 @@ class SpecState:
                 down[x] = z3.Or(self.live[x], down[g.left(x)], down[g.right(x)])
         return down
 
-    @cached_property
-    def no_live_under_live(self) -> list[Any]:
+    def no_live_under_live(self, rules: SpecRules) -> list[Any]:
         """Per node ``x``: not (``x`` is live and so is one of its proper ancestors)."""
+        key = rules.disjoint
+        if key in self._memo:
+            return self._memo[key]
         b = self.base
+        above = self.up if key == "ancestors" else self.live  # a mutant looks at the parent only
         out: list[Any] = [z3.BoolVal(True)] * len(self.live)
         for x in self.nodes():
             if x == g.ROOT:
                 continue
             p = g.parent(x)
-            if b is not None and self.live[x] is b.live[x] and self.up[p] is b.up[p]:
-                out[x] = b.no_live_under_live[x]
+            if (
+                b is not None
+                and self.live[x] is b.live[x]
+                and above[p] is (b.up if key == "ancestors" else b.live)[p]
+            ):
+                out[x] = b.no_live_under_live(rules)[x]
             else:
-                out[x] = z3.Not(z3.And(self.live[x], self.up[p]))
+                out[x] = z3.Not(z3.And(self.live[x], above[p]))
+        self._memo[key] = out
         return out
 
     def changed(self, changes: dict[int, bool]) -> SpecState:
@@ -137,13 +146,13 @@ def is_node(depth: int, n: z3.BitVecRef) -> z3.BoolRef:
     return z3.And(z3.UGE(n, _bv(g.ROOT, w)), z3.ULT(n, _bv(g.node_count(depth), w)))
 
 
-def inv_disjoint(st: SpecState) -> z3.BoolRef:
+def inv_disjoint(st: SpecState, rules: SpecRules) -> z3.BoolRef:
     """``spec.inv_disjoint``, in its linear form: no live block has a live proper ancestor.
 
     Two blocks overlap exactly when one is an ancestor of the other, so this says no two
     live blocks overlap; ``spec_disjoint_forms`` proves it equal to the pairwise form.
     """
-    return z3.And(st.no_live_under_live[g.ROOT + 1 :] or [True])
+    return z3.And(st.no_live_under_live(rules)[g.ROOT + 1 :] or [True])
 
 
 def inv_within(st: SpecState, max_level: z3.BitVecRef) -> z3.BoolRef:
@@ -226,21 +235,21 @@ def _level_ok(x: int, ml: z3.BitVecRef) -> z3.BoolRef:
     return z3.ULE(ml, z3.BitVecVal(g.level(x), _LEVEL_BITS))
 
 
-def _setup(depth: int) -> tuple[SpecState, z3.BitVecRef, list[Any]]:
+def _setup(depth: int, rules: SpecRules) -> tuple[SpecState, z3.BitVecRef, list[Any]]:
     st, ml = fresh_state(depth, "live"), level_var("max_level")
-    return st, ml, [z3.ULE(ml, depth), inv_disjoint(st), inv_within(st, ml)]
+    return st, ml, [z3.ULE(ml, depth), inv_disjoint(st, rules), inv_within(st, ml)]
 
 
 def _alloc(depth: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
-        st, ml, premises = _setup(depth)
+        st, ml, premises = _setup(depth, v.spec)
         n_any = node_var(depth, "n")
         cases, claims, posts = [], [], {}
         for n in representatives(depth):
             ok = z3.And(_level_ok(n, ml), is_free(st, v.spec, n))
             post = posts[f"after alloc of {n}"] = after_alloc(st, v.spec, n)
             cases.append((f"alloc of {n} allowed", ok))
-            claims.append((f"alloc of {n}: blocks stay disjoint", z3.Implies(ok, inv_disjoint(post))))
+            claims.append((f"alloc of {n}: blocks stay disjoint", z3.Implies(ok, inv_disjoint(post, v.spec))))
             claims.append(
                 (f"alloc of {n}: blocks stay within max_order", z3.Implies(ok, inv_within(post, ml)))
             )
@@ -259,12 +268,14 @@ def _alloc(depth: int) -> Callable[[Variant], Query]:
 
 def _free(depth: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
-        st, ml, premises = _setup(depth)
+        st, ml, premises = _setup(depth, v.spec)
         cases, claims, posts = [], [], {}
         for n in representatives(depth):
             post = posts[f"after free of {n}"] = after_free(st, v.spec, n)
             cases.append((f"{n} live", st.live[n]))
-            claims.append((f"free of {n}: blocks stay disjoint", z3.Implies(st.live[n], inv_disjoint(post))))
+            claims.append(
+                (f"free of {n}: blocks stay disjoint", z3.Implies(st.live[n], inv_disjoint(post, v.spec)))
+            )
             claims.append(
                 (f"free of {n}: blocks stay within max_order", z3.Implies(st.live[n], inv_within(post, ml)))
             )
@@ -275,7 +286,7 @@ def _free(depth: int) -> Callable[[Variant], Query]:
 
 def _coalesce(depth: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
-        st, ml, premises = _setup(depth)
+        st, ml, premises = _setup(depth, v.spec)
         above = st.up
         cases, claims, posts = [], [], {}
         for n in representatives(depth, 1):
@@ -313,7 +324,7 @@ def _coalesce(depth: int) -> Callable[[Variant], Query]:
 
 def _split(depth: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
-        st, ml, premises = _setup(depth)
+        st, ml, premises = _setup(depth, v.spec)
         cases, claims, posts = [], [], {}
         for p in representatives(depth)[:-1]:
             hyp = z3.And(_level_ok(p, ml), is_free(st, v.spec, p))
@@ -330,7 +341,10 @@ def _split(depth: int) -> Callable[[Variant], Query]:
                     )
                 )
                 claims.append(
-                    (f"after allocating {n}, blocks stay disjoint", z3.Implies(hyp, inv_disjoint(post)))
+                    (
+                        f"after allocating {n}, blocks stay disjoint",
+                        z3.Implies(hyp, inv_disjoint(post, v.spec)),
+                    )
                 )
         return Query(
             premises, claims, _explain(st, ml, lambda: posts), [z3.Not(z3.Or(list(st.live[1:])))], cases
@@ -350,7 +364,7 @@ def _forms(depth: int) -> Callable[[Variant], Query]:
             [
                 (
                     "no live block under a live block == no two live blocks overlap",
-                    inv_disjoint(st) == pairwise,
+                    inv_disjoint(st, v.spec) == pairwise,
                 )
             ],
             _explain(st, level_var("max_level"), dict),

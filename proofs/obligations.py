@@ -1,0 +1,59 @@
+"""The catalogue of obligations ``nbbs prove`` runs, and running them.
+
+Groups, in order: ``bits`` (word transitions touch only their bits), ``param`` (per-node
+lemmas for a node of any level: the refinement argument for every depth), ``spec`` (the
+abstract allocator's lemmas, per depth), ``refine`` (whole sequential operations against
+the spec, per depth, one query per level of the chosen node) and ``steps`` (the step-level
+invariant, see ``proofs/README.md`` for what it covers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
+from nbbs.proofs._obligation import Obligation, Proof, prove
+from nbbs.proofs._variant import PUBLISHED, Variant
+
+GROUPS = ("bits", "param", "spec", "refine")
+
+DEFAULT_DEPTH_MAX = 10
+
+CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8}
+"""Whole-tree obligations whose z3 time grows steeply with depth (measured: depth 10 takes
+12 s and 90 s); by default they run up to this depth. ``param_local_global`` covers every
+depth by induction."""
+
+
+def catalogue(
+    depth_max: int = DEFAULT_DEPTH_MAX,
+    depth_min: int = 1,
+    capped: bool = True,
+    groups: Iterable[str] = GROUPS,
+) -> list[Obligation]:
+    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``."""
+    chosen = set(groups)
+    out: list[Obligation] = []
+    if "bits" in chosen:
+        out += bitlemmas.OBLIGATIONS
+    if "param" in chosen:
+        out += parametric.OBLIGATIONS
+    for depth in range(depth_min, depth_max + 1):
+        per_depth: list[Obligation] = []
+        if "spec" in chosen:
+            per_depth += speclemmas.obligations(depth)
+        if "refine" in chosen:
+            per_depth += refinement.obligations(depth)
+        out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
+    return out
+
+
+def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obligation]:
+    """The obligations whose name starts with ``name`` (all of them for None)."""
+    return [ob for ob in obligations if name is None or ob.name.startswith(name)]
+
+
+def run(obligations: Iterable[Obligation], variant: Variant = PUBLISHED) -> Iterator[Proof]:
+    """Prove each obligation in turn (one fresh solver each)."""
+    for ob in obligations:
+        yield prove(ob, variant)
