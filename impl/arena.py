@@ -147,7 +147,10 @@ class Arena:
                 f"address {address:#x} is not aligned to a block of order {want} "
                 f"({self.page_size << want:#x} bytes)"
             )
-        for o in range(self.top_order + 1):
+        # Largest order first: a live block's ancestors are never occupied (their OCC_* bits
+        # keep them non-zero), while a page under it may be, for an instant, by another
+        # thread's alloc on its way to roll back; looking there first would refuse a valid free.
+        for o in range(self.top_order, -1, -1):
             n = g.node_of(self.depth, page, o)
             if not is_live(n):
                 continue

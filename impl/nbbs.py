@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import ClassVar
 
 from nbbs.impl.arena import Arena
 from nbbs.impl.atomics import Backend, StripedWords, Words
+from nbbs.impl.errors import ConfigurationError
 from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import abstraction
@@ -51,8 +51,9 @@ class NBBS:
     can be had; ``free(address)`` gives it back. Any number of threads may call both at once.
     """
 
-    transitions: ClassVar[bits.Transitions] = bits.PUBLISHED
-    """The word transitions this allocator runs; a checker's mutant overrides them."""
+    transitions: bits.Transitions = bits.VARIANTS[bits.DEFAULT_VARIANT]
+    """The word transitions this allocator runs: the variant's (``bits.VARIANTS``); a checker's
+    mutant overrides them in a subclass."""
 
     def __init__(
         self,
@@ -62,7 +63,12 @@ class NBBS:
         start: int = 0,
         max_order: int | None = None,
         backend: Backend | None = None,
+        variant: str | None = None,
     ) -> None:
+        if variant is not None:
+            if variant not in bits.VARIANTS:
+                raise ConfigurationError(f"variant must be one of {sorted(bits.VARIANTS)}, got {variant!r}")
+            self.transitions = bits.VARIANTS[variant]
         self.arena = Arena(depth, page_size, start, max_order)
         self.depth = depth
         self.max_order = self.arena.top_order
@@ -142,7 +148,7 @@ class NBBS:
                         self._local.last[lvl] = pos
                     return n
                 # Undo below the occupied ancestor, then skip its whole subtree.
-                self._free_node(n, g.level(failed) + 1)
+                self._free_node(n, g.level(failed) + 1, rollback=True)
                 nxt = g.after_subtree(failed, lvl) - first
                 scanned += nxt - pos
                 pos = nxt % size
@@ -167,8 +173,12 @@ class NBBS:
             child = p
         return None
 
-    def _free_node(self, n: int, top_level: int) -> None:
-        """Free block ``n``: mark, release, unmark, touching no ancestor above ``top_level``."""
+    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+        """Free block ``n``: mark, release, unmark, touching no ancestor above ``top_level``.
+
+        A ``rollback`` (of an alloc whose climb failed) may go on above ``top_level`` in the
+        ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
+        """
         w, t = self._w, self.transitions
         # Mark: announce the coalescing up to the first ancestor the buddy keeps busy.
         child = n
@@ -178,6 +188,12 @@ class NBBS:
             child = p
             if t.buddy_keeps_busy(old, s):
                 break
+            if rollback and t.rollback_extends and g.level(child) <= top_level:
+                self._extend(child)
+                break
+        if rollback and t.rollback_extends:
+            # The corrected rollback's unmark goes on above its bound like a free's.
+            top_level = self.max_level
         # Release: the block itself is free from here on.
         w.store(n, t.release(bits.BUSY))
         # Unmark: clear the path while our COAL bit is still there (an alloc may have re-claimed it).
@@ -187,6 +203,10 @@ class NBBS:
             while True:
                 cur = w.load(p)
                 if not t.unmark_applies(cur, s):
+                    if t.unmark_skips(cur, s):
+                        # Another free's unmark cleared our side here; ours above still wait.
+                        new = cur
+                        break
                     return
                 new = t.unmark(cur, s)
                 if w.cas(p, cur, new):
@@ -194,3 +214,29 @@ class NBBS:
             if t.unmark_stops(new, s):
                 return
             child = p
+
+    def _extend(self, child: int) -> None:
+        """A rollback's mark reached its bound at ``child`` and would go on: maybe go on.
+
+        If the failed ancestor above is no block but shows ``child``'s side occupied, a climb
+        went through after it was freed and that climb's free stopped below, trusting our
+        side to carry on (the buddy kept it busy): mark it with a CAS (so a block is never
+        marked), then go on marking as a free up to ``max_level``.
+        """
+        w, t = self._w, self.transitions
+        p, s = g.parent(child), g.side(child)
+        while True:
+            cur = w.load(p)
+            if not t.rollback_continues(cur, s):
+                return
+            if w.cas(p, cur, t.mark(cur, s)):
+                break
+        if t.buddy_keeps_busy(cur, s):
+            return
+        child = p
+        while g.level(child) > self.max_level:
+            p, s = g.parent(child), g.side(child)
+            old = w.fetch_or(p, t.mark_mask(s))
+            child = p
+            if t.buddy_keeps_busy(old, s):
+                return

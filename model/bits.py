@@ -105,6 +105,23 @@ def unmark_applies(w: int, s: int) -> bool:
     return side_coalescing(w, s)
 
 
+def rollback_continues(w: int, s: int) -> bool:
+    """A rollback that reached its bound goes on above it: the word above the bound is no block
+    and shows side ``s`` occupied, by a climb whose free handed the rest of the path to us."""
+    return w & (OCC | occ_bit(s)) == occ_bit(s)
+
+
+def side_cleared(w: int, s: int) -> bool:
+    """Unmark finds side ``s`` neither coalescing nor occupied: another free's unmark cleared it
+    for us (an alloc re-claiming the path would have set OCC), so our marks above still wait."""
+    return w & (coal_bit(s) | occ_bit(s)) == 0
+
+
+def never(w: int, s: int) -> bool:
+    """The published rollback: it never goes above its bound."""
+    return w != w
+
+
 def unmark_stops(new: int, s: int) -> bool:
     """Unmark stops after this node: the other side is still occupied after clearing side ``s``."""
     return side_occupied(new, other(s))
@@ -164,6 +181,13 @@ class Transitions:
     unmark_applies: Callable[[int, int], bool] = unmark_applies
     unmark: Callable[[int, int], int] = unmark
     unmark_stops: Callable[[int, int], bool] = unmark_stops
+    unmark_skips: Callable[[int, int], bool] = never
+    """Whether unmark, finding its COAL bit gone, goes on above (``corrected``) instead of stopping."""
+    rollback_continues: Callable[[int, int], bool] = never
+    """Whether a rollback goes on above its bound (``corrected``) given the word above it."""
+    rollback_extends: bool = False
+    """Whether a rollback that would go on at its bound looks above it at all: ``False``
+    for the published algorithm, which makes no access there."""
 
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
@@ -171,6 +195,38 @@ class Transitions:
 
 
 PUBLISHED = Transitions()
+
+CORRECTED = Transitions(
+    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True
+)
+"""The algorithm we ship (``ALGORITHM.md``): the published transitions plus two repairs.
+
+1. A rollback finishes the free a climb handed to it: when its mark reaches its bound and
+   would go on, it loads the failed ancestor and, if that is no block but shows our side
+   occupied, CAS-marks it and carries on marking as a free; its unmark goes on up to
+   ``max_level`` like a free's.
+2. An unmark that finds its side neither coalescing nor occupied (another free's unmark
+   cleared it for us) goes on above instead of stopping.
+"""
+
+ROLLBACK_ONLY = Transitions(rollback_continues=rollback_continues, rollback_extends=True)
+"""A rejected candidate: repair 1 alone (the checker breaks it, ``ALGORITHM.md``)."""
+
+SKIP_ONLY = Transitions(unmark_skips=side_cleared)
+"""A rejected candidate: repair 2 alone (the checker breaks it, ``ALGORITHM.md``)."""
+
+VARIANTS: dict[str, Transitions] = {
+    "reference": PUBLISHED,
+    "corrected": CORRECTED,
+    "rollback-only": ROLLBACK_ONLY,
+    "skip-only": SKIP_ONLY,
+}
+"""The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
+``corrected`` the one the model checker passes (ALGORITHM.md); the other two are the
+rejected candidates, kept so their counterexamples replay."""
+
+DEFAULT_VARIANT = "corrected"
+"""The variant the allocator runs unless told otherwise."""
 
 
 def show(w: int) -> str:

@@ -137,6 +137,11 @@ def ancestors(n: int, top_level: int = 0) -> Iterator[int]:
         yield n
 
 
+def ancestor_at(n: int, lvl: int) -> int:
+    """The ancestor of ``n`` at level ``lvl`` (``n`` itself if ``lvl == level(n)``)."""
+    return n >> (level(n) - lvl)
+
+
 def after_subtree(a: int, lvl: int) -> int:
     """The first node of level ``lvl`` right of ``a``'s subtree (one past the level's end if none).
 
