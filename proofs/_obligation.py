@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nbbs.proofs._variant import PUBLISHED, Variant
+from nbbs.proofs._variant import SHIPPED, Variant
 from nbbs.proofs._z3 import Query, ask
 
 
@@ -57,7 +57,7 @@ class Proof:
         return "\n".join([head, "broken: " + ", ".join(self.broken), self.counterexample])
 
 
-def prove(ob: Obligation, variant: Variant = PUBLISHED) -> Proof:
+def prove(ob: Obligation, variant: Variant = SHIPPED) -> Proof:
     """Build the obligation's query for ``variant`` and ask z3."""
     a = ask(ob.build(variant))
     return Proof(

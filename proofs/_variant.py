@@ -1,6 +1,7 @@
 """What a proof is about: the transitions, the quiescent invariant and the spec's rules, swappable.
 
-The published algorithm is ``PUBLISHED``; a mutant replaces one piece, and every obligation
+The algorithm we ship is ``SHIPPED`` (the model checker's ``corrected`` variant), the
+published one ``PUBLISHED``; a mutant replaces one piece, and every obligation
 is built from a ``Variant`` so the same proof can be run against each mutant and must fail.
 """
 
@@ -38,10 +39,16 @@ SPEC_RULES = SpecRules()
 class Variant:
     """One algorithm to prove: its word transitions, its quiescent invariant, its spec rules."""
 
-    name: str = "published"
-    transitions: bits.Transitions = bits.PUBLISHED
+    name: str = bits.DEFAULT_VARIANT
+    transitions: bits.Transitions = bits.VARIANTS[bits.DEFAULT_VARIANT]
     node_ok: Callable[..., Any] = tree.node_ok
     spec: SpecRules = SPEC_RULES
 
 
-PUBLISHED = Variant()
+SHIPPED = Variant()
+"""The algorithm the allocator runs by default (``bits.DEFAULT_VARIANT``, see ALGORITHM.md)."""
+
+VARIANTS = {name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items()}
+"""Every named algorithm of ``bits.VARIANTS`` (``reference`` is the published one)."""
+
+PUBLISHED = VARIANTS["reference"]

@@ -95,6 +95,8 @@ def _explain(v: Variant, what: str) -> Callable[[z3.ModelRef], str]:
             (f"buddy_keeps_busy(w, {s})", lambda: t.buddy_keeps_busy(w, s)),
             (f"unmark_applies(w, {s})", lambda: t.unmark_applies(w, s)),
             (f"unmark_stops(w, {s})", lambda: t.unmark_stops(w, s)),
+            (f"unmark_skips(w, {s})", lambda: t.unmark_skips(w, s)),
+            (f"rollback_continues(w, {s})", lambda: t.rollback_continues(w, s)),
         )
         for name, p in preds:
             if name.split("(")[0] in what:
@@ -206,6 +208,26 @@ def _unmark_stops(v: Variant) -> Query:
     )
 
 
+def _repairs(v: Variant) -> Query:
+    t = v.transitions
+    return Query(
+        premises=[],
+        claims=_per_side(
+            lambda s: [
+                (
+                    "unmark skips a word only if its side is neither coalescing nor occupied",
+                    z3.Implies(t.unmark_skips(_W, s), _W & (own_coal(s) | own_occ(s)) == 0),
+                ),
+                (
+                    "a rollback goes on only past a word that is no block and shows its side occupied",
+                    z3.Implies(t.rollback_continues(_W, s), z3.And(_W & bits.OCC == 0, _W & own_occ(s) != 0)),
+                ),
+            ]
+        ),
+        explain=_explain(v, "unmark_skips rollback_continues"),
+    )
+
+
 OBLIGATIONS = [
     Obligation("bits_occupy", "bits", None, "occupy claims only an all-zero word and writes BUSY", _occupy),
     Obligation(
@@ -237,6 +259,13 @@ OBLIGATIONS = [
         None,
         "unmark stops exactly where the other side stays occupied",
         _unmark_stops,
+    ),
+    Obligation(
+        "bits_repairs",
+        "bits",
+        None,
+        "the corrected variant's extra predicates fire only on the words they are meant for",
+        _repairs,
     ),
 ]
 """The bit lemmas; they hold for every depth (a word does not know its level)."""

@@ -20,6 +20,10 @@ def _t(**changes: object) -> bits.Transitions:
     return dataclasses.replace(bits.PUBLISHED, **changes)  # type: ignore[arg-type]
 
 
+def _on_corrected(**changes: object) -> bits.Transitions:
+    return dataclasses.replace(bits.CORRECTED, **changes)  # type: ignore[arg-type]
+
+
 def _node_ok_no_empty_children(w: Any, wl: Any, wr: Any, logic: tree.Logic = tree.PY) -> Any:
     """``node_ok`` without "a block's children are zero": blocks may nest."""
     occupied = w & bits.OCC != 0
@@ -71,6 +75,17 @@ MUTANTS: dict[str, tuple[str, Variant]] = {
         "release stores OCC_LEFT|OCC_RIGHT instead of zero: the freed block's subtree stays taken",
         Variant(
             "release_leaves_side_bits", transitions=_t(release=lambda w: w & (bits.OCC_LEFT | bits.OCC_RIGHT))
+        ),
+    ),
+    "unmark_skips_anything": (
+        "the corrected unmark goes on past any word whose COAL bit is gone (an alloc re-claimed it)",
+        Variant("unmark_skips_anything", transitions=_on_corrected(unmark_skips=lambda w, s: w == w)),
+    ),
+    "rollback_continues_past_block": (
+        "the corrected rollback goes on past the failed ancestor even when it is a block",
+        Variant(
+            "rollback_continues_past_block",
+            transitions=_on_corrected(rollback_continues=lambda w, s: w & bits.occ_bit(s) != 0),
         ),
     ),
     "node_ok_blocks_may_nest": (

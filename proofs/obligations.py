@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
-from nbbs.proofs._variant import PUBLISHED, Variant
+from nbbs.proofs._variant import SHIPPED, Variant
 
 GROUPS = ("bits", "param", "spec", "refine")
 
@@ -53,7 +53,7 @@ def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obliga
     return [ob for ob in obligations if name is None or ob.name.startswith(name)]
 
 
-def run(obligations: Iterable[Obligation], variant: Variant = PUBLISHED) -> Iterator[Proof]:
+def run(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> Iterator[Proof]:
     """Prove each obligation in turn (one fresh solver each)."""
     for ob in obligations:
         yield prove(ob, variant)

@@ -23,7 +23,9 @@ How they compose (by induction on the height of a subtree, and on the length of 
   again; the ancestor is zero afterwards iff the walk continues (the premise of the next step
   up), and stays taken iff it stops (so its own parent's ``node_ok`` is untouched).
 * ``param_rollback``: below a block every word is zero; climbing a zero word and then marking
-  and unmarking it (the rollback) gives zero back, and the walk continues up to the bound.
+  and unmarking it (the rollback) gives zero back, and the walk continues up to the bound;
+  at the block itself (``BUSY``) the corrected variant's rollback does not extend and its
+  unmark stops.
 * ``param_parent_frame``: a step that does not change whether a node is taken, and leaves it
   a word some node may have, preserves its parent's ``node_ok`` when the parent is not a
   block (the rely condition of every step).
@@ -197,6 +199,19 @@ def _rollback(v: Variant) -> Query:
             ("unmark applies", t.unmark_applies(marked, _S)),
             ("unmark gives zero back", after == 0),
             ("unmark goes on", z3.Not(t.unmark_stops(after, _S))),
+            (
+                "a rollback does not go on past the block that stopped the climb",
+                z3.Not(t.rollback_continues(z3.BitVecVal(bits.BUSY, bits.WORD_BITS), _S)),
+            ),
+            (
+                "an unmark stops at that block (it neither applies nor skips)",
+                z3.Not(
+                    z3.Or(
+                        t.unmark_applies(z3.BitVecVal(bits.BUSY, bits.WORD_BITS), _S),
+                        t.unmark_skips(z3.BitVecVal(bits.BUSY, bits.WORD_BITS), _S),
+                    )
+                ),
+            ),
         ],
         _explain(
             {"climb(0)": climbed, "mark(climb(0))": marked, "unmark(...)": after, "release(occupy(0))": block}

@@ -25,29 +25,54 @@ from nbbs.proofs._z3 import Sym
 
 
 def free_path(
-    t: bits.Transitions, sym: Sym, w: Sequence[Any], sides: Sequence[Any], within: Sequence[Any]
+    t: bits.Transitions,
+    sym: Sym,
+    w: Sequence[Any],
+    sides: Sequence[Any],
+    within: Sequence[Any],
+    rollback: bool = False,
+    max_within: Sequence[Any] | None = None,
 ) -> list[Any]:
-    """``_free_node``: mark up to where the buddy keeps a node busy, release ``n``, unmark back."""
+    """``_free_node``: mark up to where the buddy keeps a node busy, release ``n``, unmark back.
+
+    For a ``rollback`` (``within`` then ends just below the failed ancestor) with a bundle
+    whose ``rollback_extends`` is set, the mark that reaches its bound looks at the failed
+    ancestor and may go on marking up to ``max_level`` (``_extend``; ``max_within`` says which
+    levels are at or below ``max_level``), and the unmark may go on up to ``max_level``.
+    """
     lg = sym.logic
     w = list(w)
     top = len(w) - 1
-    going = sym.true
+    max_within = within if max_within is None else max_within
+    extends = rollback and t.rollback_extends
+    going = sym.true  # the free's own mark is under way
+    pending: Any = False  # a rollback's mark reached its bound: look at the failed ancestor here
+    extra: Any = False  # the rollback goes on marking as a free
     for k in range(top - 1, -1, -1):  # mark
         s = sides[k + 1]
-        act = lg.and_(going, within[k])
         old = w[k]
-        w[k] = sym.ite(act, t.mark(old, s), old)
-        going = lg.and_(act, lg.not_(t.buddy_keeps_busy(old, s)))
+        act = lg.and_(going, within[k])
+        cont = lg.and_(pending, t.rollback_continues(old, s))
+        more = lg.and_(extra, max_within[k])
+        w[k] = sym.ite(lg.or_(act, cont, more), t.mark(old, s), old)
+        stop = t.buddy_keeps_busy(old, s)
+        at_bound = act if k == 0 else lg.and_(act, lg.not_(within[k - 1]))
+        pending = lg.and_(extends, at_bound, lg.not_(stop)) if extends else False
+        going = lg.and_(act, lg.not_(stop))
+        extra = lg.and_(lg.or_(cont, more), lg.not_(stop))
     w[top] = t.release(sym.word(bits.BUSY))  # release: the allocator stores release(BUSY)
+    bound = max_within if extends else within
     going = sym.true
     for k in range(top - 1, -1, -1):  # unmark
         s = sides[k + 1]
-        act = lg.and_(going, within[k])
+        act = lg.and_(going, bound[k])
         cur = w[k]
         applies = t.unmark_applies(cur, s)
         new = t.unmark(cur, s)
         w[k] = sym.ite(lg.and_(act, applies), new, cur)
-        going = lg.and_(act, applies, lg.not_(t.unmark_stops(new, s)))
+        # Finding its COAL bit gone, unmark returns, or (unmark_skips) goes on past the word.
+        nxt = sym.ite(applies, new, cur)
+        going = lg.and_(act, lg.or_(applies, t.unmark_skips(cur, s)), lg.not_(t.unmark_stops(nxt, s)))
     return w
 
 
@@ -72,8 +97,9 @@ def alloc_path(
         failed_at[k] = lg.and_(act, occupied)
         up[k] = sym.ite(lg.and_(act, lg.not_(occupied)), t.climb(up[k], sides[k + 1]), up[k])
         going = lg.and_(going, lg.not_(failed_at[k]))
-    # A rollback frees n touching only the levels below the failing ancestor.
+    # A rollback frees n touching only the levels below the failing ancestor (and, in a
+    # variant whose rollback extends, possibly above it).
     below_failure = [lg.or_(False, *failed_at[:k]) for k in range(top)]
-    rolled = free_path(t, sym, up, sides, below_failure)
+    rolled = free_path(t, sym, up, sides, below_failure, rollback=True, max_within=within)
     failed = lg.or_(False, *failed_at)
     return [sym.ite(failed, r, u) for r, u in zip(rolled, up, strict=True)], going, failed_at

@@ -9,11 +9,11 @@ import pytest
 import z3
 
 from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits, spec, tree
 from nbbs.model import geometry as g
-from nbbs.model import spec, tree
 from nbbs.proofs import obligations, replay, sequential, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
-from nbbs.proofs._variant import PUBLISHED, SPEC_RULES, Variant
+from nbbs.proofs._variant import SHIPPED, SPEC_RULES, Variant
 from nbbs.proofs._z3 import INTS, Query
 from nbbs.proofs.mutants import MUTANTS
 
@@ -97,8 +97,12 @@ def _path(words: tuple[int, ...], n: int) -> tuple[list[int], list[int]]:
     return [words[x] for x in nodes], [0] + [g.side(x) for x in nodes[1:]]
 
 
+@pytest.mark.parametrize("variant", sorted(bits.VARIANTS))
 @pytest.mark.parametrize(("depth", "max_order"), [(3, 3), (4, 4), (4, 2)])
-def test_the_proofs_sequential_code_does_what_the_allocator_does(depth: int, max_order: int) -> None:
+def test_the_proofs_sequential_code_does_what_the_allocator_does(
+    depth: int, max_order: int, variant: str
+) -> None:
+    t = bits.VARIANTS[variant]
     max_level = depth - max_order
     for words in _reachable_trees(depth, max_order, seed=depth * 10 + max_order):
         assert tree.inv_quiescent(words, depth, max_level)
@@ -109,18 +113,16 @@ def test_the_proofs_sequential_code_does_what_the_allocator_does(depth: int, max
             path, sides = _path(words, n)
             within = [k >= max_level for k in range(lvl)]
             nodes = [n, *g.ancestors(n)]
-            a, rec = replay.allocator(words, depth, max_order)
+            a, rec = replay.allocator(words, depth, max_order, t)
             ok = replay.attempt(a, n)
-            mine, mine_ok, _ = sequential.alloc_path(PUBLISHED.transitions, INTS, path, sides, within)
+            mine, mine_ok, _ = sequential.alloc_path(t, INTS, path, sides, within)
             assert ok == mine_ok == spec.is_free(tree.abstraction(words, depth), n)
             assert [rec.w[x] for x in nodes[::-1]] == mine
             assert all(rec.w[x] == words[x] for x in g.all_nodes(depth) if x not in nodes)
             if words[n] == tree.bits.BUSY:
-                a, rec = replay.allocator(words, depth, max_order)
+                a, rec = replay.allocator(words, depth, max_order, t)
                 replay.free(a, n)
-                assert [rec.w[x] for x in nodes[::-1]] == sequential.free_path(
-                    PUBLISHED.transitions, INTS, path, sides, within
-                )
+                assert [rec.w[x] for x in nodes[::-1]] == sequential.free_path(t, INTS, path, sides, within)
                 assert all(rec.w[x] == words[x] for x in g.all_nodes(depth) if x not in nodes)
 
 
@@ -164,5 +166,5 @@ def test_a_refinement_counterexample_is_a_tree_that_satisfies_the_invariant_befo
     assert "quiescent invariant before: holds" in failed[0].counterexample
 
 
-def test_published_variant_is_the_default() -> None:
-    assert Variant() == PUBLISHED
+def test_the_proofs_are_about_the_variant_the_allocator_runs_by_default() -> None:
+    assert Variant().transitions == NBBS.transitions == SHIPPED.transitions
