@@ -72,3 +72,12 @@ def verify(seconds: float) -> None:
                 f"{t.name}: {'ok' if outcomes[-1].ok else 'FAILED'} ({time.perf_counter() - started:.1f} s)"
             )
     report("nbbs verify", outcomes)
+
+
+def _register() -> None:
+    from nbbs.cli.prove import prove
+
+    main.add_command(prove)
+
+
+_register()

@@ -7,4 +7,6 @@ from nbbs.check.report import Task
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
-    return []
+    from nbbs.proofs import verify_tasks as proof_tasks
+
+    return [*proof_tasks()]

@@ -4,13 +4,15 @@ Groups, in order: ``bits`` (word transitions touch only their bits), ``param`` (
 lemmas for a node of any level: the refinement argument for every depth), ``spec`` (the
 abstract allocator's lemmas, per depth), ``refine`` (whole sequential operations against
 the spec, per depth, one query per level of the chosen node) and ``steps`` (the step-level
-invariant, see ``proofs/README.md`` for what it covers).
+invariant is not in the catalogue: see ``proofs/README.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 
+from nbbs.check.report import Outcome, Task
 from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
 from nbbs.proofs._variant import SHIPPED, Variant
@@ -53,7 +55,33 @@ def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obliga
     return [ob for ob in obligations if name is None or ob.name.startswith(name)]
 
 
-def run(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> Iterator[Proof]:
+def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> Iterator[Proof]:
     """Prove each obligation in turn (one fresh solver each)."""
     for ob in obligations:
         yield prove(ob, variant)
+
+
+def _task(name: str, obs: Callable[[], list[Obligation]], mutants: bool) -> Task:
+    def run(seconds: float) -> Outcome:
+        started = time.perf_counter()
+        todo = obs()
+        if not mutants:
+            bad = [p for p in run_all(todo) if not p.proved]
+            detail = "\n\n".join(p.report() for p in bad)
+            return Outcome(name, len(todo), not bad, time.perf_counter() - started, detail)
+        from nbbs.proofs.mutants import MUTANTS
+
+        missed = [m for m, (_, v) in MUTANTS.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
+        detail = "" if not missed else "no obligation caught: " + ", ".join(missed)
+        return Outcome(name, len(MUTANTS), not missed, time.perf_counter() - started, detail)
+
+    return Task(name, 1.0, run)
+
+
+def verify_tasks() -> list[Task]:
+    """``nbbs verify``'s share of the proofs: every obligation up to depth 4, and every mutant
+    caught at depths up to 2."""
+    return [
+        _task("proofs: all obligations, depths 1-4", lambda: catalogue(4), mutants=False),
+        _task("proofs: every mutant caught (depths 1-2)", lambda: catalogue(2), mutants=True),
+    ]
