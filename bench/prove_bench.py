@@ -75,7 +75,10 @@ def main() -> None:
     wall_depth: dict[int, float] = defaultdict(float)
     for r in rows:
         if r["depth"] is not None:
-            per_depth[r["group"]][r["depth"]] += r["z3_seconds"]
+            whole = r["obligation"] in obligations.CAPS
+            per_depth[r["obligation"] + " (whole tree)" if whole else r["group"]][r["depth"]] += r[
+                "z3_seconds"
+            ]
             wall_depth[r["depth"]] += r["wall_seconds"]
     for r in probes:
         per_depth[r["obligation"] + " (whole tree)"][r["depth"]] += r["z3_seconds"]
