@@ -18,6 +18,19 @@ import click
     help="Prove the per-depth obligations for depths 1..D.",
 )
 @click.option("--depth-min", type=click.IntRange(1, 20), default=1, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(2, None),
+    default=None,
+    help="Also prove the step-level invariant (thread-modular: it holds for any number of threads).",
+)
+@click.option(
+    "--steps-depth",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="Tree depth of the step-level proof.",
+)
 @click.option("--obligation", "name", default=None, help="Only obligations whose name starts with NAME.")
 @click.option(
     "--variant", default=None, help="Algorithm to prove: reference | corrected | ... (default: shipped)."
@@ -28,6 +41,8 @@ import click
 def prove(
     depth_max: int,
     depth_min: int,
+    threads: int | None,
+    steps_depth: int,
     name: str | None,
     variant: str | None,
     mutant: str | None,
@@ -55,7 +70,12 @@ def prove(
         subject = VARIANTS[variant]
     else:
         subject = SHIPPED
-    todo = obligations.matching(obligations.catalogue(depth_max, depth_min, capped=not uncapped), name)
+    todo = obligations.matching(
+        obligations.catalogue(
+            depth_max, depth_min, capped=not uncapped, steps_depth=steps_depth if threads else None
+        ),
+        name,
+    )
     if not todo:
         raise click.BadParameter(f"no obligation matches {name!r}")
     proofs = []

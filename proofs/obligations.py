@@ -4,7 +4,8 @@ Groups, in order: ``bits`` (word transitions touch only their bits), ``param`` (
 lemmas for a node of any level: the refinement argument for every depth), ``spec`` (the
 abstract allocator's lemmas, per depth), ``refine`` (whole sequential operations against
 the spec, per depth, one query per level of the chosen node) and ``steps`` (the step-level
-invariant is not in the catalogue: see ``proofs/README.md``).
+invariant: the thread-modular invariant of ``threadmodular`` checked inductive by z3, one
+query per (role, program counter), for any number of threads; see ``proofs/README.md``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def catalogue(
     depth_min: int = 1,
     capped: bool = True,
     groups: Iterable[str] = GROUPS,
+    steps_depth: int | None = None,
 ) -> list[Obligation]:
-    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``."""
+    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``; with
+    ``steps_depth``, also the step-level (thread-modular) checks for a tree of that depth."""
     chosen = set(groups)
     out: list[Obligation] = []
     if "bits" in chosen:
@@ -47,6 +50,10 @@ def catalogue(
         if "refine" in chosen:
             per_depth += refinement.obligations(depth)
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
+    if steps_depth is not None:
+        from nbbs.proofs import stepinv
+
+        out += stepinv.obligations(steps_depth)
     return out
 
 

@@ -27,7 +27,8 @@ of the ghost (which holds every other thread's blocks).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from nbbs.check._mc import IDLE, Config, Space
 from nbbs.model import bits, steps
@@ -47,6 +48,11 @@ class TMResult:
     violation: str | None
     """The first alloc that returned a block overlapping a held one, as text (None: safe)."""
     complete: bool
+    invariant: dict[int, set[int]] = field(default_factory=dict, repr=False)
+    """``R``: shared state -> the local states (op ids of ``space``) a thread may be in with it."""
+    space: Space | None = field(default=None, repr=False)
+    initial: list[int] = field(default_factory=list, repr=False)
+    """The initial shared states (every live set, nothing claimed but it, every thread idle)."""
 
     @property
     def ok(self) -> bool:
@@ -60,6 +66,30 @@ CLAIMING = frozenset(
 )
 """Program counters at which an operation has claimed its node ``n`` (its occupy CAS succeeded,
 or it is freeing ``n``) and not yet released it."""
+
+
+def ghost_step(
+    claimed: Any, held: Any, mine: int, after: int, hold_before: int, hold_after: int, overlaps: int
+) -> tuple[Any, Any, list[tuple[str, Any]]]:
+    """The ghost sets after one step, and what the step must not do (generic over ints and z3).
+
+    ``mine``/``after``: the node the thread claims before/after the step (0: none);
+    ``hold_before``/``hold_after``: the block it holds; ``overlaps``: the mask of nodes that
+    overlap ``hold_after``. Returns the new claimed and held sets and the safety checks
+    (name, must-be-true) of the step.
+    """
+    checks: list[tuple[str, Any]] = []
+    if mine and not after:
+        claimed = claimed & ~(1 << mine)  # release
+    if after and not mine:  # occupy succeeded
+        checks.append((f"node {after} is claimed by one operation only", (claimed >> after) & 1 == 0))
+        claimed = claimed | 1 << after
+    if hold_before and not hold_after:
+        held = held & ~(1 << hold_before)  # the free's first step
+    if hold_after and not hold_before:  # the alloc returns
+        checks.append((f"the returned block {hold_after} overlaps no held block", held & overlaps == 0))
+        held = held | 1 << hold_after
+    return claimed, held, checks
 
 
 def fixpoint(
@@ -120,20 +150,13 @@ def fixpoint(
             old = (words >> shift) & bits.WORD_MASK
             new, nxt, _done = rows[old]
             after = claim(nxt)
-            c2, h2 = claimed, held
-            if mine and not after:
-                c2 &= ~(1 << mine)  # release
-            if after and not mine:  # occupy succeeded
-                if claimed >> after & 1:
-                    report(f"node {after} claimed by two operations", key, tid)
-                c2 |= 1 << after
-            if sp.hold[tid] and not sp.hold[nxt]:
-                h2 &= ~(1 << sp.hold[tid])  # the free's first step
-            if sp.hold[nxt] and not sp.hold[tid]:  # the alloc returns
-                n = sp.hold[nxt]
-                if held & overlap_mask[n]:
-                    report(f"an alloc returns block {n} overlapping a held block", key, tid)
-                h2 |= 1 << n
+            h_after = sp.hold[nxt]
+            c2, h2, checks = ghost_step(
+                claimed, held, mine, after, sp.hold[tid], h_after, overlap_mask[h_after] if h_after else 0
+            )
+            for what, ok in checks:
+                if not ok:
+                    report(f"violated: {what}", key, tid)
             out.append(((words ^ ((old ^ new) << shift)) | c2 << claim_shift | h2 << held_shift, nxt))
         return out
 
@@ -142,9 +165,11 @@ def fixpoint(
         ca = claim(a)
         return not ca or ca != claim(b)
 
+    initial = []
     for s0 in sp.initial():
         live = sum(1 << n for n in sp.sets[sp.static(s0)])
-        add((s0 & word_mask) | live << claim_shift | live << held_shift, IDLE)
+        initial.append((s0 & word_mask) | live << claim_shift | live << held_shift)
+        add(initial[-1], IDLE)
     complete = True
     pairs = 0
     while todo:
@@ -170,4 +195,7 @@ def fixpoint(
         time.perf_counter() - started,
         violation[0] if violation else None,
         complete,
+        R,
+        sp,
+        initial,
     )
