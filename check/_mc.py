@@ -35,6 +35,8 @@ _OCCUPIED_IN_FLIGHT = frozenset(
     | {steps.F_CHECK, steps.F_MARK, steps.F_RELEASE}
 )
 """Program counters at which an op's node ``n`` is occupied although not in the linearized state."""
+_UNMARKING = frozenset({steps.F_ULOAD, steps.F_UCAS, steps.R_ULOAD, steps.R_UCAS})
+"""Also occupied there when the free releases after its unmark."""
 PROPERTIES = ("a", "b", "c", "d")
 PROPERTY_NAMES = {
     "a": "no two held blocks overlap",
@@ -66,6 +68,10 @@ class Config:
     initial: str = "all"
     stop_at_first: bool = False
     """End the search at the first violation (a test of a broken variant needs no more)."""
+    scenario: tuple[tuple[tuple[str, int], ...], ...] | None = None
+    """Instead of "any alloc, then free it" forever: thread ``k`` runs exactly the ops of
+    ``scenario[k]`` (``("alloc", node)`` or ``("free", node)``), once, in every interleaving;
+    a free of a block the thread does not hold (its alloc failed) is skipped."""
     checked_free: bool = False
     """Frees start with ``NBBS.free``'s argument-check loads (``Machine.free(checked=True)``)."""
     max_states: int | None = None
@@ -82,6 +88,14 @@ class Config:
         t = self.transitions if self.transitions is not None else bits.VARIANTS[self.variant]
         return Machine(self.depth, self.max_level, t, self.gives_up)
 
+    @property
+    def label(self) -> str:
+        """A short name for tables: threads, depth, max order, variant, mode."""
+        name = "mutant" if self.transitions is not None else self.variant
+        extra = ("+checked" if self.checked_free else "") + ("+empty" if self.initial == "empty" else "")
+        extra += "+scenario" if self.scenario is not None else ""
+        return f"T={self.threads} D={self.depth} O={self.top_order} {name} {self.mode}{extra}"
+
     def describe(self) -> str:
         name = "mutant" if self.transitions is not None else self.variant
         if not self.gives_up:
@@ -89,6 +103,7 @@ class Config:
         return (
             f"{self.threads} threads, depth {self.depth}, max_order {self.top_order}, variant {name}, "
             f"{self.mode} mode{', checked frees' if self.checked_free else ''}, initial {self.initial}"
+            + (f", scenario {self.scenario}" if self.scenario is not None else "")
         )
 
 
@@ -169,9 +184,18 @@ class Space:
         self.SB = self.WB + TID_BITS * self.T
         """Shift of the static set index."""
         self.ops: list[OpState] = [OpState(steps.DONE_FAIL, 0)]
-        self.ids: dict[OpState, int] = {self.ops[0]: IDLE}
+        self.ctx: list[tuple[int, ...]] = [()]
+        """In a scenario, (thread, index of its next op) of each op state id; else ()."""
+        self.ids: dict[tuple[OpState, tuple[int, ...]], int] = {(self.ops[0], ()): IDLE}
         self.hold: list[int] = [0]
         """The node a thread holds in this op state (0 if none)."""
+        self.idle: list[bool] = [True]
+        """The thread is between operations, holding nothing."""
+        self.scenario = cfg.scenario
+        if self.scenario is not None and len(self.scenario) != cfg.threads:
+            raise ValueError(
+                f"the scenario has {len(self.scenario)} threads, the configuration {cfg.threads}"
+            )
         self._tables: list[tuple[int, int, list[tuple[int, int, bool]]] | None] = []
         self.candidates = [n for n in g.all_nodes(cfg.depth) if g.level(n) >= cfg.max_level]
         if cfg.mode == "attempt":
@@ -201,18 +225,22 @@ class Space:
 
     # -- op states ---------------------------------------------------------------------------
 
-    def intern(self, op: OpState) -> int:
-        """The id of ``op`` (a finished alloc that failed and a finished free are both IDLE)."""
+    def intern(self, op: OpState, ctx: tuple[int, ...] = ()) -> int:
+        """The id of ``op`` (a finished alloc that failed and a finished free are both idle)."""
         if op.pc in (steps.DONE_FAIL, steps.DONE_FREE):
-            return IDLE
-        i = self.ids.get(op)
+            if not ctx:
+                return IDLE
+            op = self.ops[IDLE]
+        i = self.ids.get((op, ctx))
         if i is None:
             i = len(self.ops)
             if i >= 1 << TID_BITS:
                 raise AssertionError("[model checker internal bug] too many op states for the encoding")
-            self.ids[op] = i
+            self.ids[(op, ctx)] = i
             self.ops.append(op)
+            self.ctx.append(ctx)
             self.hold.append(op.n if op.pc == steps.DONE_OK else 0)
+            self.idle.append(op.pc == steps.DONE_FAIL)
         return i
 
     def table(self, i: int) -> tuple[int, int, list[tuple[int, int, bool]]]:
@@ -226,18 +254,45 @@ class Space:
             assert acc is not None
             rows = []
             for old in range(1 << bits.WORD_BITS):
-                nxt = self.intern(self.m.after(op, old))
-                done = nxt == IDLE or self.hold[nxt] != 0
+                nxt = self.intern(self.m.after(op, old), self.ctx[i])
+                done = self.idle[nxt] or self.hold[nxt] != 0
                 rows.append((steps.effect(acc, old), nxt, done))
             t = self._tables[i] = (self.shift(acc.node), int(acc.kind), rows)
         return t
 
     def moves(self, tid: int) -> list[int]:
         """The op ids a thread in state ``tid`` may be running when it takes its next step."""
+        between = self.idle[tid] or self.hold[tid] != 0
+        if self.scenario is not None:
+            if not between:
+                return [tid]
+            k, idx = self.ctx[tid]
+            script = self.scenario[k]
+            # A free of a block the thread does not hold (its alloc failed) is skipped.
+            while idx < len(script) and script[idx][0] == "free" and script[idx][1] != self.hold[tid]:
+                idx += 1
+            if idx >= len(script):
+                return []
+            what, n = script[idx]
+            if what == "alloc" and self.hold[tid]:
+                raise ValueError(f"scenario thread {k} allocates again while holding {self.hold[tid]}")
+            if what == "free":
+                start = self.m.free(n, self.cfg.checked_free)
+            elif self.cfg.mode == "attempt":
+                start = self.m.attempt(n)
+            else:
+                start = self.m.alloc(g.order_of(self.cfg.depth, n), n - g.first_node(g.level(n)))
+            return [self.intern(start, (k, idx + 1))]
         if tid == IDLE:
             return self.start_ids
         n = self.hold[tid]
         return [self.free_id[n]] if n else [tid]
+
+    def first_tids(self) -> list[int]:
+        """Every thread's state before its first operation."""
+        if self.scenario is None:
+            return [IDLE] * self.T
+        return [self.intern(self.ops[IDLE], (k, 0)) for k in range(self.T)]
 
     # -- encoding ----------------------------------------------------------------------------
 
@@ -268,7 +323,7 @@ class Space:
                 done, _ = self.m.run(self.m.attempt(n), words)
                 if steps.result(done) != n:
                     raise AssertionError(f"[model checker internal bug] cannot build live set {sorted(live)}")
-            yield self.encode(words, [IDLE] * self.T, k)
+            yield self.encode(words, self.first_tids(), k)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -382,7 +437,7 @@ class Checker:
                             f" + blocks in flight {sorted(flight)}",
                         )
                     )
-        if "b" in props and all(t == IDLE or sp.hold[t] for t in tids):
+        if "b" in props and all(sp.idle[t] or sp.hold[t] for t in tids):
             self.result.quiescent += 1
             words = s & ((1 << sp.WB) - 1)
             if any(w & (bits.COAL_LEFT | bits.COAL_RIGHT) for w in sp.words_of(s)):
@@ -398,9 +453,10 @@ class Checker:
 
     def inflight(self, t: int) -> int:
         """The node op ``t`` has occupied without it being in the linearized state (0 if none)."""
+        late = _UNMARKING if self.sp.m.transitions.release_last else frozenset()
         while len(self._inflight) <= t:
             op = self.sp.ops[len(self._inflight)]
-            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT else 0)
+            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT or op.pc in late else 0)
         return self._inflight[t]
 
     def quiescent_problem(self, s: int, held: frozenset[int]) -> str | None:
@@ -510,15 +566,22 @@ class Checker:
         return path[::-1]
 
     def counterexample(self, prop: str, msg: str, at: int, cycle: list[int] | None = None) -> Violation:
-        """Replay the canonical path with concrete thread identities."""
-        sp = self.sp
+        """The path to state ``at`` (then around ``cycle``), with concrete thread identities."""
         path = [self.states[i] for i in self.path_to(at)]
         if cycle:
             path += [self.states[i] for i in cycle[1:]] + [self.states[cycle[0]]]
+        v = self.replay_path(prop, msg, path)
+        if cycle:
+            v.cycle_start = len(v.steps) - len(cycle)
+        return v
+
+    def replay_path(self, prop: str, msg: str, path: list[int]) -> Violation:
+        """Replay a path of canonical states with concrete thread identities."""
+        sp = self.sp
         start = path[0]
         v = Violation(prop, msg, sorted(sp.sets[sp.static(start)]), sp.words_of(start), [])
         v.ops = [[] for _ in range(sp.T)]
-        cur, tids = start, [IDLE] * sp.T
+        cur, tids = start, sp.first_tids()
         for target in path[1:]:
             found = None
             for k in range(sp.T):
@@ -533,15 +596,13 @@ class Checker:
                 raise AssertionError("[model checker internal bug] cannot replay a counterexample step")
             k, op, cur, trial, ev = found
             started = None
-            if tids[k] == IDLE or sp.hold[tids[k]]:
+            if sp.idle[tids[k]] or sp.hold[tids[k]]:
                 started = self._describe_start(sp.ops[op])
                 v.ops[k].append(self._op_record(sp.ops[op]))
             before = steps.describe(sp.ops[op])
             tids = trial
             v.steps.append(Step(k, started, ev, before, self._describe_after(tids[k]), sp.words_of(cur)))
             v.schedule.append(k)
-        if cycle:
-            v.cycle_start = len(v.steps) - len(cycle)
         return v
 
     def _describe_start(self, op: OpState) -> str:
@@ -558,7 +619,7 @@ class Checker:
         return {"op": "free", "node": op.n}
 
     def _describe_after(self, i: int) -> str:
-        if i == IDLE:
+        if self.sp.idle[i]:
             return "done (idle)"
         op = self.sp.ops[i]
         if op.pc == steps.DONE_OK:

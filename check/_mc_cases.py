@@ -3,9 +3,9 @@
 Each case names a variant, the configuration whose shortest counterexample it is, and a
 plain-English explanation. ``write_cases`` runs the checker and writes one JSON file per
 case, ``<variant>-<property>.json``; a test checks that the files still match the checker.
-They are found in ``scan`` mode with checked frees, so every atomic step of ``NBBS.alloc``
-(with ``hint``) and ``NBBS.free`` is in the schedule and a scheduler can replay them on the
-real allocator.
+They are found in ``scan`` mode with checked frees (or found in ``attempt`` mode and
+converted, ``as_scan_replay``), so every atomic step of ``NBBS.alloc`` (with ``hint``) and
+``NBBS.free`` is in the schedule and a scheduler can replay them on the real allocator.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nbbs.check._mc import Config, check
-from nbbs.check.modelcheck import to_json
+from nbbs.check.modelcheck import as_scan_replay, to_json
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,23 @@ class Case:
     threads: int
     depth: int
     explanation: str
+    search: str = "scan"
+    """``scan``: searched in scan mode with checked frees; ``attempt``: searched in attempt
+    mode (much smaller) and converted with ``as_scan_replay``."""
+    scenario: tuple[tuple[tuple[str, int], ...], ...] | None = None
+    """Search only the interleavings of these ops, from the empty tree (too large otherwise)."""
 
     def config(self) -> Config:
         return Config(
             self.threads,
             self.depth,
             variant=self.variant,
-            mode="scan",
-            checked_free=True,
+            mode=self.search,
+            checked_free=self.search == "scan",
             properties=(self.prop,),
             stop_at_first=True,
+            scenario=self.scenario,
+            initial="all" if self.scenario is None else "empty",
         )
 
     @property
@@ -76,10 +83,87 @@ _ABA = (
     "rollback one.)"
 )
 
+_THREE_THREAD_ABA = (
+    "Three threads, an unmark's CAS on an equal word (ABA) clears a bit a held block needs. "
+    "Threads 1 and 2 have occupied pages 4 and 5 while thread 0 allocates node 2 above them "
+    "(its climb sets OCC_L in the root); their climbs will find node 2 occupied. Thread 0 "
+    "frees node 2: it marks the root (COAL_L: 01010) and releases node 2. Thread 1's climb "
+    "from page 4 now finds node 2 free: it sets OCC_L there and, in the root, keeps OCC_L and "
+    "clears COAL_L, re-claiming the path; it holds 4. Thread 1 frees 4 and marks node 2 "
+    "(COAL_L); node 2's right side is empty, so its mark goes on. Thread 2's climb from page "
+    "5 sets OCC_R in node 2, then finds the root's OCC_L already set and no COAL_L: nothing to "
+    "change, so it makes no write there; it holds 5. Thread 1's mark now sets COAL_L in the "
+    "root, which becomes 01010 again: exactly the word thread 0's unmark expects. Thread 0's "
+    "unmark CAS succeeds and clears the root (00000) although page 5 is held under its left "
+    "side. Thread 0 allocates the root (order 2, the whole arena): two held blocks overlap "
+    "(a), and at that alloc's linearization point page 5 is live (c)."
+)
+
+_STALE_COAL = (
+    "A mark that comes after the path was cleared leaves a word holding only a COAL bit, and "
+    "occupy expects 0. Thread 1 allocates page 8 (its climb sets OCC_L in nodes 4, 2 and the "
+    "root) and frees it: it marks 4, 2 and the root (COAL_L) and unmarks node 4 (it releases "
+    "8 last). Thread 0, which had found node 4 free, occupies it (order 2) and climbs, "
+    "clearing COAL_L in node 2 and the root; it holds 4. Thread 0 frees 4 and marks node 2, "
+    "whose word is 01010 again; thread 1's pending unmark CAS on node 2 succeeds on that equal "
+    "word (ABA) and clears it, then finds no COAL_L in the root (thread 0's climb cleared it) "
+    "and stops. Thread 1 allocates node 2 (its word is 0; block 4 below it is being freed), "
+    "frees it, marks and unmarks the root (00000). Thread 0's mark only now reaches the root "
+    "and sets COAL_L in a zero word (01000); its unmark finds node 2 occupied and stops. Both "
+    "release. The tree is empty but the root's word is 01000: no block and nothing below, yet "
+    "occupy expects 0, so block 1 is lost until an alloc passes through node 2 and its free "
+    "clears the root."
+)
+
+_ONE_LEVEL_UP = (
+    "The ABA of reference-a.json one level higher, which releasing after the unmark does not "
+    "prevent; found by searching every interleaving of these operations at depth 3 (3 threads "
+    "at depth 3 is too large to search with every operation). Thread 0 allocates node 4 (order "
+    "1; OCC_L in node 2 and the root) while threads 1 and 2 occupy pages 10 and 11 under node 5. "
+    "Thread 0 frees 4: it marks node 2 and the root (COAL_L), and unmarks node 2 (00000); block 4 "
+    "stays occupied until its release, which comes last. Thread 1's climb from 10 sets OCC_L in "
+    "node 5, OCC_R in node 2 and, in the root, clears COAL_L (it re-claims the path): it holds 10. "
+    "Thread 1 frees 10: its mark sets COAL_L in node 5 (the right side is still empty) and goes "
+    "on. Thread 2's climb from 11 sets OCC_R in node 5, then finds node 2's OCC_R and the root's "
+    "OCC_L already set with no COAL bit: no write; it holds 11. Thread 1's mark goes on to node 2 "
+    "(COAL_R; its left side was cleared by thread 0) and to the root (COAL_L). Thread 0's unmark "
+    "now finds COAL_L in the root, a licence thread 1 issued and would not use itself (its unmark "
+    "will stop at node 5, where thread 2 is), and clears the root (00000) although page 11 is "
+    "held below. Thread 0 releases 4 and allocates the root (order 3): blocks 1 and 11 are both "
+    "held (a), (c)."
+)
+
 CASES = (
     Case("reference", "b", 2, 2, _HANDED_OVER),
     Case("skip-only", "b", 2, 2, "The unmark repair alone leaves the rollback defect: " + _HANDED_OVER),
     Case("rollback-only", "b", 2, 2, "The rollback repair alone leaves the unmark defect: " + _ABA),
+    Case("reference", "a", 3, 2, _THREE_THREAD_ABA, search="attempt"),
+    Case(
+        "rollback-skip",
+        "a",
+        3,
+        2,
+        "Repairs 1 and 2 leave the published unmark's ABA, which three threads turn into an "
+        "overlap: " + _THREE_THREAD_ABA,
+        search="attempt",
+    ),
+    Case(
+        "rollback-skip-last",
+        "b",
+        2,
+        3,
+        "Repairs 1, 2 and 3 (release after unmark) remove the overlap but leave this: " + _STALE_COAL,
+        search="attempt",
+    ),
+    Case(
+        "corrected",
+        "a",
+        3,
+        3,
+        "A KNOWN DEFECT of the shipped variant. " + _ONE_LEVEL_UP,
+        search="attempt",
+        scenario=((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),)),
+    ),
 )
 """Every counterexample kept: the reference's and each rejected candidate's."""
 
@@ -90,7 +174,8 @@ def case_data(case: Case) -> dict[str, Any]:
     result = check(cfg)
     if case.prop not in result.violations:
         raise AssertionError(f"{case.filename}: the checker no longer finds a violation of ({case.prop})")
-    return to_json(result.violations[case.prop], cfg, case.explanation)
+    data = to_json(result.violations[case.prop], cfg, case.explanation)
+    return data if case.search == "scan" else as_scan_replay(data)
 
 
 def write_cases(directory: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nbbs.check._mc import PROPERTIES, PROPERTY_NAMES, Config, Result, Step, Violation, check, render
+from nbbs.check.report import Outcome, Task
 from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 from nbbs.model.steps import Machine
@@ -42,11 +43,13 @@ __all__ = [
     "Result",
     "Step",
     "Violation",
+    "as_scan_replay",
     "check",
     "load_counterexample",
     "render",
     "replay",
     "to_json",
+    "verify_tasks",
 ]
 
 
@@ -115,3 +118,75 @@ def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[in
         else:
             running[k] = op
     return trace, words, results
+
+
+def as_scan_replay(data: dict[str, Any]) -> dict[str, Any]:
+    """An ``attempt``-mode counterexample as ``NBBS`` runs it: scan-mode allocs, checked frees.
+
+    Each free's argument-check loads are run right after its invocation, by its thread.
+    This is exact only if every alloc succeeds at its first node (a failed attempt would be
+    followed by more of the scan); otherwise ``ValueError``.
+    """
+    if data["mode"] != "attempt" or data["checked_free"]:
+        raise ValueError("expects an attempt-mode counterexample without checked frees")
+    depth, max_order = data["depth"], data["max_order"]
+    m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
+    words = [0] * g.node_count(depth)
+    for n in data["initial_live"]:
+        m.run(m.attempt(n), words)
+    todo = [list(ops) for ops in data["threads"]]
+    running: list[steps.OpState | None] = [None] * len(todo)
+    schedule: list[int] = []
+    for k in data["schedule"]:
+        op = running[k]
+        if op is None:
+            spec_op = todo[k].pop(0)
+            n = spec_op["node"]
+            if spec_op["op"] == "free":
+                op = m.free(n, checked=True)
+                while op.pc == steps.F_CHECK:
+                    ev, op, new = m.step(op, words)
+                    words[ev.node] = new
+                    schedule.append(k)
+            else:
+                op = m.alloc(g.order_of(depth, n), n - g.first_node(g.level(n)))
+        ev, op, new = m.step(op, words)
+        words[ev.node] = new
+        schedule.append(k)
+        if steps.is_done(op):
+            if op.pc == steps.DONE_FAIL:
+                raise ValueError(f"thread {k}'s alloc fails: the scan would go on, the replay would differ")
+            running[k] = None
+        else:
+            running[k] = op
+    return {**data, "mode": "scan", "checked_free": True, "schedule": schedule}
+
+
+VERIFY_CONFIGS = ((2, 1), (3, 1), (2, 2))
+"""The small configurations ``nbbs verify`` checks (a few seconds in all)."""
+
+
+def _outcome(cfg: Config, expect_ok: bool) -> Outcome:
+    r = check(cfg)
+    ok = r.ok if expect_ok else bool(r.violations)
+    detail = "\n\n".join(render(v, cfg.depth) for v in r.violations.values())
+    if not expect_ok and not r.violations:
+        detail = f"{cfg.describe()}: expected a violation (the reference's known defect), found none"
+    name = f"model check {cfg.label}" + ("" if expect_ok else " (finds the known defect)")
+    return Outcome(name, r.states, ok, r.seconds, detail)
+
+
+def _task(name: str, cfg: Config, expect_ok: bool) -> Task:
+    def run(_seconds: float) -> Outcome:
+        return _outcome(cfg, expect_ok)
+
+    return Task(name, 1.0, run)
+
+
+def verify_tasks() -> list[Task]:
+    """The shipped variant passes every property in the small configurations; the reference's
+    known defect is still found."""
+    tasks = [_task(f"model check {t} threads, depth {d}", Config(t, d), True) for t, d in VERIFY_CONFIGS]
+    reference = Config(2, 2, variant="reference", properties=("b",), stop_at_first=True)
+    tasks.append(_task("model check reference, 2 threads, depth 2", reference, False))
+    return tasks

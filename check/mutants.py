@@ -54,6 +54,17 @@ TRANSITION_MUTANTS: dict[str, tuple[str, Transitions]] = {
 }
 """Name -> (what is broken, the mutated transitions)."""
 
+SEQUENTIALLY_VISIBLE = (
+    "unmark_sets_instead_of_clears",
+    "climb_clears_instead_of_sets",
+    "mark_wrong_side",
+    "mark_stops_early",
+    "occupy_only_occ",
+)
+"""The mutants a sequential run exposes. The others change only what happens when operations
+overlap (alone, every COAL bit a free sets, its own unmark clears), so only the concurrent
+checkers (model checker, explorer) can see them."""
+
 
 def mutant_allocator(name: str) -> type[NBBS]:
     """An ``NBBS`` subclass running the named mutant's transitions."""

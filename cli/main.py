@@ -75,8 +75,10 @@ def verify(seconds: float) -> None:
 
 
 def _register() -> None:
+    from nbbs.cli.check import check_command
     from nbbs.cli.prove import prove
 
+    main.add_command(check_command)
     main.add_command(prove)
 
 

@@ -7,6 +7,7 @@ from nbbs.check.report import Task
 
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
+    from nbbs.check import differential, modelcheck
     from nbbs.proofs import verify_tasks as proof_tasks
 
-    return [*proof_tasks()]
+    return [*differential.verify_tasks(), *modelcheck.verify_tasks(), *proof_tasks()]

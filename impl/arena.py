@@ -138,7 +138,9 @@ class Arena:
         """The live block that ``free(address, order)`` names, or the error that says why there is none.
 
         ``is_live(n)`` tells whether node ``n`` is an allocated block. ``order=None`` means
-        "whatever order the live block at ``address`` has".
+        "whatever order the live block at ``address`` has". Under concurrency the answer is exact
+        for a block the caller holds; a double free racing with other threads' allocations is
+        detected only if it does not meet one of their candidates in flight.
         """
         page = self.page(address)
         want = None if order is None else self.check_order(order)
@@ -147,9 +149,9 @@ class Arena:
                 f"address {address:#x} is not aligned to a block of order {want} "
                 f"({self.page_size << want:#x} bytes)"
             )
-        # Largest order first: a live block's ancestors are never occupied (their OCC_* bits
-        # keep them non-zero), while a page under it may be, for an instant, by another
-        # thread's alloc on its way to roll back; looking there first would refuse a valid free.
+        # Largest order first: the caller's block has OCC in its word and its ancestors carry its
+        # OCC_* bits, so none of them is claimed meanwhile; a descendant may be, for an instant,
+        # by another thread's candidate (occupied, then rolled back), and must not be taken for it.
         for o in range(self.top_order, -1, -1):
             n = g.node_of(self.depth, page, o)
             if not is_live(n):

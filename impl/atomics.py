@@ -9,6 +9,10 @@ each); read-modify-write accesses hold one of ``STRIPES`` locks chosen by the wo
 so two accesses to one word are serialised, with or without the GIL, while accesses to
 different stripes proceed in parallel. A load takes no lock: reading one byte cannot tear,
 and every writer holds the stripe lock, so a load sees a value some access wrote.
+
+``CereggiiWords`` (``pip install -e '.[fast]'``) keeps one ``cereggii.AtomicInt64`` per word:
+hardware compare-and-swap, no lock anywhere; fetch-or and fetch-and are CAS loops. Why the
+default is still ``StripedWords``: see the README's "Choosing a word backend".
 """
 
 from __future__ import annotations
@@ -89,6 +93,46 @@ class StripedWords:
 
     def snapshot(self) -> tuple[int, ...]:
         return tuple(self._w)
+
+    def __len__(self) -> int:
+        return len(self._w)
+
+
+class CereggiiWords:
+    """One ``cereggii.AtomicInt64`` per word: lock-free CAS (the ``fast`` extra)."""
+
+    __slots__ = ("_w",)
+
+    def __init__(self, length: int) -> None:
+        import cereggii  # an optional extra: imported only when this backend is chosen
+
+        self._w = [cereggii.AtomicInt64(0) for _ in range(length)]
+
+    def load(self, i: int) -> int:
+        return int(self._w[i].get())
+
+    def cas(self, i: int, expected: int, new: int) -> bool:
+        return bool(self._w[i].compare_and_set(expected, new))
+
+    def fetch_or(self, i: int, mask: int) -> int:
+        word = self._w[i]
+        while True:
+            old = int(word.get())
+            if word.compare_and_set(old, old | mask):
+                return old
+
+    def fetch_and(self, i: int, mask: int) -> int:
+        word = self._w[i]
+        while True:
+            old = int(word.get())
+            if word.compare_and_set(old, old & mask):
+                return old
+
+    def store(self, i: int, value: int) -> None:
+        self._w[i].set(value)
+
+    def snapshot(self) -> tuple[int, ...]:
+        return tuple(int(w.get()) for w in self._w)
 
     def __len__(self) -> int:
         return len(self._w)

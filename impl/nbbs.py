@@ -17,6 +17,12 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
     *Unmark*: climb again, CAS-clearing the child-side COAL and OCC bits while the COAL bit
     is still set, stopping after the first ancestor whose other side stays occupied.
 
+That is the published algorithm, ``variant="reference"``. The default, ``corrected``, is the
+one the model checker passes (``ALGORITHM.md``): a rollback finishes a free that a climb
+handed to it, an unmark goes on past a side another free cleared for it, a free releases
+after its unmark, and occupy takes a word holding only COAL bits. Each difference is a flag
+or predicate of the ``bits.Transitions`` bundle, so the code below is the same for both.
+
 No lock is taken by the algorithm; the word backend provides the atomic accesses.
 """
 
@@ -31,8 +37,6 @@ from nbbs.impl.errors import ConfigurationError
 from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import abstraction
-
-_thread_ids = itertools.count()
 
 
 def _spread(tid: int, lvl: int) -> int:
@@ -75,6 +79,7 @@ class NBBS:
         self.max_level = self.arena.max_level
         self._w: Words = (backend or StripedWords)(g.node_count(depth))
         self._local = threading.local()
+        self._thread_ids = itertools.count()  # per allocator, so one thread's scans are repeatable
 
     # -- public API ------------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class NBBS:
         try:
             return int(local.last[lvl])
         except AttributeError:
-            local.tid = next(_thread_ids)
+            local.tid = next(self._thread_ids)
             local.last = {}
         except KeyError:
             pass
@@ -194,9 +199,16 @@ class NBBS:
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level
-        # Release: the block itself is free from here on.
-        w.store(n, t.release(bits.BUSY))
-        # Unmark: clear the path while our COAL bit is still there (an alloc may have re-claimed it).
+        if not t.release_last:
+            # Release: the block itself is free from here on.
+            w.store(n, t.release(bits.BUSY))
+        self._unmark(n, top_level)
+        if t.release_last:
+            w.store(n, t.release(bits.BUSY))
+
+    def _unmark(self, n: int, top_level: int) -> None:
+        """Clear the path from ``n`` up while our COAL bit is there (an alloc may have re-claimed it)."""
+        w, t = self._w, self.transitions
         child = n
         while g.level(child) > top_level:
             p, s = g.parent(child), g.side(child)

@@ -76,6 +76,15 @@ def is_free(w: int) -> bool:
     return w == 0
 
 
+def is_unclaimed(w: int) -> bool:
+    """Occupy's expectation when a stale COAL bit is allowed: nothing in or under the node.
+
+    A word holding only COAL bits is left by a free whose mark came after the path was
+    cleared; nobody below needs the node, so an alloc may take it (its occupy drops the bits).
+    """
+    return w & BUSY == 0
+
+
 def is_occupied(w: int) -> bool:
     """The node is an allocated block (or being claimed by an alloc in flight)."""
     return w & OCC != 0
@@ -189,6 +198,9 @@ class Transitions:
     """Whether a rollback that would go on at its bound looks above it at all: ``False``
     for the published algorithm, which makes no access there."""
 
+    release_last: bool = False
+    """Whether a free releases its block after its unmark instead of before it."""
+
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
         return w | self.mark_mask(s)
@@ -197,33 +209,53 @@ class Transitions:
 PUBLISHED = Transitions()
 
 CORRECTED = Transitions(
-    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True
+    is_free=is_unclaimed,
+    unmark_skips=side_cleared,
+    rollback_continues=rollback_continues,
+    rollback_extends=True,
+    release_last=True,
 )
-"""The algorithm we ship (``ALGORITHM.md``): the published transitions plus two repairs.
+"""The algorithm we ship (``ALGORITHM.md``): the published transitions plus four repairs.
 
 1. A rollback finishes the free a climb handed to it: when its mark reaches its bound and
    would go on, it loads the failed ancestor and, if that is no block but shows our side
    occupied, CAS-marks it and carries on marking as a free; its unmark goes on up to
-   ``max_level`` like a free's.
+   ``max_level`` like a free's (``rollback_continues``, ``rollback_extends``).
 2. An unmark that finds its side neither coalescing nor occupied (another free's unmark
-   cleared it for us) goes on above instead of stopping.
+   cleared it for us) goes on above instead of stopping (``unmark_skips``).
+3. A free releases its block after its unmark, not before (``release_last``): nobody can
+   re-claim the path through the block while the unmark runs.
+4. Occupy accepts a word holding only COAL bits (``is_unclaimed``): a mark that came after
+   the path was cleared leaves one, and nothing below needs the node.
 """
 
 ROLLBACK_ONLY = Transitions(rollback_continues=rollback_continues, rollback_extends=True)
-"""A rejected candidate: repair 1 alone (the checker breaks it, ``ALGORITHM.md``)."""
+"""A rejected candidate: repair 1 alone."""
 
 SKIP_ONLY = Transitions(unmark_skips=side_cleared)
-"""A rejected candidate: repair 2 alone (the checker breaks it, ``ALGORITHM.md``)."""
+"""A rejected candidate: repair 2 alone."""
+
+ROLLBACK_SKIP = Transitions(
+    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True
+)
+"""A rejected candidate: repairs 1 and 2."""
+
+ROLLBACK_SKIP_LAST = Transitions(
+    unmark_skips=side_cleared, rollback_continues=rollback_continues, rollback_extends=True, release_last=True
+)
+"""A rejected candidate: repairs 1, 2 and 3."""
 
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
     "corrected": CORRECTED,
     "rollback-only": ROLLBACK_ONLY,
     "skip-only": SKIP_ONLY,
+    "rollback-skip": ROLLBACK_SKIP,
+    "rollback-skip-last": ROLLBACK_SKIP_LAST,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
-``corrected`` the one the model checker passes (ALGORITHM.md); the other two are the
-rejected candidates, kept so their counterexamples replay."""
+``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected
+candidates on the way, kept so their counterexamples replay."""
 
 DEFAULT_VARIANT = "corrected"
 """The variant the allocator runs unless told otherwise."""

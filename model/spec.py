@@ -113,14 +113,18 @@ def step(spec: Spec, state: State, op: Op) -> tuple[bool, State]:
 # -- invariants of the abstract state ---------------------------------------------------
 
 
+def _inside(spec: Spec, n: int) -> bool:
+    return 1 <= n < g.node_count(spec.depth)
+
+
 def inv_inside(spec: Spec, state: State) -> bool:
     """Every block is a node of the tree, so it lies inside the arena."""
-    return all(1 <= n < g.node_count(spec.depth) for n in state)
+    return all(_inside(spec, n) for n in state)
 
 
 def inv_aligned(spec: Spec, state: State) -> bool:
-    """Every block starts at a multiple of its own size."""
-    return all(g.first_page(spec.depth, n) % g.pages(spec.depth, n) == 0 for n in state)
+    """Every block (inside the arena) starts at a multiple of its own size."""
+    return all(g.first_page(spec.depth, n) % g.pages(spec.depth, n) == 0 for n in state if _inside(spec, n))
 
 
 def inv_within_max_order(spec: Spec, state: State) -> bool:

@@ -39,8 +39,8 @@ of the level the scan may still visit (``m.attempt`` starts with 1, so any failu
               else climb(old) == old ? -> next level  else C_CAS (cur = old)
     C_CAS     cas p: cur -> climb(cur);  ok -> next level  else C_LOAD
     R_*       the free below, of n, bounded by top = level(p) + 1; then skip p's subtree
-    R_PLOAD   (corrected only) the mark reached top and would go on: load the failed ancestor;
-              rollback_continues(old)? -> R_PCAS (cur = old)  else release
+    R_PLOAD   (rollback_extends) the mark reached top and would go on: load the failed
+              ancestor;  rollback_continues(old)? -> R_PCAS (cur = old)  else release
     R_PCAS    cas it: cur -> mark(cur);  failed -> R_PLOAD;  ok -> a free up to max_level
 
 ``advance`` moves to the next node (round-robin) or, when ``left`` runs out, fails
@@ -53,8 +53,12 @@ loads to check its argument)::
     F_MARK    fetch_or parent(child) with mark_mask;  buddy keeps it busy or at top? -> F_RELEASE
     F_RELEASE store release(BUSY) into n
     F_ULOAD   load p = parent(child);  unmark_applies(old)? -> F_UCAS (cur = old)
-              else unmark_skips(old)? -> on to the next ancestor (corrected)  else done
+              else unmark_skips(old)? -> on to the next ancestor  else done
     F_UCAS    cas p: cur -> unmark(cur);  failed -> F_ULOAD;  unmark_stops or at top -> done
+
+With ``release_last`` (a bundle flag) the release comes after the unmark instead: mark,
+unmark, then F_RELEASE, then done. Which bundle flags and predicates each variant uses is
+in ``bits.VARIANTS``.
 
 A trace record is an ``Event(node, kind, old, new)``; the checker adds the thread.
 """
@@ -359,10 +363,18 @@ class Machine:
         return self._release(OpState(F_RELEASE + rb, n, left=left), rb, top)
 
     def _release(self, op: OpState, rb: int, top: int) -> OpState:
+        """The mark phase is over: release, or (``release_last``) unmark first."""
         if rb and self.transitions.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top = self.max_level
-        return OpState(F_RELEASE + rb, op.n, top=top, left=op.left, fail=op.fail)
+        base = OpState(F_RELEASE + rb, op.n, top=top, left=op.left, fail=op.fail)
+        return self._unmark_from(base, op.n, rb) if self.transitions.release_last else base
+
+    def _unmark_done(self, op: OpState, rb: int) -> OpState:
+        """The unmark is over: finish, or (``release_last``) release now."""
+        if self.transitions.release_last:
+            return OpState(F_RELEASE + rb, op.n, top=op.top, left=op.left, fail=op.fail)
+        return self._finish_free(op, rb)
 
     def _finish_free(self, op: OpState, rb: int) -> OpState:
         """A free is done; a rollback resumes its scan after the failed ancestor's subtree."""
@@ -376,13 +388,15 @@ class Machine:
         """Continue the unmark above ``child``, or finish at ``top``."""
         if g.level(child) > op.top:
             return OpState(F_ULOAD + rb, op.n, child=child, top=op.top, left=op.left, fail=op.fail)
-        return self._finish_free(op, rb)
+        return self._unmark_done(op, rb)
 
     def _free_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
         t = self.transitions
         rb = ROLLBACK if R_MARK <= op.pc <= R_UCAS else 0
         base = op.pc - rb
         if base == F_RELEASE:
+            if t.release_last:
+                return [(True, self._finish_free(op, rb))]
             return [(True, self._unmark_from(op, op.n, rb))]
         s, p = g.side(op.child), g.parent(op.child)
         if base == F_MARK:
@@ -401,7 +415,7 @@ class Machine:
                 logic.not_(applies), t.unmark_skips(old, s), logic.not_(t.unmark_stops(old, s))
             )
             return [
-                (logic.and_(logic.not_(applies), logic.not_(skips)), self._finish_free(op, rb)),
+                (logic.and_(logic.not_(applies), logic.not_(skips)), self._unmark_done(op, rb)),
                 (skips, self._unmark_from(op, p, rb)),
                 (applies, op._replace(pc=F_UCAS + rb, cur=old)),
             ]
@@ -409,7 +423,7 @@ class Machine:
         stops = t.unmark_stops(t.unmark(op.cur, s), s)
         return [
             (logic.not_(ok), op._replace(pc=F_ULOAD + rb, cur=0)),
-            (logic.and_(ok, stops), self._finish_free(op, rb)),
+            (logic.and_(ok, stops), self._unmark_done(op, rb)),
             (logic.and_(ok, logic.not_(stops)), self._unmark_from(op, p, rb)),
         ]
 

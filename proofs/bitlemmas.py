@@ -22,6 +22,7 @@ from nbbs.proofs._variant import Variant
 from nbbs.proofs._z3 import Query, as_shift, val, word
 
 _NODE = z3.BitVec("n", bits.WORD_BITS)
+_SUBTREE = bits.OCC | bits.OCC_LEFT | bits.OCC_RIGHT
 _W = word("w")
 
 
@@ -113,7 +114,7 @@ def _occupy(v: Variant) -> Query:
     return Query(
         premises=[t.is_free(_W)],
         claims=[
-            ("a free word is all zero", _W == 0),
+            ("a free word has nothing in or under it (no OCC, OCC_LEFT, OCC_RIGHT)", _W & _SUBTREE == 0),
             ("the zero word is free", z3.simplify(t.is_free(z3.BitVecVal(0, bits.WORD_BITS)))),
             ("occupy writes OCC|OCC_LEFT|OCC_RIGHT", t.occupy(_W) == busy),
         ],
@@ -229,7 +230,13 @@ def _repairs(v: Variant) -> Query:
 
 
 OBLIGATIONS = [
-    Obligation("bits_occupy", "bits", None, "occupy claims only an all-zero word and writes BUSY", _occupy),
+    Obligation(
+        "bits_occupy",
+        "bits",
+        None,
+        "occupy claims only a word with nothing in or under it, writes BUSY",
+        _occupy,
+    ),
     Obligation(
         "bits_climb",
         "bits",

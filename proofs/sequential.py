@@ -33,7 +33,8 @@ def free_path(
     rollback: bool = False,
     max_within: Sequence[Any] | None = None,
 ) -> list[Any]:
-    """``_free_node``: mark up to where the buddy keeps a node busy, release ``n``, unmark back.
+    """``_free_node``: mark up to where the buddy keeps a node busy, release ``n``, unmark back
+    (or, with ``release_last``, unmark and then release).
 
     For a ``rollback`` (``within`` then ends just below the failed ancestor) with a bundle
     whose ``rollback_extends`` is set, the mark that reaches its bound looks at the failed
@@ -60,7 +61,8 @@ def free_path(
         pending = lg.and_(extends, at_bound, lg.not_(stop)) if extends else False
         going = lg.and_(act, lg.not_(stop))
         extra = lg.and_(lg.or_(cont, more), lg.not_(stop))
-    w[top] = t.release(sym.word(bits.BUSY))  # release: the allocator stores release(BUSY)
+    if not t.release_last:
+        w[top] = t.release(sym.word(bits.BUSY))  # release: the allocator stores release(BUSY)
     bound = max_within if extends else within
     going = sym.true
     for k in range(top - 1, -1, -1):  # unmark
@@ -73,6 +75,8 @@ def free_path(
         # Finding its COAL bit gone, unmark returns, or (unmark_skips) goes on past the word.
         nxt = sym.ite(applies, new, cur)
         going = lg.and_(act, lg.or_(applies, t.unmark_skips(cur, s)), lg.not_(t.unmark_stops(nxt, s)))
+    if t.release_last:  # a variant that releases only after its unmark
+        w[top] = t.release(sym.word(bits.BUSY))
     return w
 
 

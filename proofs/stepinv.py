@@ -35,7 +35,7 @@ from nbbs.model import geometry as g
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
 from nbbs.proofs._z3 import Query, Z
-from nbbs.proofs.threadmodular import CLAIMING, TMResult, fixpoint, ghost_step
+from nbbs.proofs.threadmodular import TMResult, claims, fixpoint, ghost_step
 
 OUTSIDE = (1 << 16) - 1
 """A local-state id no invariant pair has: where a step to an unseen local state goes."""
@@ -62,8 +62,7 @@ class _Encoding:
         return z3.Or([s == z3.BitVecVal(k, self.width) for k in keys]) if keys else z3.BoolVal(False)
 
     def claim(self, tid: int) -> int:
-        op = self.sp.ops[tid]
-        return op.n if tid != IDLE and op.pc in CLAIMING else 0
+        return claims(self.sp, tid)
 
     def successors(self, tid: int) -> list[tuple[int, Any, int, Any, list[tuple[str, Any]]]]:
         """Each (op moving, guard, next local id, S', checks) of one step of a thread in ``tid``."""
@@ -89,7 +88,7 @@ class _Encoding:
                 if z3.is_expr(nxt.cur):  # the branch keeps the word it found: split on its value
                     # Only values that give a local state the fixpoint met can be in the invariant;
                     # every other value goes to a local state outside it (the proof must exclude it).
-                    seen = [c for c in range(1 << bits.WORD_BITS) if nxt._replace(cur=c) in sp.ids]
+                    seen = [c for c in range(1 << bits.WORD_BITS) if (nxt._replace(cur=c), ()) in sp.ids]
                     cases = [(z3.And(guard, old == c), nxt._replace(cur=c)) for c in seen]
                     out.append((op_id, z3.And(guard, *[old != c for c in seen]), OUTSIDE, S, []))
                 for gd, st in cases:

@@ -67,6 +67,19 @@ CLAIMING = frozenset(
 """Program counters at which an operation has claimed its node ``n`` (its occupy CAS succeeded,
 or it is freeing ``n``) and not yet released it."""
 
+UNMARKING = frozenset({steps.F_ULOAD, steps.F_UCAS, steps.R_ULOAD, steps.R_UCAS})
+"""Also claimed there in a variant that releases after its unmark (``release_last``)."""
+
+
+def claims(sp: Space, tid: int) -> int:
+    """The node the operation in local state ``tid`` has claimed (0: none)."""
+    op = sp.ops[tid]
+    if tid == IDLE:
+        return 0
+    if op.pc in CLAIMING or (sp.m.transitions.release_last and op.pc in UNMARKING):
+        return int(op.n)
+    return 0
+
 
 def ghost_step(
     claimed: Any, held: Any, mine: int, after: int, hold_before: int, hold_after: int, overlaps: int
@@ -108,8 +121,7 @@ def fixpoint(
     overlap_mask = [0] + [sum(1 << m for m in range(1, nodes) if g.overlaps(n, m)) for n in range(1, nodes)]
 
     def claim(tid: int) -> int:
-        op = sp.ops[tid]
-        return op.n if tid != IDLE and op.pc in CLAIMING else 0
+        return claims(sp, tid)
 
     R: dict[int, set[int]] = {}
     todo: list[tuple[int, int]] = []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from nbbs.check._mc_cases import CASES, case_data
+from nbbs.check._mc_cases import CASES, Case, case_data
 from nbbs.check.modelcheck import Config, check, load_counterexample, render, replay
 from nbbs.check.mutants import TRANSITION_MUTANTS
 from nbbs.impl.nbbs import NBBS
@@ -25,6 +26,19 @@ def test_the_shipped_variant_passes_every_property(threads: int, depth: int) -> 
     result = check(Config(threads, depth, variant=bits.DEFAULT_VARIANT))
     assert result.ok, {p: v.message for p, v in result.violations.items()}
     assert result.states > 100 * threads and result.quiescent > 0
+
+
+if os.environ.get("HYPOTHESIS_PROFILE") == "deep":
+    # A minute or more each, so only in the deep profile (4 threads at depth 2: a quarter of an
+    # hour or more, bench/modelcheck_figures.py).
+    DEEP_CONFIGS = [(3, 2), (2, 3)]
+
+    @pytest.mark.parametrize(
+        ("threads", "depth"), DEEP_CONFIGS, ids=[f"{t}threads-depth{d}" for t, d in DEEP_CONFIGS]
+    )
+    def test_the_shipped_variant_passes_the_larger_configurations(threads: int, depth: int) -> None:
+        result = check(Config(threads, depth))
+        assert result.ok, {p: v.message for p, v in result.violations.items()}
 
 
 def test_the_shipped_variant_passes_in_scan_mode_with_checked_frees() -> None:
@@ -113,24 +127,56 @@ def test_a_counterexample_prints_each_step_with_thread_node_access_and_words() -
     assert "fetch_or node 2" in text and "level 2: 4:" in text and "COAL_L" in text
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.filename for c in CASES])
-def test_the_kept_counterexamples_are_the_checkers_shortest(case: object) -> None:
-    assert isinstance(case, type(CASES[0]))
+DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
+QUICK_CASES = [c for c in CASES if DEEP or c.search == "scan" or c.scenario is not None]
+"""The cases found in attempt mode over every operation take a minute or more to find again:
+deep profile only."""
+
+
+@pytest.mark.parametrize("case", QUICK_CASES, ids=[c.filename for c in QUICK_CASES])
+def test_the_kept_counterexamples_are_the_checkers_shortest(case: Case) -> None:
     stored = load_counterexample(DATA / case.filename)
     assert stored == json.loads(json.dumps(case_data(case)))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.filename for c in CASES])
-def test_a_kept_counterexample_replays_to_a_lost_block(case: object) -> None:
-    assert isinstance(case, type(CASES[0]))
+def test_a_kept_counterexample_replays_to_its_violation(case: Case) -> None:
     data = load_counterexample(DATA / case.filename)
+    assert (data["variant"], data["property"], data["mode"], data["checked_free"]) == (
+        case.variant,
+        case.prop,
+        "scan",
+        True,
+    )
     trace, words, results = replay(data)
     assert len(trace) == len(data["schedule"])
-    held = frozenset(r for rs in results for r in rs if r is not None) - {
-        op["node"] for ops in data["threads"] for op in ops if op["op"] == "free"
-    }
-    lost = [n for n in g.all_nodes(data["depth"]) if spec.is_free(held, n) and words[n] != 0]
-    assert lost, "the replay should end with a free block whose word is not zero"
+    freed = [op["node"] for ops in data["threads"] for op in ops if op["op"] == "free"]
+    got = [r for rs in results for r in rs if r is not None]
+    held = sorted(set(data["initial_live"]) | {n for n in got if freed.count(n) < got.count(n)})
+    if case.prop == "a":
+        assert any(g.overlaps(a, b) for i, a in enumerate(held) for b in held[i + 1 :]), held
+    else:
+        lost = [n for n in g.all_nodes(data["depth"]) if spec.is_free(frozenset(held), n) and words[n] != 0]
+        assert lost, "the replay should end with a free block whose word is not zero"
+
+
+def test_the_shipped_variant_still_lets_three_threads_overlap_at_depth_three() -> None:
+    # A KNOWN DEFECT (ALGORITHM.md 2.5), kept so that nobody believes otherwise: beyond the
+    # bounds the checker covers, the unmark's ABA still clears a bit a held block needs.
+    data = load_counterexample(DATA / "corrected-a.json")
+    assert data["variant"] == bits.DEFAULT_VARIANT and (data["depth"], len(data["threads"])) == (3, 3)
+    _, words, results = replay(data)
+    assert results == [[4, None, 1], [10], [11]]
+    assert g.overlaps(1, 11) and words[1] == bits.BUSY and words[11] == bits.BUSY
+
+
+def test_a_scenario_search_covers_every_interleaving_of_given_operations() -> None:
+    # reference-a.json's operations at depth 2: the reference overlaps, the shipped variant not.
+    ops = ((("alloc", 2), ("free", 2), ("alloc", 1)), (("alloc", 4), ("free", 4)), (("alloc", 5),))
+    bad = check(Config(3, 2, variant="reference", scenario=ops, initial="empty"))
+    assert "overlap" in bad.violations["a"].message
+    good = check(Config(3, 2, scenario=ops))
+    assert good.ok and good.initial_states == 26
 
 
 def test_a_valid_free_is_not_refused_while_a_rollback_passes_under_the_block() -> None:

@@ -137,26 +137,22 @@ def test_a_single_attempt_fails_where_the_scan_moves_on() -> None:
     assert steps.result(m.run(m.attempt(6), words)[0]) == 6
 
 
-def test_the_corrected_rollback_looks_above_its_bound_where_the_published_one_stops() -> None:
+def test_the_corrected_rollback_looks_above_its_bound_and_releases_last() -> None:
     # A page under a live root: the climb sets OCC_L in node 2, finds the root occupied and
     # rolls back. Its mark reaches its bound at node 2 and would go on, so the corrected
-    # rollback loads the root (a block: it stops there), and its unmark loads it again.
+    # rollback loads the root (a block: it stops there), its unmark loads it again, and the
+    # release comes last; the published rollback releases first and stops at its bound.
     traces = {}
-    for variant, t in bits.VARIANTS.items():
-        m = Machine(2, transitions=t)
+    for variant in ("reference", "corrected"):
+        m = Machine(2, transitions=bits.VARIANTS[variant])
         words = [0] * g.node_count(2)
         m.run(m.alloc(2, 0), words)
         done, trace = m.run(m.attempt(4), words)
         assert done.pc == steps.DONE_FAIL and words == [0, bits.BUSY, 0, 0, 0, 0, 0, 0]
-        traces[variant] = [(e.node, e.kind) for e in trace]
-    assert traces["reference"][-3:] == [(4, Kind.STORE), (2, Kind.LOAD), (2, Kind.CAS)]
-    assert traces["corrected"][-5:] == [
-        (1, Kind.LOAD),
-        (4, Kind.STORE),
-        (2, Kind.LOAD),
-        (2, Kind.CAS),
-        (1, Kind.LOAD),
-    ]
+        traces[variant] = [(e.node, e.kind) for e in trace][5:]
+    L, C, F, S = Kind.LOAD, Kind.CAS, Kind.FETCH_OR, Kind.STORE
+    assert traces["reference"] == [(2, F), (4, S), (2, L), (2, C)]
+    assert traces["corrected"] == [(2, F), (1, L), (2, L), (2, C), (1, L), (4, S)]
 
 
 def test_a_checked_free_refuses_what_the_allocator_refuses() -> None:
@@ -169,8 +165,9 @@ def test_a_checked_free_refuses_what_the_allocator_refuses() -> None:
     assert words == [0] * g.node_count(2)
 
 
-def test_branches_are_exclusive_and_exhaustive_for_every_word() -> None:
-    m = Machine(3, 1)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_branches_are_exclusive_and_exhaustive_for_every_word(variant: str) -> None:
+    m = Machine(3, 1, bits.VARIANTS[variant])
     seen = set()
     todo = [m.alloc(o, s) for o in range(3) for s in range(8)] + [m.free(n) for n in range(2, 16)]
     todo += [m.free(n, checked=True) for n in range(2, 16)]

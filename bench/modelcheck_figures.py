@@ -1,0 +1,80 @@
+"""Model-checking coverage figures: states, transitions, seconds, states/s per configuration.
+
+Runs the checker on each configuration of issue 4 for one variant and writes
+``bench/results/modelcheck-<variant>.json`` and a Markdown table on stdout.
+
+    python bench/modelcheck_figures.py                       # corrected, the default list
+    python bench/modelcheck_figures.py --variant reference   # finds the reference's defects
+    python bench/modelcheck_figures.py --only 4x2            # one configuration (threads x depth)
+
+Machine of record: 2 cores, CPython 3.11, shared with other jobs (timings are inflated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from nbbs.check.modelcheck import PROPERTIES, Config, check
+
+CONFIGS = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (4, 2)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="corrected")
+    ap.add_argument("--only", action="append", default=[], help="threads x depth, e.g. 3x2 (repeatable)")
+    ap.add_argument("--max-states", type=int, default=None)
+    ap.add_argument("--mode", default="attempt", choices=["attempt", "scan"])
+    args = ap.parse_args()
+    configs = [tuple(int(x) for x in o.split("x")) for o in args.only] or CONFIGS
+    rows = []
+    for threads, depth in configs:
+        cfg = Config(threads, depth, variant=args.variant, mode=args.mode, max_states=args.max_states)
+        started = time.perf_counter()
+        r = check(cfg)
+        rows.append(
+            {
+                "threads": threads,
+                "depth": depth,
+                "variant": args.variant,
+                "mode": args.mode,
+                "states": r.states,
+                "transitions": r.transitions,
+                "initial_states": r.initial_states,
+                "quiescent_states": r.quiescent,
+                "quiescent_with_coal": r.stale_quiescent,
+                "seconds": round(time.perf_counter() - started, 1),
+                "states_per_second": round(r.rate),
+                "complete": r.complete,
+                "violations": {p: v.message for p, v in r.violations.items()},
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    out = Path(__file__).parent / "results" / f"modelcheck-{args.variant}-{args.mode}.json"
+    out.parent.mkdir(exist_ok=True)
+    machine = f"{platform.machine()}, CPython {platform.python_version()}, 2 cores shared with other jobs"
+    out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
+    head = ["threads", "depth", "states", "transitions", "seconds", "states/s", "complete", *PROPERTIES]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in rows:
+        verdict = ["FAILS" if p in row["violations"] else "ok" for p in PROPERTIES]
+        cells = [
+            row["threads"],
+            row["depth"],
+            f"{row['states']:,}",
+            f"{row['transitions']:,}",
+            row["seconds"],
+            f"{row['states_per_second']:,}",
+            "yes" if row["complete"] else "no",
+            *verdict,
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

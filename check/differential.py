@@ -1,0 +1,247 @@
+"""Sequential differential testing: an allocator and the spec, side by side, under Hypothesis.
+
+``machine(factory)`` builds a ``RuleBasedStateMachine`` that creates an arena of random
+shape (depth 0..``max_depth``, maximum order, page size, start), then allocates, frees and
+frees bogus addresses at random. After every rule:
+
+* the allocator's answer is one ``model.spec`` allows (``alloc`` returns ``None`` only if
+  no block of that order is free: run alone, NBBS must never fail spuriously);
+* a rejected call raised the ``NBBSError`` the spec predicts, and left every word as it was;
+* the abstraction of ``words()`` is the spec's set of live blocks, ``live_blocks()`` lists
+  them, and the quiescent invariant holds at every node.
+
+A failure shrinks to a short program, which Hypothesis prints ready to paste and re-run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from nbbs.check.report import Outcome, Task
+from nbbs.impl import errors
+from nbbs.impl.arena import Arena
+from nbbs.impl.locked import LockedBuddy
+from nbbs.impl.nbbs import NBBS
+from nbbs.model import geometry as g
+from nbbs.model import spec, tree
+
+MAX_DEPTH = 10
+"""The deepest arena the default machine draws; the deep profile goes further."""
+
+
+class Allocator(Protocol):
+    """What the machine drives: the public API both allocators share."""
+
+    arena: Arena
+
+    def alloc(self, order: int, hint: int | None = None) -> int | None: ...
+
+    def free(self, address: int, order: int | None = None) -> None: ...
+
+    def live_blocks(self) -> list[tuple[int, int]]: ...
+
+    def words(self) -> tuple[int, ...]: ...
+
+
+Factory = Callable[..., Allocator]
+
+NUDGES: dict[str, Callable[[int], int]] = {
+    "exact": lambda page: 0,
+    "next page": lambda page: page,
+    "previous page": lambda page: -page,
+    "one byte on": lambda page: 1,
+}
+"""How ``free_bogus`` moves off a known address, given the page size."""
+
+
+def expected_error(
+    arena: Arena, state: spec.State, address: int, order: int | None
+) -> type[Exception] | None:
+    """The error ``free(address, order)`` must raise in ``state``, or None if the free is valid.
+
+    Written against the abstract state, apart from the allocator's own checks.
+    """
+    if not arena.start <= address < arena.start + arena.size:
+        return errors.ForeignAddressError
+    if (address - arena.start) % arena.page_size:
+        return errors.MisalignedAddressError
+    page = (address - arena.start) // arena.page_size
+    if order is not None and not 0 <= order <= arena.top_order:
+        return errors.OrderError
+    if order is not None and page % (1 << order):
+        return errors.MisalignedAddressError
+    for n in state:
+        if page in spec.block_pages(arena.depth, n):
+            if g.first_page(arena.depth, n) != page:
+                return errors.InteriorAddressError
+            if order is not None and order != g.order_of(arena.depth, n):
+                return errors.WrongOrderError
+            return None
+    return errors.DoubleFreeError
+
+
+def machine(factory: Factory, max_depth: int = MAX_DEPTH) -> type[RuleBasedStateMachine]:
+    """A differential state machine for the allocator that ``factory(depth, **shape)`` builds."""
+
+    class Differential(RuleBasedStateMachine):
+        blocks = Bundle("blocks")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.freed: list[int] = []  # addresses freed so far: candidates for a double free
+
+        @initialize(
+            depth=st.integers(0, max_depth),
+            max_order=st.none() | st.integers(0, max_depth),
+            page_size=st.sampled_from([4096, 1, 64]),
+            start_blocks=st.integers(0, 3),
+        )
+        def build(self, depth: int, max_order: int | None, page_size: int, start_blocks: int) -> None:
+            """An arena of ``2**depth`` pages (``max_order`` is capped at ``depth``)."""
+            max_order = None if max_order is None else min(max_order, depth)
+            top = depth if max_order is None else max_order
+            start = start_blocks * (page_size << top)
+            self.allocator = factory(depth, page_size=page_size, start=start, max_order=max_order)
+            self.arena = self.allocator.arena
+            self.spec = spec.Spec.of(depth, max_order)
+            self.state: spec.State = spec.EMPTY
+
+        def node(self, address: int, order: int) -> int:
+            page = (address - self.arena.start) // self.arena.page_size
+            return g.node_of(self.arena.depth, page, order)
+
+        @rule(
+            target=blocks,
+            order=st.integers(-1, max_depth + 1),
+            hint=st.none() | st.integers(0, 1 << max_depth),
+        )
+        def alloc(self, order: int, hint: int | None) -> Any:
+            """``alloc(order, hint)``; an order outside ``0..max_order`` must be rejected."""
+            if not 0 <= order <= self.arena.top_order:
+                before = self.allocator.words()
+                try:
+                    self.allocator.alloc(order, hint)
+                except errors.OrderError:
+                    assert self.allocator.words() == before, "a rejected alloc changed the words"
+                    return multiple()
+                raise AssertionError(f"alloc({order}) was accepted above max_order {self.arena.top_order}")
+            address = self.allocator.alloc(order, hint)
+            result = None if address is None else self.node(address, order)
+            ok, self.state = spec.step(self.spec, self.state, spec.Alloc(order, result))
+            assert ok, (
+                f"alloc({order}) returned {address!r} (node {result}); "
+                f"free blocks of that order: {list(spec.free_blocks(self.spec, self.state, order))}"
+            )
+            return multiple() if address is None else multiple((address, order))
+
+        @rule(block=consumes(blocks), give_order=st.booleans())
+        def free(self, block: tuple[int, int], give_order: bool) -> None:
+            address, order = block
+            self.attempt_free(address, order if give_order else None)
+
+        @rule(
+            pick=st.integers(0, 255),
+            nudge=st.sampled_from(list(NUDGES)),
+            order=st.none() | st.integers(-1, max_depth + 1),
+        )
+        def free_bogus(self, pick: int, nudge: str, order: int | None) -> None:
+            """Free an address near a live, freed or boundary one: foreign, misaligned, interior, ..."""
+            arena = self.arena
+            near = [arena.address(n) for n in sorted(self.state)] + self.freed
+            near += [arena.start, arena.start + arena.size, arena.start - 1]
+            self.attempt_free(near[pick % len(near)] + NUDGES[nudge](arena.page_size), order)
+
+        def attempt_free(self, address: int, order: int | None) -> None:
+            """``free(address, order)``: done if the spec holds such a block, else rejected as predicted.
+
+            A rejected free must raise the predicted ``NBBSError`` and leave every word as it was.
+            """
+            expected = expected_error(self.arena, self.state, address, order)
+            if expected is None:
+                n = next(n for n in self.state if self.arena.address(n) == address)
+                self.allocator.free(address, order)
+                ok, self.state = spec.step(self.spec, self.state, spec.Free(n))
+                assert ok
+                self.freed.append(address)
+                return
+            before = self.allocator.words()
+            try:
+                self.allocator.free(address, order)
+            except errors.NBBSError as e:
+                assert type(e) is expected, f"free({address:#x}, {order}) raised {e!r}, expected {expected}"
+                assert self.allocator.words() == before, "a rejected free changed the words"
+            else:
+                raise AssertionError(f"free({address:#x}, {order}) accepted; expected {expected.__name__}")
+
+        @invariant()
+        def agrees_with_the_spec(self) -> None:
+            if not hasattr(self, "allocator"):
+                return
+            words = self.allocator.words()
+            depth = self.arena.depth
+            live = tree.abstraction(words, depth)
+            assert live == self.state, (
+                f"words abstract to {sorted(live)}, spec holds {sorted(self.state)}\n"
+                f"{tree.render(words, depth)}"
+            )
+            broken = tree.quiescent_violations(words, depth, self.arena.max_level)
+            assert not broken, "quiescent invariant broken at\n  " + "\n  ".join(broken)
+            expected = sorted((self.arena.address(n), g.order_of(depth, n)) for n in self.state)
+            assert self.allocator.live_blocks() == expected
+            assert not spec.broken_invariants(self.spec, self.state)
+
+    name = f"Differential_{getattr(factory, '__name__', 'alloc')}"
+    Differential.__name__ = Differential.__qualname__ = name
+    return Differential
+
+
+NBBSMachine = machine(NBBS)
+LockedMachine = machine(LockedBuddy)
+
+
+def run_for(
+    state_machine: type[RuleBasedStateMachine], seconds: float, name: str, chunk: int = 20
+) -> Outcome:
+    """Run the machine in chunks of ``chunk`` examples until ``seconds`` pass or it fails.
+
+    On failure the outcome's detail is Hypothesis's shrunk program, ready to paste and re-run.
+    """
+    started = time.perf_counter()
+    examples = 0
+    chunk_settings = settings(
+        max_examples=chunk, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    while True:
+        try:
+            run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call,unused-ignore]
+        except Exception as e:  # the failure is the result; Hypothesis put the program in its notes
+            program = "\n".join(getattr(e, "__notes__", []))
+            detail = f"{program}\n{type(e).__name__}: {e}"
+            return Outcome(name, examples + chunk, False, time.perf_counter() - started, detail)
+        examples += chunk
+        if time.perf_counter() - started >= seconds:
+            return Outcome(name, examples, True, time.perf_counter() - started)
+
+
+def verify_tasks() -> list[Task]:
+    """The differential checks of ``nbbs verify``."""
+    nbbs, locked = "differential: NBBS vs spec", "differential: locked buddy vs spec"
+    return [
+        Task(nbbs, 2.0, lambda s: run_for(NBBSMachine, s, nbbs)),
+        Task(locked, 0.5, lambda s: run_for(LockedMachine, s, locked)),
+    ]

@@ -1,0 +1,29 @@
+"""The allocators agree with the spec step by step, and the machine catches broken transitions."""
+
+import pytest
+from conftest import DEEP
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from nbbs.check import differential
+from nbbs.check.mutants import SEQUENTIALLY_VISIBLE, TRANSITION_MUTANTS, mutant_allocator
+from nbbs.impl import NBBS, LockedBuddy
+
+DEPTH = 16 if DEEP else differential.MAX_DEPTH
+
+TestNBBSAgreesWithTheSpec = differential.machine(NBBS, DEPTH).TestCase
+TestLockedBuddyAgreesWithTheSpec = differential.machine(LockedBuddy, DEPTH).TestCase
+
+
+@pytest.mark.parametrize("name", SEQUENTIALLY_VISIBLE)
+def test_the_machine_catches_a_broken_transition(name: str) -> None:
+    machine = differential.machine(mutant_allocator(name), max_depth=4)
+    with pytest.raises(Exception) as failure:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(max_examples=300, database=None, suppress_health_check=list(HealthCheck)),
+        )
+    # The shrunk reproducer is a program one can paste: it builds the arena and replays the rules.
+    program = "\n".join(getattr(failure.value, "__notes__", []))
+    assert "state = " in program and "state.build(" in program, program
+    print(f"{name}: {TRANSITION_MUTANTS[name][0]}\n{program}\n{failure.value!r}")
