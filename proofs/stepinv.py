@@ -187,7 +187,6 @@ def queries(tm: TMResult) -> dict[str, Query]:
             [inv(L, S), mine],
             [("the step keeps the invariant", inv(L1, S1)), ("the step's safety checks hold", ok)],
             explain,
-            cases=[("some local state steps here", z3.BoolVal(True))],
         )
         # Another thread (L2) takes the step; the thread L, compatible with it, is still in R.
         theirs = z3.Or([z3.And(lid(t) == L2, gd, s2 == S1) for t, gd, _nid, s2, _chk in succ])
@@ -197,7 +196,6 @@ def queries(tm: TMResult) -> dict[str, Query]:
             [inv(L, S), inv(L2, S), compatible, theirs],
             [("the other thread's step keeps this thread in the invariant", inv(L, S1))],
             explain,
-            cases=[("two compatible threads meet here", z3.BoolVal(True))],
         )
     start = [z3.Or([z3.BitVecVal(k, enc.width) == S for k in tm.initial]), lid(IDLE) == L]
     out["initial"] = Query(start, [("every initial state is in the invariant", inv(L, S))], explain)
