@@ -8,6 +8,7 @@ encoding of a loop needs besides connectives: an if-then-else on words.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,8 +99,6 @@ class Answer:
 
 def ask(q: Query) -> Answer:
     """Check the premises are satisfiable (with the witness), then that no model breaks a claim."""
-    import time
-
     claims = [(name, term(c)) for name, c in q.claims]
     s = solver()
     s.add(*[term(p) for p in q.premises])
