@@ -1,14 +1,22 @@
 """The thread-modular invariant: safe for the shipped variant at depth 1, and it can fail."""
 
+import os
+
+import pytest
+
 from nbbs.check.mutants import TRANSITION_MUTANTS
 from nbbs.model import bits, steps
 from nbbs.proofs import stepinv
 from nbbs.proofs._z3 import ask
 from nbbs.proofs.threadmodular import TMResult, fixpoint
 
+DEPTHS = [1, 2] if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else [1]
+"""Depth 2 takes about ten minutes and 0.8 GB (``proofs/README.md``): deep profile only."""
 
-def test_the_shipped_variant_keeps_held_blocks_disjoint_for_any_number_of_threads_at_depth_1() -> None:
-    r = fixpoint(1)
+
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_the_shipped_variant_keeps_held_blocks_disjoint_for_any_number_of_threads(depth: int) -> None:
+    r = fixpoint(depth, max_pairs=5_000_000)
     assert r.complete and r.violation is None and r.ok
     assert r.pairs > 100
 
