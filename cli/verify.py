@@ -8,5 +8,11 @@ from nbbs.check.report import Task
 def tasks() -> list[Task]:
     """Every check of ``nbbs verify``, in the order they run."""
     from nbbs.check import differential, explore, modelcheck
+    from nbbs.proofs import verify_tasks as proof_tasks
 
-    return [*differential.verify_tasks(), *modelcheck.verify_tasks(), *explore.verify_tasks()]
+    return [
+        *differential.verify_tasks(),
+        *modelcheck.verify_tasks(),
+        *explore.verify_tasks(),
+        *proof_tasks(),
+    ]

@@ -110,8 +110,12 @@ def pages(depth: int, n: int) -> int:
 
 def first_page(depth: int, n: int) -> int:
     """The first page of the block node ``n`` stands for."""
-    lvl = level(n)
-    return (n - (1 << lvl)) << (depth - lvl)
+    return int(first_page_at(depth, n, level(n)))
+
+
+def first_page_at(depth: int, n: Any, lvl: int) -> Any:
+    """The first page of node ``n`` known to lie on level ``lvl`` (generic: ``n`` may be a z3 term)."""
+    return (n - first_node(lvl)) << (depth - lvl)
 
 
 def node_of(depth: int, page: int, order: int) -> int:

@@ -1,0 +1,151 @@
+"""``nbbs prove``: run the z3 obligations, with progress, a table and a total (``--json`` for machines)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+
+@click.command()
+@click.option(
+    "--depth-max",
+    type=click.IntRange(1, 20),
+    default=10,
+    show_default=True,
+    help="Prove the per-depth obligations for depths 1..D.",
+)
+@click.option("--depth-min", type=click.IntRange(1, 20), default=1, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(2, None),
+    default=None,
+    help="Also prove the step-level invariant (thread-modular: it holds for any number of threads).",
+)
+@click.option(
+    "--steps-depth",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="Tree depth of the step-level proof.",
+)
+@click.option("--obligation", "name", default=None, help="Only obligations whose name starts with NAME.")
+@click.option(
+    "--variant", default=None, help="Algorithm to prove: reference | corrected | ... (default: shipped)."
+)
+@click.option("--mutant", default=None, help="Prove a deliberately broken variant instead: expect failures.")
+@click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def prove(
+    depth_max: int,
+    depth_min: int,
+    threads: int | None,
+    steps_depth: int,
+    name: str | None,
+    variant: str | None,
+    mutant: str | None,
+    uncapped: bool,
+    as_json: bool,
+) -> None:
+    """Prove the bit lemmas, the spec lemmas, the refinement of sequential alloc and free,
+    and the per-node lemmas that carry the refinement to every depth."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from nbbs.cli.main import console
+    from nbbs.proofs import obligations
+    from nbbs.proofs import prove as prove_one
+    from nbbs.proofs._variant import SHIPPED, VARIANTS
+    from nbbs.proofs.mutants import MUTANTS
+
+    if mutant is not None:
+        if mutant not in MUTANTS:
+            raise click.BadParameter(f"unknown mutant {mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
+        subject = MUTANTS[mutant][1]
+    elif variant is not None:
+        if variant not in VARIANTS:
+            raise click.BadParameter(f"unknown variant {variant!r}; one of: {', '.join(sorted(VARIANTS))}")
+        subject = VARIANTS[variant]
+    else:
+        subject = SHIPPED
+    todo = obligations.matching(
+        obligations.catalogue(
+            depth_max, depth_min, capped=not uncapped, steps_depth=steps_depth if threads else None
+        ),
+        name,
+    )
+    if not todo:
+        raise click.BadParameter(f"no obligation matches {name!r}")
+    proofs = []
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    ) as progress:
+        bar = progress.add_task("prove", total=len(todo))
+        for ob in todo:
+            progress.update(bar, description=ob.label)
+            proofs.append(prove_one(ob, subject))
+            progress.advance(bar)
+    wall = time.perf_counter() - started
+    failed = [p for p in proofs if not p.proved]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "variant": subject.name,
+                    "wall_seconds": round(wall, 3),
+                    "z3_seconds": round(sum(p.seconds for p in proofs), 3),
+                    "proofs": [
+                        {
+                            "obligation": p.obligation,
+                            "group": p.group,
+                            "depth": p.depth,
+                            "result": p.result,
+                            "z3_seconds": round(p.seconds, 4),
+                            "broken": list(p.broken),
+                            "counterexample": p.counterexample,
+                        }
+                        for p in proofs
+                    ],
+                },
+                indent=1,
+            )
+        )
+    else:
+        for p in failed:
+            console.rule(
+                f"[red]{p.obligation} (depth {p.depth if p.depth is not None else 'any'}): {p.result}"
+            )
+            console.print(p.report(), markup=False, highlight=False, soft_wrap=True)
+        table = Table(title=f"nbbs prove ({subject.name})")
+        for col, just in (
+            ("obligation", "left"),
+            ("depth", "right"),
+            ("result", "left"),
+            ("z3 time (s)", "right"),
+        ):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for p in proofs:
+            colour = "green" if p.proved else "red"
+            depth = "any" if p.depth is None else str(p.depth)
+            table.add_row(p.obligation, depth, f"[{colour}]{p.result}[/{colour}]", f"{p.seconds:.3f}")
+        table.add_row(
+            f"total: {len(proofs)} obligations, {len(failed)} not proved",
+            "",
+            "",
+            f"{sum(p.seconds for p in proofs):.2f}",
+            style="bold",
+        )
+        console.print(table)
+        console.print(f"wall time {wall:.1f} s (building the z3 terms in Python included)")
+    if mutant is not None:
+        # A mutant must be caught: success means some obligation failed with a counterexample.
+        sys.exit(0 if any(not p.vacuous for p in failed) else 1)
+    sys.exit(1 if failed else 0)

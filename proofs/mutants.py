@@ -1,0 +1,126 @@
+"""Deliberately broken variants: every proof obligation must fail on at least one of them.
+
+The word-transition mutants of ``check/mutants.py`` (shared with the other checkers), a few
+more wrong masks, two broken quiescent invariants (``tree.node_ok``) and broken spec rules.
+Each is a ``Variant``; ``tests/test_proofs_mutants.py`` runs every one and checks that z3
+returns a counterexample.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nbbs.check.mutants import TRANSITION_MUTANTS
+from nbbs.model import bits, tree
+from nbbs.proofs._variant import SpecRules, Variant
+
+
+def _t(**changes: object) -> bits.Transitions:
+    return dataclasses.replace(bits.PUBLISHED, **changes)  # type: ignore[arg-type]
+
+
+def _on_corrected(**changes: object) -> bits.Transitions:
+    return dataclasses.replace(bits.CORRECTED, **changes)  # type: ignore[arg-type]
+
+
+def _node_ok_no_empty_children(w: Any, wl: Any, wr: Any, logic: tree.Logic = tree.PY) -> Any:
+    """``node_ok`` without "a block's children are zero": blocks may nest."""
+    occupied = w & bits.OCC != 0
+    return logic.and_(
+        w & tree.COAL_BITS == 0,
+        logic.implies(occupied, w == bits.BUSY),
+        logic.implies(
+            logic.not_(occupied),
+            logic.and_(
+                (w & bits.OCC_LEFT != 0) == tree.taken(wl), (w & bits.OCC_RIGHT != 0) == tree.taken(wr)
+            ),
+        ),
+    )
+
+
+def _node_ok_side_means_block(w: Any, wl: Any, wr: Any, logic: tree.Logic = tree.PY) -> Any:
+    """``node_ok`` where an OCC_* bit means "that child is a block", not "something under it"."""
+    occupied = w & bits.OCC != 0
+    return logic.and_(
+        w & tree.COAL_BITS == 0,
+        logic.implies(occupied, logic.and_(w == bits.BUSY, wl == 0, wr == 0)),
+        logic.implies(
+            logic.not_(occupied),
+            logic.and_(
+                (w & bits.OCC_LEFT != 0) == (wl == bits.BUSY), (w & bits.OCC_RIGHT != 0) == (wr == bits.BUSY)
+            ),
+        ),
+    )
+
+
+MUTANTS: dict[str, tuple[str, Variant]] = {
+    **{name: (doc, Variant(name, transitions=t)) for name, (doc, t) in TRANSITION_MUTANTS.items()},
+    "mark_sets_occ": (
+        "mark ORs the child-side OCC bit instead of the COAL bit (a wrong mask)",
+        Variant("mark_sets_occ", transitions=_t(mark_mask=lambda s: bits.occ_bit(s))),
+    ),
+    "unmark_clears_only_coal": (
+        "unmark clears the COAL bit but leaves the OCC bit (a wrong mask): the freed side stays taken",
+        Variant("unmark_clears_only_coal", transitions=_t(unmark=lambda w, s: w & ~bits.coal_bit(s))),
+    ),
+    "climb_wrong_side": (
+        "climb sets the buddy's OCC bit instead of its own",
+        Variant(
+            "climb_wrong_side",
+            transitions=_t(climb=lambda w, s: (w | bits.occ_bit(bits.other(s))) & ~bits.coal_bit(s)),
+        ),
+    ),
+    "release_leaves_side_bits": (
+        "release stores OCC_LEFT|OCC_RIGHT instead of zero: the freed block's subtree stays taken",
+        Variant(
+            "release_leaves_side_bits", transitions=_t(release=lambda w: w & (bits.OCC_LEFT | bits.OCC_RIGHT))
+        ),
+    ),
+    "unmark_skips_anything": (
+        "the corrected unmark goes on past any word whose COAL bit is gone (an alloc re-claimed it)",
+        Variant("unmark_skips_anything", transitions=_on_corrected(unmark_skips=lambda w, s: w == w)),
+    ),
+    "rollback_continues_past_block": (
+        "the corrected rollback goes on past the failed ancestor even when it is a block",
+        Variant(
+            "rollback_continues_past_block",
+            transitions=_on_corrected(rollback_continues=lambda w, s: w & bits.occ_bit(s) != 0),
+        ),
+    ),
+    "node_ok_blocks_may_nest": (
+        "the quiescent invariant forgets that a block's children are zero",
+        Variant("node_ok_blocks_may_nest", node_ok=_node_ok_no_empty_children),
+    ),
+    "node_ok_side_means_block": (
+        "the quiescent invariant reads an OCC_* bit as 'that child is a block'",
+        Variant("node_ok_side_means_block", node_ok=_node_ok_side_means_block),
+    ),
+    "spec_alloc_checks_ancestors_only": (
+        "the spec lets alloc take a node with a live block under it",
+        Variant("spec_alloc_checks_ancestors_only", spec=SpecRules(alloc_checks=frozenset({"ancestors"}))),
+    ),
+    "spec_alloc_checks_descendants_only": (
+        "the spec lets alloc take a node under a live block",
+        Variant(
+            "spec_alloc_checks_descendants_only", spec=SpecRules(alloc_checks=frozenset({"descendants"}))
+        ),
+    ),
+    "spec_alloc_takes_parent": (
+        "the spec's alloc hands out the parent's range",
+        Variant("spec_alloc_takes_parent", spec=SpecRules(alloc_effect="parent")),
+    ),
+    "spec_disjoint_parent_only": (
+        "the linear disjointness looks only at the parent, not every ancestor",
+        Variant("spec_disjoint_parent_only", spec=SpecRules(disjoint="parent")),
+    ),
+    "spec_free_keeps_block": (
+        "the spec's free does not remove the block",
+        Variant("spec_free_keeps_block", spec=SpecRules(free_effect="keep")),
+    ),
+    "spec_free_merges_into_parent": (
+        "the spec's free hands the parent's range out instead (eager merge)",
+        Variant("spec_free_merges_into_parent", spec=SpecRules(free_effect="merge")),
+    ),
+}
+"""Name -> (what is broken, the variant)."""

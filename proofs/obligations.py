@@ -1,0 +1,94 @@
+"""The catalogue of obligations ``nbbs prove`` runs, and running them.
+
+Groups, in order: ``bits`` (word transitions touch only their bits), ``param`` (per-node
+lemmas for a node of any level: the refinement argument for every depth), ``spec`` (the
+abstract allocator's lemmas, per depth), ``refine`` (whole sequential operations against
+the spec, per depth, one query per level of the chosen node) and ``steps`` (the step-level
+invariant: the thread-modular invariant of ``threadmodular`` checked inductive by z3, one
+query per (role, program counter), for any number of threads; see ``proofs/README.md``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from nbbs.check.report import Outcome, Task
+from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
+from nbbs.proofs._obligation import Obligation, Proof, prove
+from nbbs.proofs._variant import SHIPPED, Variant
+
+GROUPS = ("bits", "param", "spec", "refine")
+
+DEFAULT_DEPTH_MAX = 10
+
+CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8}
+"""Whole-tree obligations whose z3 time grows steeply with depth (measured: depth 10 takes
+12 s and 90 s); by default they run up to this depth. ``param_local_global`` covers every
+depth by induction."""
+
+
+def catalogue(
+    depth_max: int = DEFAULT_DEPTH_MAX,
+    depth_min: int = 1,
+    capped: bool = True,
+    groups: Iterable[str] = GROUPS,
+    steps_depth: int | None = None,
+) -> list[Obligation]:
+    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``; with
+    ``steps_depth``, also the step-level (thread-modular) checks for a tree of that depth."""
+    chosen = set(groups)
+    out: list[Obligation] = []
+    if "bits" in chosen:
+        out += bitlemmas.OBLIGATIONS
+    if "param" in chosen:
+        out += parametric.OBLIGATIONS
+    for depth in range(depth_min, depth_max + 1):
+        per_depth: list[Obligation] = []
+        if "spec" in chosen:
+            per_depth += speclemmas.obligations(depth)
+        if "refine" in chosen:
+            per_depth += refinement.obligations(depth)
+        out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
+    if steps_depth is not None:
+        from nbbs.proofs import stepinv
+
+        out += stepinv.obligations(steps_depth)
+    return out
+
+
+def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obligation]:
+    """The obligations whose name starts with ``name`` (all of them for None)."""
+    return [ob for ob in obligations if name is None or ob.name.startswith(name)]
+
+
+def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> Iterator[Proof]:
+    """Prove each obligation in turn (one fresh solver each)."""
+    for ob in obligations:
+        yield prove(ob, variant)
+
+
+def _task(name: str, obs: Callable[[], list[Obligation]], mutants: bool) -> Task:
+    def run(seconds: float) -> Outcome:
+        started = time.perf_counter()
+        todo = obs()
+        if not mutants:
+            bad = [p for p in run_all(todo) if not p.proved]
+            detail = "\n\n".join(p.report() for p in bad)
+            return Outcome(name, len(todo), not bad, time.perf_counter() - started, detail)
+        from nbbs.proofs.mutants import MUTANTS
+
+        missed = [m for m, (_, v) in MUTANTS.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
+        detail = "" if not missed else "no obligation caught: " + ", ".join(missed)
+        return Outcome(name, len(MUTANTS), not missed, time.perf_counter() - started, detail)
+
+    return Task(name, 1.0, run)
+
+
+def verify_tasks() -> list[Task]:
+    """``nbbs verify``'s share of the proofs: every obligation up to depth 4, and every mutant
+    caught at depths up to 2."""
+    return [
+        _task("proofs: all obligations, depths 1-4", lambda: catalogue(4), mutants=False),
+        _task("proofs: every mutant caught (depths 1-2)", lambda: catalogue(2), mutants=True),
+    ]
