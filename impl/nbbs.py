@@ -127,15 +127,13 @@ class NBBS:
     def _start(self, lvl: int) -> int:
         """This thread's first scan position on level ``lvl``: where it last succeeded."""
         local = self._local
-        try:
-            return int(local.last[lvl])
-        except AttributeError:
+        last: dict[int, int] | None = getattr(local, "last", None)
+        if last is None:
             local.tid = next(self._thread_ids)
-            local.last = {}
-        except KeyError:
-            pass
-        local.last[lvl] = _spread(local.tid, lvl)
-        return int(local.last[lvl])
+            local.last = last = {}
+        if lvl not in last:
+            last[lvl] = _spread(local.tid, lvl)
+        return last[lvl]
 
     def _alloc_node(self, lvl: int, hint: int | None) -> int | None:
         """Scan level ``lvl`` once round-robin; the node occupied and climbed, or None."""
