@@ -13,7 +13,16 @@ WORDS = range(1 << bits.WORD_BITS)
 SIDES = (0, 1)
 
 UNARY = ("is_free", "is_occupied", "occupy", "release")
-BINARY = ("climb", "mark", "buddy_keeps_busy", "unmark_applies", "unmark", "unmark_stops")
+BINARY = (
+    "climb",
+    "mark",
+    "buddy_keeps_busy",
+    "unmark_applies",
+    "unmark",
+    "unmark_stops",
+    "unmark_skips",
+    "rollback_continues",
+)
 
 
 def _bv(x: int) -> z3.BitVecRef:
@@ -48,6 +57,11 @@ def _same_on_ints_and_terms(t: bits.Transitions) -> list[str]:
 
 def test_every_published_transition_agrees_on_ints_and_z3_terms_for_all_words_and_sides() -> None:
     assert _same_on_ints_and_terms(bits.PUBLISHED) == []
+
+
+@pytest.mark.parametrize("variant", sorted(bits.VARIANTS))
+def test_every_variant_transition_agrees_on_ints_and_z3_terms(variant: str) -> None:
+    assert _same_on_ints_and_terms(bits.VARIANTS[variant]) == []
 
 
 @pytest.mark.parametrize("name", sorted(TRANSITION_MUTANTS))
