@@ -82,17 +82,25 @@ def load_counterexample(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[int], list[list[int | None]]]:
-    """Run a counterexample's schedule on the step machines: (thread, event) per step, the
-    final words (indexed by node), and each thread's op results (alloc: node or None;
-    free: None). Raises ``ValueError`` if the schedule does not fit the ops."""
+def _start_replay(
+    data: dict[str, Any],
+) -> tuple[Machine, list[int], list[list[Any]], list[steps.OpState | None]]:
+    """A counterexample's machine, its initial words (the initial live blocks allocated), each
+    thread's ops still to run, and no op running yet."""
     depth, max_order = data["depth"], data["max_order"]
     m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
     words = [0] * g.node_count(depth)
     for n in data["initial_live"]:
         m.run(m.attempt(n), words)
     todo = [list(ops) for ops in data["threads"]]
-    running: list[steps.OpState | None] = [None] * len(todo)
+    return m, words, todo, [None] * len(todo)
+
+
+def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[int], list[list[int | None]]]:
+    """Run a counterexample's schedule on the step machines: (thread, event) per step, the
+    final words (indexed by node), and each thread's op results (alloc: node or None;
+    free: None). Raises ``ValueError`` if the schedule does not fit the ops."""
+    m, words, todo, running = _start_replay(data)
     results: list[list[int | None]] = [[] for _ in todo]
     trace = []
     for k in data["schedule"]:
@@ -106,7 +114,7 @@ def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[in
                 op = m.free(n, data["checked_free"])
             elif data["mode"] == "scan":
                 lvl = g.level(n)
-                op = m.alloc(g.order_of(depth, n), n - g.first_node(lvl))
+                op = m.alloc(g.order_of(m.depth, n), n - g.first_node(lvl))
             else:
                 op = m.attempt(n)
         ev, op, new = m.step(op, words)
@@ -129,13 +137,7 @@ def as_scan_replay(data: dict[str, Any]) -> dict[str, Any]:
     """
     if data["mode"] != "attempt" or data["checked_free"]:
         raise ValueError("expects an attempt-mode counterexample without checked frees")
-    depth, max_order = data["depth"], data["max_order"]
-    m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
-    words = [0] * g.node_count(depth)
-    for n in data["initial_live"]:
-        m.run(m.attempt(n), words)
-    todo = [list(ops) for ops in data["threads"]]
-    running: list[steps.OpState | None] = [None] * len(todo)
+    m, words, todo, running = _start_replay(data)
     schedule: list[int] = []
     for k in data["schedule"]:
         op = running[k]
@@ -149,7 +151,7 @@ def as_scan_replay(data: dict[str, Any]) -> dict[str, Any]:
                     words[ev.node] = new
                     schedule.append(k)
             else:
-                op = m.alloc(g.order_of(depth, n), n - g.first_node(g.level(n)))
+                op = m.alloc(g.order_of(m.depth, n), n - g.first_node(g.level(n)))
         ev, op, new = m.step(op, words)
         words[ev.node] = new
         schedule.append(k)
