@@ -8,6 +8,7 @@ machine beside them; the lock-based allocator is the baseline for the alloc+free
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -18,20 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nbbs.impl import NBBS, LockedBuddy
-from nbbs.impl.atomics import Backend, StripedWords
+from nbbs.impl.atomics import Backend, CereggiiWords, StripedWords
 
 
 def backends() -> dict[str, Backend]:
     """Every backend this machine can run (cereggii only with the ``fast`` extra)."""
     found: dict[str, Backend] = {"striped": StripedWords}
-    try:
-        import cereggii  # noqa: F401
-
-        from nbbs.impl.atomics import CereggiiWords
-
+    if importlib.util.find_spec("cereggii") is not None:
         found["cereggii"] = CereggiiWords
-    except ImportError:
-        pass
     return found
 
 

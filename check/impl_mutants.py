@@ -9,28 +9,36 @@ original where it can so the rest stays the shipped code; the explorer must catc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nbbs.check.mutants import TRANSITION_MUTANTS, mutant_allocator
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import bits
 from nbbs.model import geometry as g
 
 
+def _climb_without_retry(alloc: NBBS, n: int, write: Callable[[int, int, int], object]) -> int | None:
+    """The climb with one read and one ``write(node, expected, new)`` per ancestor, never retried."""
+    w, t = alloc._w, alloc.transitions
+    child = n
+    while g.level(child) > alloc.max_level:
+        p, s = g.parent(child), g.side(child)
+        cur = w.load(p)
+        if t.is_occupied(cur):
+            return p
+        new = t.climb(cur, s)
+        if new != cur:
+            write(p, cur, new)
+        child = p
+    return None
+
+
 class DroppedCasRetry(NBBS):
     """The climb gives up on a parent after one lost CAS instead of re-reading and retrying."""
 
     def _climb(self, n: int) -> int | None:
-        w, t = self._w, self.transitions
-        child = n
-        while g.level(child) > self.max_level:
-            p, s = g.parent(child), g.side(child)
-            cur = w.load(p)
-            if t.is_occupied(cur):
-                return p
-            new = t.climb(cur, s)
-            if new != cur:
-                w.cas(p, cur, new)  # defect: a lost CAS leaves the parent without our OCC bit
-            child = p
-        return None
+        # defect: a lost CAS leaves the parent without our OCC bit
+        return _climb_without_retry(self, n, self._w.cas)
 
 
 class MissedRollback(NBBS):
@@ -73,18 +81,8 @@ class PlainStoreClimb(NBBS):
     """The climb writes each ancestor with a plain store after its load: a concurrent update is lost."""
 
     def _climb(self, n: int) -> int | None:
-        w, t = self._w, self.transitions
-        child = n
-        while g.level(child) > self.max_level:
-            p, s = g.parent(child), g.side(child)
-            cur = w.load(p)
-            if t.is_occupied(cur):
-                return p
-            new = t.climb(cur, s)
-            if new != cur:
-                w.store(p, new)  # defect: not a CAS
-            child = p
-        return None
+        # defect: not a CAS
+        return _climb_without_retry(self, n, lambda p, cur, new: self._w.store(p, new))
 
 
 IMPL_MUTANTS: dict[str, tuple[str, type[NBBS]]] = {
