@@ -155,7 +155,7 @@ class Checker:
                     machine, m_node = "the step machine has no operation left", node
                 else:
                     m_node, m_kind = self._at_node[sid], self._at_kind[sid]
-                    move = self._moves.get(sid * 64 + old)
+                    move = self._moves.get(sid << 64 | old)
                     shown = bits.show(move[0]) if move is not None and m_node == node else "?"
                     machine = f"the step machine node {m_node} {steps.Kind(m_kind)} (-> {shown})"
                 return Failure(
@@ -184,15 +184,15 @@ class Checker:
             if at_node[sid] != node or at_kind[sid] != kind:
                 self._mismatch_state[key] = sid
                 return i
-            move = moves.get(sid * 64 + old)
+            move = moves.get(sid << 64 | old)
             if move is None:
-                move = moves[sid * 64 + old] = self._move(sid, old)
+                move = moves[sid << 64 | old] = self._move(sid, old)
             if move[0] != new:
                 self._mismatch_state[key] = sid
                 return i
             if move[1] < 0:
                 if allocating:
-                    got.append(self._results[sid * 64 + old])
+                    got.append(self._results[sid << 64 | old])
                 sid = -1
             else:
                 sid = move[1]
@@ -218,7 +218,7 @@ class Checker:
         assert acc is not None
         nxt = self._machine.after(op, old)
         if steps.is_done(nxt):
-            self._results[sid * 64 + old] = steps.result(nxt)
+            self._results[sid << 64 | old] = steps.result(nxt)
             return steps.effect(acc, old), -1
         return steps.effect(acc, old), self._intern(nxt)
 
@@ -238,10 +238,10 @@ class Checker:
         """What is wrong with quiescent ``words`` under the configured predicate (empty if nothing)."""
         sc = self.scenario
         if self.quiescent == "strict":
-            return tree.quiescent_violations(words, sc.depth, sc.max_level)
+            return tree.quiescent_violations(words, sc.depth, sc.max_level, self._machine.transitions)
         if self.quiescent == "stale_coal":
             return tree.quiescent_violations(
-                tuple(w & ~tree.COAL_BITS for w in words), sc.depth, sc.max_level
+                tuple(w & ~tree.COAL_BITS for w in words), sc.depth, sc.max_level, self._machine.transitions
             )
         # "obtainable", the model checker's property (b): a sequential single attempt at each
         # block succeeds exactly when the block is free, and a failed one restores the words.

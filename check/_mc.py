@@ -86,7 +86,16 @@ class Config:
 
     def machine(self) -> Machine:
         t = self.transitions if self.transitions is not None else bits.VARIANTS[self.variant]
+        if t.count_bits and self.transitions is None:
+            # The counts only need room for this tree and these threads (``count_bound``).
+            t = bits.counted(self.count_bound.bit_length())
         return Machine(self.depth, self.max_level, t, self.gives_up)
+
+    @property
+    def count_bound(self) -> int:
+        """The largest count a ``counted`` word can hold here: one claim per page under a child
+        of a ``max_level`` node (the held blocks are disjoint) plus one per thread in flight."""
+        return (1 << max(self.depth - self.max_level - 1, 0)) + self.threads
 
     @property
     def label(self) -> str:
@@ -133,6 +142,8 @@ class Violation:
     """For lock-freedom: the index in ``steps`` where the repeating cycle starts."""
     ops: list[list[dict[str, int | str]]] = field(default_factory=list)
     schedule: list[int] = field(default_factory=list)
+    transitions: bits.Transitions = bits.PUBLISHED
+    """What the words mean (for printing them)."""
 
 
 @dataclass
@@ -171,6 +182,21 @@ def live_sets(depth: int, max_level: int) -> list[frozenset[int]]:
     return sorted(under(g.ROOT), key=lambda s: (len(s), sorted(s)))
 
 
+class _LazyRows(dict[int, tuple[int, int, bool]]):
+    """An op state's table rows for wide words, each computed when first looked up."""
+
+    def __init__(self, space: Space, i: int, acc: steps.Access) -> None:
+        super().__init__()
+        self.space, self.i, self.acc = space, i, acc
+
+    def __missing__(self, old: int) -> tuple[int, int, bool]:
+        row = self[old] = self.space.row(self.i, self.acc, old)
+        return row
+
+
+Rows = list[tuple[int, int, bool]] | _LazyRows
+
+
 class Space:
     """The interned op states, the state encoding and the successor function of one configuration."""
 
@@ -179,7 +205,10 @@ class Space:
         self.m = cfg.machine()
         self.nodes = g.node_count(cfg.depth)
         self.T = cfg.threads
-        self.WB = bits.WORD_BITS * (self.nodes - 1)
+        t = self.m.transitions
+        self.word_bits, self.word_mask = t.word_bits, (1 << t.word_bits) - 1
+        self.count_limit = cfg.count_bound if t.count_bits else 0
+        self.WB = self.word_bits * (self.nodes - 1)
         """Bits of the word part."""
         self.SB = self.WB + TID_BITS * self.T
         """Shift of the static set index."""
@@ -196,7 +225,7 @@ class Space:
             raise ValueError(
                 f"the scenario has {len(self.scenario)} threads, the configuration {cfg.threads}"
             )
-        self._tables: list[tuple[int, int, list[tuple[int, int, bool]]] | None] = []
+        self._tables: list[tuple[int, int, Rows] | None] = []
         self.candidates = [n for n in g.all_nodes(cfg.depth) if g.level(n) >= cfg.max_level]
         if cfg.mode == "attempt":
             starts = [self.m.attempt(n) for n in self.candidates]
@@ -221,7 +250,7 @@ class Space:
 
     def shift(self, n: int) -> int:
         """Where node ``n``'s word sits in the packed state."""
-        return bits.WORD_BITS * (n - 1)
+        return self.word_bits * (n - 1)
 
     # -- op states ---------------------------------------------------------------------------
 
@@ -243,8 +272,12 @@ class Space:
             self.idle.append(op.pc == steps.DONE_FAIL)
         return i
 
-    def table(self, i: int) -> tuple[int, int, list[tuple[int, int, bool]]]:
-        """Op ``i``'s next access: (its word's shift, access kind, old word -> (new word, next op, done))."""
+    def table(self, i: int) -> tuple[int, int, Rows]:
+        """Op ``i``'s next access: (its word's shift, access kind, old word -> (new word, next op, done)).
+
+        Five-bit words get all 32 rows at once; wider (``counted``) words get each row when
+        first needed, which also checks that no count leaves ``0 .. count_bound``.
+        """
         while len(self._tables) <= i:
             self._tables.append(None)
         t = self._tables[i]
@@ -252,13 +285,28 @@ class Space:
             op = self.ops[i]
             acc = self.m.access(op)
             assert acc is not None
-            rows = []
-            for old in range(1 << bits.WORD_BITS):
-                nxt = self.intern(self.m.after(op, old), self.ctx[i])
-                done = self.idle[nxt] or self.hold[nxt] != 0
-                rows.append((steps.effect(acc, old), nxt, done))
+            rows: Rows
+            if self.count_limit:
+                rows = _LazyRows(self, i, acc)
+            else:
+                rows = [self.row(i, acc, old) for old in range(1 << self.word_bits)]
             t = self._tables[i] = (self.shift(acc.node), int(acc.kind), rows)
         return t
+
+    def row(self, i: int, acc: steps.Access, old: int) -> tuple[int, int, bool]:
+        """What op ``i``'s access does to the word ``old``: (new word, next op, done)."""
+        nxt = self.intern(self.m.after(self.ops[i], old), self.ctx[i])
+        done = self.idle[nxt] or self.hold[nxt] != 0
+        new = steps.effect(acc, old)
+        if self.count_limit and new != old:
+            w = self.m.transitions.count_bits
+            counts = (new >> bits.COUNT_SHIFT & (1 << w) - 1, new >> bits.COUNT_SHIFT + w)
+            if new < 0 or new >> self.word_bits or max(counts) > self.count_limit:
+                raise AssertionError(
+                    f"[counted] a count left 0..{self.count_limit}: {steps.describe(self.ops[i])} turns "
+                    f"{self.m.transitions.show(old)} into {new} (an algorithm bug, or a bound too small)"
+                )
+        return new, nxt, done
 
     def moves(self, tid: int) -> list[int]:
         """The op ids a thread in state ``tid`` may be running when it takes its next step."""
@@ -313,7 +361,7 @@ class Space:
 
     def words_of(self, s: int) -> tuple[int, ...]:
         """The word array indexed by node (index 0 unused)."""
-        return (0, *((s >> self.shift(n)) & bits.WORD_MASK for n in range(1, self.nodes)))
+        return (0, *((s >> self.shift(n)) & self.word_mask for n in range(1, self.nodes)))
 
     def initial(self) -> Iterator[int]:
         """Each initial state: the words a sequential run leaves for each live set."""
@@ -329,7 +377,7 @@ class Space:
 
     def successors(self, s: int) -> list[tuple[int, bool]]:
         """Each successor state and whether its step completed an operation."""
-        WB, T = self.WB, self.T
+        WB, T, mask = self.WB, self.T, self.word_mask
         words = s & ((1 << WB) - 1)
         static = s >> self.SB << self.SB
         tids = self.tids(s)
@@ -341,7 +389,7 @@ class Space:
             others = tids[:k] + tids[k + 1 :]
             for op in self.moves(tid):
                 shift, _, rows = self.table(op)
-                old = (words >> shift) & bits.WORD_MASK
+                old = (words >> shift) & mask
                 new, nxt, done = rows[old]
                 w2 = words ^ ((old ^ new) << shift)
                 rest = sorted([*others, nxt])
@@ -354,12 +402,12 @@ class Space:
     def step_thread(self, s: int, tids: list[int], k: int, op: int) -> tuple[int, list[int], steps.Event]:
         """Thread ``k`` (concrete identity) runs op ``op``'s next access: new state, new tids, the event."""
         shift, kind, rows = self.table(op)
-        old = (s >> shift) & bits.WORD_MASK
+        old = (s >> shift) & self.word_mask
         new, nxt, _ = rows[old]
         trial = [*tids[:k], nxt, *tids[k + 1 :]]
         words = self.words_of(s)
         w = list(words)
-        node = shift // bits.WORD_BITS + 1
+        node = shift // self.word_bits + 1
         w[node] = new
         return self.encode(w, trial, self.static(s)), trial, steps.Event(node, Kind(kind), old, new)
 
@@ -579,7 +627,9 @@ class Checker:
         """Replay a path of canonical states with concrete thread identities."""
         sp = self.sp
         start = path[0]
-        v = Violation(prop, msg, sorted(sp.sets[sp.static(start)]), sp.words_of(start), [])
+        v = Violation(
+            prop, msg, sorted(sp.sets[sp.static(start)]), sp.words_of(start), [], transitions=sp.m.transitions
+        )
         v.ops = [[] for _ in range(sp.T)]
         cur, tids = start, sp.first_tids()
         for target in path[1:]:
@@ -638,7 +688,8 @@ def render(v: Violation, depth: int) -> str:
 
     lines = [f"property ({v.prop}) {PROPERTY_NAMES[v.prop]} fails: {v.message}"]
     lines.append(f"initial live blocks: {v.initial_live or 'none'}")
-    lines.append(render_tree(v.initial_words, depth))
+    t = v.transitions
+    lines.append(render_tree(v.initial_words, depth, t))
     for i, st in enumerate(v.steps):
         if v.cycle_start is not None and i == v.cycle_start:
             lines.append("--- the cycle starts here and repeats forever ---")
@@ -646,11 +697,9 @@ def render(v: Violation, depth: int) -> str:
         if st.started:
             lines.append(f"thread {st.thread} starts {st.started}")
         change = (
-            f"{bits.show(ev.old)} -> {bits.show(ev.new)}"
-            if ev.old != ev.new
-            else f"{bits.show(ev.old)} (unchanged)"
+            f"{t.show(ev.old)} -> {t.show(ev.new)}" if ev.old != ev.new else f"{t.show(ev.old)} (unchanged)"
         )
         lines.append(f"{i + 1:3}. thread {st.thread} [{st.before}] {ev.kind} node {ev.node}: {change}")
         lines.append(f"     now: {st.after}")
-        lines.append(render_tree(st.words, depth))
+        lines.append(render_tree(st.words, depth, t))
     return "\n".join(lines)

@@ -37,8 +37,8 @@ from nbbs.impl import errors
 from nbbs.impl.arena import Arena
 from nbbs.impl.locked import LockedBuddy
 from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits, spec, tree
 from nbbs.model import geometry as g
-from nbbs.model import spec, tree
 
 MAX_DEPTH = 10
 """The deepest arena the default machine draws; the deep profile goes further."""
@@ -48,6 +48,8 @@ class Allocator(Protocol):
     """What the machine drives: the public API both allocators share."""
 
     arena: Arena
+    transitions: bits.Transitions
+    """What its words mean (``LockedBuddy`` shows the default variant's)."""
 
     def alloc(self, order: int, hint: int | None = None) -> int | None: ...
 
@@ -197,9 +199,9 @@ def machine(factory: Factory, max_depth: int = MAX_DEPTH) -> type[RuleBasedState
             live = tree.abstraction(words, depth)
             assert live == self.state, (
                 f"words abstract to {sorted(live)}, spec holds {sorted(self.state)}\n"
-                f"{tree.render(words, depth)}"
+                f"{tree.render(words, depth, self.allocator.transitions)}"
             )
-            broken = tree.quiescent_violations(words, depth, self.arena.max_level)
+            broken = tree.quiescent_violations(words, depth, self.arena.max_level, self.allocator.transitions)
             assert not broken, "quiescent invariant broken at\n  " + "\n  ".join(broken)
             expected = sorted((self.arena.address(n), g.order_of(depth, n)) for n in self.state)
             assert self.allocator.live_blocks() == expected

@@ -2,8 +2,9 @@
 
 ``check.mutants`` breaks a word transition; these break the order or the atomicity of the
 accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass (of the
-default variant) overriding one private method with the defect written in, calling the
-original where it can so the rest stays the shipped code; the explorer must catch every one
+default variant, ``counted``, except ``release_before_mark``: only the five-bit variants mark)
+overriding one private method with the defect written in, calling the original where it can
+so the rest stays the shipped code; the explorer must catch every one
 (``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``).
 """
 
@@ -72,9 +73,29 @@ class ClimbStopsEarly(NBBS):
 class ReleaseBeforeMark(NBBS):
     """Free stores 0 into the block before marking the path, so an alloc can take it mid-free."""
 
+    transitions = bits.CORRECTED  # only the five-bit variants mark; this one releases last
+
     def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
         self._w.store(n, self.transitions.release(bits.BUSY))  # defect: released before the mark phase
         super()._free_node(n, top_level, rollback)
+
+
+class DroppedUnmarkRetry(NBBS):
+    """The unmark gives up on an ancestor after one lost CAS: its claim (its count) stays there."""
+
+    def _unmark(self, n: int, top_level: int) -> None:
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > top_level:
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if not t.unmark_applies(cur, s):
+                return
+            new = t.unmark(cur, s)
+            w.cas(p, cur, new)  # defect: a lost CAS is not retried
+            if t.unmark_stops(new, s):
+                return
+            child = p
 
 
 class PlainStoreClimb(NBBS):
@@ -94,6 +115,7 @@ IMPL_MUTANTS: dict[str, tuple[str, type[NBBS]]] = {
     "missed_rollback": (MissedRollback.__doc__ or "", MissedRollback),
     "climb_stops_early": (ClimbStopsEarly.__doc__ or "", ClimbStopsEarly),
     "release_before_mark": (ReleaseBeforeMark.__doc__ or "", ReleaseBeforeMark),
+    "dropped_unmark_retry": (DroppedUnmarkRetry.__doc__ or "", DroppedUnmarkRetry),
     "plain_store_climb": (PlainStoreClimb.__doc__ or "", PlainStoreClimb),
 }
 """Name -> (what is broken, the allocator class). ``set_instead_of_clear`` is the crate's defect,

@@ -4,10 +4,11 @@ The protocol has the five accesses NBBS performs and nothing else. A checker rep
 backend to watch or schedule every access (``nbbs.check``); the allocator's code stays the
 same.
 
-``StripedWords`` is the default backend. Words are bytes in a ``bytearray`` (five bits
-each); read-modify-write accesses hold one of ``STRIPES`` locks chosen by the word's index,
-so two accesses to one word are serialised, with or without the GIL, while accesses to
-different stripes proceed in parallel. A load takes no lock: reading one byte cannot tear,
+``StripedWords`` is the default backend. Words are unsigned 64-bit items of an ``array``
+(one byte each when the allocator says its words fit, as the five-bit variants' do);
+read-modify-write accesses hold one of ``STRIPES`` locks chosen by the word's index, so two
+accesses to one word are serialised, with or without the GIL, while accesses to different
+stripes proceed in parallel. A load takes no lock: reading one aligned item cannot tear,
 and every writer holds the stripe lock, so a load sees a value some access wrote.
 
 ``CereggiiWords`` (``pip install -e '.[fast]'``) keeps one ``cereggii.AtomicInt64`` per word:
@@ -18,6 +19,7 @@ default is still ``StripedWords``: see the README's "Choosing a word backend".
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Callable
 from typing import Protocol
 
@@ -61,8 +63,10 @@ class StripedWords:
 
     __slots__ = ("_locks", "_w")
 
-    def __init__(self, length: int) -> None:
-        self._w = bytearray(length)
+    def __init__(self, length: int, word_bits: int = 64) -> None:
+        if not 0 < word_bits <= 64:
+            raise ValueError(f"word_bits must be in 1..64, got {word_bits}")
+        self._w = array("B" if word_bits <= 8 else "Q", bytes(length * (1 if word_bits <= 8 else 8)))
         self._locks = [threading.Lock() for _ in range(min(STRIPES, max(length, 1)))]
 
     def load(self, i: int) -> int:

@@ -18,6 +18,9 @@ from nbbs.model import geometry as g
 class LockedBuddy:
     """The same API as ``NBBS``, every call serialised by one lock."""
 
+    transitions: bits.Transitions = bits.VARIANTS[bits.DEFAULT_VARIANT]
+    """Only for ``words()``: the variant whose quiescent words it shows (NBBS's default)."""
+
     def __init__(
         self, depth: int, *, page_size: int = 4096, start: int = 0, max_order: int | None = None
     ) -> None:
@@ -81,6 +84,6 @@ class LockedBuddy:
                 child = n
                 while g.level(child) > self.max_level:
                     p = g.parent(child)
-                    words[p] = bits.climb(words[p], g.side(child))
+                    words[p] = self.transitions.climb(words[p], g.side(child))
                     child = p
             return tuple(words)

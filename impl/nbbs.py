@@ -77,7 +77,8 @@ class NBBS:
         self.depth = depth
         self.max_order = self.arena.top_order
         self.max_level = self.arena.max_level
-        self._w: Words = (backend or StripedWords)(g.node_count(depth))
+        nodes = g.node_count(depth)
+        self._w: Words = backend(nodes) if backend else StripedWords(nodes, self.transitions.word_bits)
         self._local = threading.local()
         self._thread_ids = itertools.count()  # per allocator, so one thread's scans are repeatable
 
@@ -183,7 +184,8 @@ class NBBS:
         ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
         """
         w, t = self._w, self.transitions
-        self._mark(n, top_level, rollback)
+        if t.marks:
+            self._mark(n, top_level, rollback)
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level

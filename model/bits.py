@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 OCC = 0x10
 COAL_LEFT = 0x08
@@ -201,6 +202,23 @@ class Transitions:
     release_last: bool = False
     """Whether a free releases its block after its unmark instead of before it."""
 
+    marks: bool = True
+    """Whether a free marks (announces its coalescing with COAL bits) before it unmarks. The
+    ``counted`` variant has no mark phase: its unmark alone gives the path back."""
+
+    word_bits: int = WORD_BITS
+    """How many bits a word uses: 5 here, ``5 + 2 * width`` for ``counted(width)``."""
+
+    count_bits: int = 0
+    """The width of one side's count (``counted``); 0 for the five-bit variants."""
+
+    node_ok: Callable[..., Any] | None = None
+    """The quiescent invariant of an inner node, ``node_ok(w, wl, wr, logic)``, when the words
+    mean something else than in the five-bit variants (``tree.node_ok``); None: that one."""
+
+    show: Callable[[int], str] = lambda w: show(w)
+    """A word in binary with its fields named, for counterexamples."""
+
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
         return w | self.mark_mask(s)
@@ -245,6 +263,110 @@ ROLLBACK_SKIP_LAST = Transitions(
 )
 """A rejected candidate: repairs 1, 2 and 3."""
 
+# -- the counted variant ----------------------------------------------------------------------
+
+COUNT_SHIFT = 5
+"""Where the counts start: above the five bits, of which ``counted`` uses ``OCC`` (and a
+block's ``OCC_LEFT | OCC_RIGHT``) only."""
+
+COUNT_BITS = 29
+"""The allocator's count width: a side counts at most 2**27 pages (``MAX_DEPTH = 28``) plus
+one claim per thread in flight, and ``5 + 2 * 29 = 63`` bits fit a signed 64-bit word."""
+
+
+def counted(width: int = COUNT_BITS) -> Transitions:
+    """The ``counted`` variant with ``width``-bit counts: no COAL licence, so no ABA on one.
+
+    Above ``OCC`` a word holds two counts, ``c_R`` in bits ``5 .. 5+width-1`` and ``c_L`` in
+    the ``width`` bits above: how many *claims* pass through each child, a claim being a
+    block below (held, or occupied by an alloc in flight) whose alloc has climbed this far
+    and whose free or rollback has not yet come back down past here::
+
+        occupy      0 -> BUSY                       (CAS; only a word with no claim and no OCC)
+        climb       w -> w + one(s)                 (CAS, at every ancestor up to max_level,
+                                                     failing at an occupied one)
+        release     BUSY -> 0                       (store)
+        unmark      w -> w - one(s)                 (CAS, at every ancestor the claim climbed)
+
+    A free releases its block, then unmarks its whole path; a rollback the part it climbed.
+    There is nothing to mark: a count says how many claims remain, so the last one out
+    leaves zero without being told, and no free can consume another's licence. Occupying
+    needs the whole word zero, climbing needs ``OCC`` clear, both in one word, so a block and
+    a claim through it exclude each other (``ALGORITHM.md``). The cost: every alloc and
+    free writes every ancestor up to ``max_level`` (the published climb skips words that
+    already show its side taken, the published free stops at a busy buddy), and wider words.
+
+    The model checker and the proofs use small widths (enough for their trees and threads);
+    the allocator uses ``COUNT_BITS``. A count never goes below zero or reaches
+    ``2**width`` when the width suffices (the checker asserts it on every state it visits).
+    """
+    field_r = ((1 << width) - 1) << COUNT_SHIFT
+    one_r = 1 << COUNT_SHIFT
+
+    def one(s: int) -> int:
+        return one_r << (s * width)
+
+    def field(s: int) -> int:
+        return field_r << (s * width)
+
+    def climb_counted(w: int, s: int) -> int:
+        """An alloc's claim passes up through side ``s``: count it."""
+        return w + one(s)
+
+    def unmark_counted(w: int, s: int) -> int:
+        """A free's (or rollback's) claim leaves side ``s``: uncount it."""
+        return w - one(s)
+
+    def claimed(w: int, s: int) -> bool:
+        """Side ``s`` has a claim to give back (always, when the counts are right)."""
+        return w & field(s) != 0
+
+    def node_ok_counted(w: int, wl: int, wr: int, logic: Any) -> Any:
+        """Quiescent: a block has nothing below it; otherwise each side counts the blocks below."""
+        occupied = w & OCC != 0
+        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
+        field_l = field(1)
+        # c_L(w) = [left child is a block] + c_L(wl) + c_R(wl), compared in c_L's place;
+        # c_R likewise, shifted up into c_L's place so no right shift is needed.
+        left_sum = (wl & field_l) + ((wl & field_r) << width)
+        right_sum = (wr & field_l) + ((wr & field_r) << width)
+        return logic.and_(
+            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
+            logic.implies(
+                logic.not_(occupied),
+                logic.and_(
+                    w & low == 0,
+                    logic.implies(wl & OCC != 0, w & field_l == one(1)),
+                    logic.implies(wl & OCC == 0, w & field_l == left_sum),
+                    logic.implies(wr & OCC != 0, w & field_r == one_r),
+                    logic.implies(wr & OCC == 0, (w & field_r) << width == right_sum),
+                ),
+            ),
+        )
+
+    def show_counted(w: int) -> str:
+        c_l, c_r = (w >> (COUNT_SHIFT + width)) & ((1 << width) - 1), (w >> COUNT_SHIFT) & ((1 << width) - 1)
+        if w == BUSY:
+            return "BUSY"
+        low = "|".join(name for bit, name in NAMES if w & bit)
+        return (low + " " if low else "") + f"L={c_l} R={c_r}"
+
+    return Transitions(
+        climb=climb_counted,
+        unmark_applies=claimed,
+        unmark=unmark_counted,
+        unmark_stops=never,
+        marks=False,
+        word_bits=COUNT_SHIFT + 2 * width,
+        count_bits=width,
+        node_ok=node_ok_counted,
+        show=show_counted,
+    )
+
+
+COUNTED = counted()
+"""The algorithm we ship: ``counted(COUNT_BITS)`` (ALGORITHM.md)."""
+
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
     "corrected": CORRECTED,
@@ -252,16 +374,23 @@ VARIANTS: dict[str, Transitions] = {
     "skip-only": SKIP_ONLY,
     "rollback-skip": ROLLBACK_SKIP,
     "rollback-skip-last": ROLLBACK_SKIP_LAST,
+    "counted": COUNTED,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
 ``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected
 candidates on the way, kept so their counterexamples replay."""
 
-DEFAULT_VARIANT = "corrected"
+DEFAULT_VARIANT = "counted"
 """The variant the allocator runs unless told otherwise."""
 
 
 def show(w: int) -> str:
-    """A word in binary with its set bits named, e.g. ``10011 OCC|OCC_L|OCC_R``."""
+    """A word in binary with its set bits named, e.g. ``10011 OCC|OCC_L|OCC_R``.
+
+    A word wider than five bits is a ``counted`` word of the allocator (``COUNT_BITS``-bit
+    counts) and is shown with its counts, e.g. ``L=2 R=1``.
+    """
+    if w >> WORD_BITS:
+        return COUNTED.show(w)
     names = "|".join(name for bit, name in NAMES if w & bit) or "-"
     return f"{w:05b} {names}"

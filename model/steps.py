@@ -358,7 +358,7 @@ class Machine:
 
     def _free_from(self, n: int, top: int, rb: int, left: int) -> OpState:
         """Start freeing ``n`` below level ``top``: mark if there is a parent to mark, else release."""
-        if g.level(n) > top:
+        if self.transitions.marks and g.level(n) > top:
             return OpState(F_MARK + rb, n, child=n, top=top, left=left)
         return self._release(OpState(F_RELEASE + rb, n, left=left), rb, top)
 

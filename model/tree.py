@@ -88,42 +88,56 @@ def node_ok(w: int, wl: int, wr: int, logic: Logic = PY) -> Any:
     )
 
 
-def quiescent_violations(words: Sequence[int], depth: int, max_level: int = 0) -> list[str]:
-    """Each node whose word breaks the quiescent invariant, as a readable line (empty if none)."""
+def quiescent_violations(
+    words: Sequence[int], depth: int, max_level: int = 0, transitions: bits.Transitions = bits.PUBLISHED
+) -> list[str]:
+    """Each node whose word breaks the quiescent invariant, as a readable line (empty if none).
+
+    ``transitions`` says what the words mean: the five-bit variants' (the default) or
+    ``counted``'s, whose inner nodes count the blocks below (``bits.counted``).
+    """
+    t = transitions
+    inner = t.node_ok or node_ok
     out = []
     for n in g.all_nodes(depth):
         w = words[n]
         lvl = g.level(n)
-        if w & ~bits.WORD_MASK:
+        if w >> t.word_bits:
             ok = False
         elif lvl < max_level:
             ok = untouched_ok(w)
         elif lvl == depth:
             ok = leaf_ok(w)
         else:
-            ok = node_ok(w, words[g.left(n)], words[g.right(n)])
+            ok = inner(w, words[g.left(n)], words[g.right(n)], PY)
         if not ok:
             kids = (
                 ""
                 if lvl >= depth
                 else (
-                    f" (children {g.left(n)}: {bits.show(words[g.left(n)])}, "
-                    f"{g.right(n)}: {bits.show(words[g.right(n)])})"
+                    f" (children {g.left(n)}: {t.show(words[g.left(n)])}, "
+                    f"{g.right(n)}: {t.show(words[g.right(n)])})"
                 )
             )
-            out.append(f"node {n} (level {lvl}): {bits.show(w)}{kids}")
+            out.append(f"node {n} (level {lvl}): {t.show(w)}{kids}")
     return out
 
 
-def inv_quiescent(words: Sequence[int], depth: int, max_level: int = 0) -> bool:
+def inv_quiescent(
+    words: Sequence[int], depth: int, max_level: int = 0, transitions: bits.Transitions = bits.PUBLISHED
+) -> bool:
     """The quiescent invariant holds at every node."""
-    return not quiescent_violations(words, depth, max_level)
+    return not quiescent_violations(words, depth, max_level, transitions)
 
 
-def render(words: Sequence[int], depth: int) -> str:
-    """The tree's words level by level, in binary, for counterexamples."""
+def render(words: Sequence[int], depth: int, transitions: bits.Transitions = bits.PUBLISHED) -> str:
+    """The tree's words level by level (in binary; ``counted``'s as OCC and counts), for counterexamples."""
     lines = []
     for lvl in range(depth + 1):
-        cells = " ".join(f"{n}:{words[n]:05b}" for n in g.nodes_at(lvl))
+        if transitions.count_bits or any(words[n] >> bits.WORD_BITS for n in g.nodes_at(lvl)):
+            show = transitions.show if transitions.count_bits else bits.show
+            cells = "  ".join(f"{n}:[{show(words[n])}]" for n in g.nodes_at(lvl))
+        else:
+            cells = " ".join(f"{n}:{words[n]:05b}" for n in g.nodes_at(lvl))
         lines.append(f"  level {lvl}: {cells}")
     return "\n".join(lines)

@@ -45,10 +45,11 @@ class Variant:
     spec: SpecRules = SPEC_RULES
 
 
-SHIPPED = Variant()
-"""The algorithm the allocator runs by default (``bits.DEFAULT_VARIANT``, see ALGORITHM.md)."""
+VARIANTS = {name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items() if not t.count_bits}
+"""Every five-bit algorithm of ``bits.VARIANTS`` (``reference`` is the published one); the
+``counted`` variant's words mean something else and are not encoded here yet."""
 
-VARIANTS = {name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items()}
-"""Every named algorithm of ``bits.VARIANTS`` (``reference`` is the published one)."""
+SHIPPED = VARIANTS["corrected"]
+"""The five-bit variant the model checker passed at depth 2 (the default until ``counted``)."""
 
 PUBLISHED = VARIANTS["reference"]

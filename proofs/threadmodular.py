@@ -107,7 +107,7 @@ def ghost_step(
 
 def fixpoint(
     depth: int,
-    variant: str = bits.DEFAULT_VARIANT,
+    variant: str = "corrected",
     transitions: bits.Transitions | None = None,
     max_pairs: int = 2_000_000,
 ) -> TMResult:

@@ -160,11 +160,11 @@ def test_a_kept_counterexample_replays_to_its_violation(case: Case) -> None:
         assert lost, "the replay should end with a free block whose word is not zero"
 
 
-def test_the_shipped_variant_still_lets_three_threads_overlap_at_depth_three() -> None:
-    # A KNOWN DEFECT (ALGORITHM.md 2.5), kept so that nobody believes otherwise: beyond the
-    # bounds the checker covers, the unmark's ABA still clears a bit a held block needs.
+def test_the_corrected_variant_lets_three_threads_overlap_at_depth_three() -> None:
+    # Why corrected is not shipped (ALGORITHM.md 2.5): beyond the bounds it passes, the
+    # unmark's ABA still clears a bit a held block needs.
     data = load_counterexample(DATA / "corrected-a.json")
-    assert data["variant"] == bits.DEFAULT_VARIANT and (data["depth"], len(data["threads"])) == (3, 3)
+    assert data["variant"] == "corrected" and (data["depth"], len(data["threads"])) == (3, 3)
     _, words, results = replay(data)
     assert results == [[4, None, 1], [10], [11]]
     assert g.overlaps(1, 11) and words[1] == bits.BUSY and words[11] == bits.BUSY

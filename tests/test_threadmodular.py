@@ -5,7 +5,7 @@ import os
 import pytest
 
 from nbbs.check.mutants import TRANSITION_MUTANTS
-from nbbs.model import bits, steps
+from nbbs.model import steps
 from nbbs.proofs import stepinv
 from nbbs.proofs._z3 import ask
 from nbbs.proofs.threadmodular import TMResult, fixpoint
@@ -32,7 +32,7 @@ def test_mutants_that_only_break_under_concurrency_give_an_overlap() -> None:
 
 
 def test_a_fixpoint_cut_short_is_not_ok() -> None:
-    r = fixpoint(1, bits.DEFAULT_VARIANT, max_pairs=10)
+    r = fixpoint(1, "corrected", max_pairs=10)
     assert not r.complete and not r.ok
 
 
