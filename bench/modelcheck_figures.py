@@ -3,9 +3,12 @@
 Runs the checker on each configuration of issue 4 for one variant and writes
 ``bench/results/modelcheck-<variant>.json`` and a Markdown table on stdout.
 
-    python bench/modelcheck_figures.py                       # corrected, the default list
+    python bench/modelcheck_figures.py                       # the shipped variant, the default list
     python bench/modelcheck_figures.py --variant reference   # finds the reference's defects
     python bench/modelcheck_figures.py --only 4x2            # one configuration (threads x depth)
+
+Rows of configurations not run this time are kept from the existing results file, so one
+configuration can be re-run alone.
 
 Machine of record: 2 cores, CPython 3.11, shared with other jobs (timings are inflated).
 """
@@ -19,13 +22,14 @@ import time
 from pathlib import Path
 
 from nbbs.check.modelcheck import PROPERTIES, Config, check
+from nbbs.model import bits
 
 CONFIGS = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (4, 2)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variant", default="corrected")
+    ap.add_argument("--variant", default=bits.DEFAULT_VARIANT)
     ap.add_argument("--only", action="append", default=[], help="threads x depth, e.g. 3x2 (repeatable)")
     ap.add_argument("--max-states", type=int, default=None)
     ap.add_argument("--mode", default="attempt", choices=["attempt", "scan"])
@@ -56,6 +60,12 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     out = Path(__file__).parent / "results" / f"modelcheck-{args.variant}-{args.mode}.json"
     out.parent.mkdir(exist_ok=True)
+    if out.exists():
+        ran = {(row["threads"], row["depth"]) for row in rows}
+        kept = [
+            row for row in json.loads(out.read_text())["rows"] if (row["threads"], row["depth"]) not in ran
+        ]
+        rows = sorted(kept + rows, key=lambda row: (row["threads"], row["depth"]))
     machine = f"{platform.machine()}, CPython {platform.python_version()}, 2 cores shared with other jobs"
     out.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
     head = ["threads", "depth", "states", "transitions", "seconds", "states/s", "complete", *PROPERTIES]

@@ -46,14 +46,14 @@ def allocator_name(variant: str) -> str:
 def allocator_classes() -> dict[str, type[NBBS]]:
     """Every NBBS-family allocator by name: the shipped one and all mutants."""
     from nbbs.check.impl_mutants import IMPL_MUTANTS
-    from nbbs.check.mutants import TRANSITION_MUTANTS, mutant_allocator
+    from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS, mutant_allocator
 
     out: dict[str, type[NBBS]] = {"nbbs": NBBS}
     for variant, transitions in bits.VARIANTS.items():
         doc = f"NBBS running the {variant} variant's transitions"
         name = allocator_name(variant)
         out[name] = type(f"NBBS_{name}", (NBBS,), {"transitions": transitions, "__doc__": doc})
-    out.update({name: mutant_allocator(name) for name in TRANSITION_MUTANTS})
+    out.update({name: mutant_allocator(name) for name in (*TRANSITION_MUTANTS, *COUNTED_MUTANTS)})
     out.update({name: cls for name, (_, cls) in IMPL_MUTANTS.items()})
     return out
 

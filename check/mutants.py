@@ -66,7 +66,41 @@ overlap (alone, every COAL bit a free sets, its own unmark clears), so only the 
 checkers (model checker, explorer) can see them."""
 
 
+def _counted(**changes: object) -> Transitions:
+    return dataclasses.replace(bits.COUNTED, **changes)  # type: ignore[arg-type]
+
+
+def _one(s: int) -> int:
+    """One claim on side ``s`` of a ``counted`` word."""
+    return bits.COUNTED.climb(0, s)
+
+
+COUNTED_MUTANTS: dict[str, tuple[str, Transitions]] = {
+    "climb_does_not_count": (
+        "the counted climb leaves the count as it is: an ancestor looks free above a block",
+        _counted(climb=lambda w, s: w | 0),
+    ),
+    "unmark_does_not_uncount": (
+        "the counted unmark leaves the count as it is: the path stays claimed, its blocks lost",
+        _counted(unmark=lambda w, s: w | 0),
+    ),
+    "unmark_wrong_side": (
+        "the counted unmark takes the claim off the buddy's side",
+        _counted(unmark=lambda w, s: w - _one(bits.other(s))),
+    ),
+    "occupy_ignores_counts": (
+        "occupy takes a word whose counts are not zero, as long as it has no OCC: a block above blocks",
+        _counted(is_free=lambda w: w & bits.OCC == 0),
+    ),
+    "climb_counts_twice": (
+        "the counted climb adds two claims: the counts outgrow what the blocks below can explain",
+        _counted(climb=lambda w, s: w + _one(s) + _one(s)),
+    ),
+}
+"""Mutants of the ``counted`` variant (``bits.COUNTED``): name -> (what is broken, the transitions)."""
+
+
 def mutant_allocator(name: str) -> type[NBBS]:
     """An ``NBBS`` subclass running the named mutant's transitions."""
-    doc, transitions = TRANSITION_MUTANTS[name]
+    doc, transitions = {**TRANSITION_MUTANTS, **COUNTED_MUTANTS}[name]
     return type(f"NBBS_{name}", (NBBS,), {"transitions": transitions, "__doc__": doc})

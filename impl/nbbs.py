@@ -5,23 +5,24 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
 
 ``alloc(order)``
     Scan the nodes of level ``depth - order`` round-robin from a start position. *Occupy* a
-    free candidate with one CAS (``0 -> BUSY``), then *climb* to ``max_level``, setting the
-    child-side OCC bit (and clearing the child-side COAL bit) in each ancestor with a CAS.
-    If an ancestor is itself occupied, roll back (a free of the candidate bounded below that
-    ancestor) and continue the scan after the ancestor's subtree. One lap without success
-    returns None.
+    free candidate with one CAS (``0 -> BUSY``), then *climb* to ``max_level``, recording the
+    candidate in each ancestor with a CAS. If an ancestor is itself occupied, roll back (a
+    free of the candidate bounded below that ancestor) and continue the scan after the
+    ancestor's subtree. One lap without success returns None.
 
 ``free(block)``
-    *Mark*: fetch-or the child-side COAL bit into each ancestor, stopping after the first
-    one whose other side was occupied and not coalescing. *Release*: store 0 into the block.
-    *Unmark*: climb again, CAS-clearing the child-side COAL and OCC bits while the COAL bit
-    is still set, stopping after the first ancestor whose other side stays occupied.
+    In the published algorithm (``variant="reference"``): *mark* (fetch-or the child-side
+    COAL bit into each ancestor, stopping after the first whose other side was occupied and
+    not coalescing), *release* (store 0 into the block), *unmark* (CAS-clear the child-side
+    COAL and OCC bits while the COAL bit is still there, stopping where the other side stays
+    occupied).
 
-That is the published algorithm, ``variant="reference"``. The default, ``corrected``, is the
-one the model checker passes (``ALGORITHM.md``): a rollback finishes a free that a climb
-handed to it, an unmark goes on past a side another free cleared for it, a free releases
-after its unmark, and occupy takes a word holding only COAL bits. Each difference is a flag
-or predicate of the ``bits.Transitions`` bundle, so the code below is the same for both.
+The default variant, ``counted`` (``ALGORITHM.md``), records a climb by adding one to the
+ancestor's count of claims on that side, and frees by releasing the block and then taking
+its claim off every ancestor (unmark, no mark phase): no COAL licence exists that another
+free could consume. ``corrected`` is the published algorithm with four repairs, safe only
+within bounds. Each difference is a flag or transition of the ``bits.Transitions`` bundle,
+so the code below is the same for all of them.
 
 No lock is taken by the algorithm; the word backend provides the atomic accesses.
 """
@@ -178,7 +179,7 @@ class NBBS:
         return None
 
     def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
-        """Free block ``n``: mark, release, unmark, touching no ancestor above ``top_level``.
+        """Free block ``n``: mark (five-bit variants), release, unmark, up to level ``top_level``.
 
         A ``rollback`` (of an alloc whose climb failed) may go on above ``top_level`` in the
         ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
@@ -210,7 +211,8 @@ class NBBS:
                 return
 
     def _unmark(self, n: int, top_level: int) -> None:
-        """Clear the path from ``n`` up while our COAL bit is there (an alloc may have re-claimed it)."""
+        """Take ``n``'s claim off its path: ``counted`` uncounts every ancestor up to ``top_level``;
+        the five-bit variants clear while their COAL bit is there (an alloc may have re-claimed it)."""
         w, t = self._w, self.transitions
         child = n
         while g.level(child) > top_level:

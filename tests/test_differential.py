@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from nbbs.check import differential
-from nbbs.check.mutants import SEQUENTIALLY_VISIBLE, TRANSITION_MUTANTS, mutant_allocator
+from nbbs.check.mutants import COUNTED_MUTANTS, SEQUENTIALLY_VISIBLE, TRANSITION_MUTANTS, mutant_allocator
 from nbbs.impl import NBBS, LockedBuddy
 
 DEPTH = 16 if DEEP else differential.MAX_DEPTH
@@ -15,7 +15,7 @@ TestNBBSAgreesWithTheSpec = differential.machine(NBBS, DEPTH).TestCase
 TestLockedBuddyAgreesWithTheSpec = differential.machine(LockedBuddy, DEPTH).TestCase
 
 
-@pytest.mark.parametrize("name", SEQUENTIALLY_VISIBLE)
+@pytest.mark.parametrize("name", [*SEQUENTIALLY_VISIBLE, *COUNTED_MUTANTS])
 def test_the_machine_catches_a_broken_transition(name: str) -> None:
     machine = differential.machine(mutant_allocator(name), max_depth=4)
     with pytest.raises(Exception) as failure:
@@ -31,4 +31,5 @@ def test_the_machine_catches_a_broken_transition(name: str) -> None:
     # The shrunk reproducer is a program one can paste: it builds the arena and replays the rules.
     program = "\n".join(getattr(failure.value, "__notes__", []))
     assert "state = " in program and "state.build(" in program, program
-    print(f"{name}: {TRANSITION_MUTANTS[name][0]}\n{program}\n{failure.value!r}")
+    doc = {**TRANSITION_MUTANTS, **COUNTED_MUTANTS}[name][0]
+    print(f"{name}: {doc}\n{program}\n{failure.value!r}")

@@ -11,7 +11,7 @@ import pytest
 
 from nbbs.check._mc_cases import CASES, Case, case_data
 from nbbs.check.modelcheck import Config, check, load_counterexample, render, replay
-from nbbs.check.mutants import TRANSITION_MUTANTS
+from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import bits, spec
 from nbbs.model import geometry as g
@@ -118,6 +118,33 @@ def test_every_transition_mutant_breaks_some_property(name: str) -> None:
     depth = 2 if name in NEEDS_TWO_LEVELS else 1
     result = check(Config(2, depth, transitions=_mutant(name), stop_at_first=True))
     assert result.violations, name
+
+
+@pytest.mark.parametrize("name", sorted(COUNTED_MUTANTS))
+def test_every_counted_mutant_breaks_some_property_or_its_counts(name: str) -> None:
+    try:
+        result = check(Config(2, 2, transitions=COUNTED_MUTANTS[name][1], stop_at_first=True))
+    except AssertionError as e:
+        # The checker refuses a count outside 0..count_bound: the mutant's counts are wrong.
+        assert "[counted] a count left" in str(e), name
+    else:
+        assert result.violations, name
+
+
+def test_the_shipped_variant_passes_the_scenario_where_corrected_overlaps() -> None:
+    # corrected-a.json's operations (ALGORITHM.md 2.5) at 3 threads, depth 3, every interleaving.
+    ops = ((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),))
+    bad = check(Config(3, 3, variant="corrected", scenario=ops, initial="empty", stop_at_first=True))
+    assert "overlap" in bad.violations["a"].message
+    good = check(Config(3, 3, scenario=ops, initial="empty"))
+    assert good.ok and good.states > 1000, {p: v.message for p, v in good.violations.items()}
+
+
+def test_a_counted_counterexample_shows_the_counts() -> None:
+    name = "climb_does_not_count"
+    result = check(Config(2, 1, transitions=COUNTED_MUTANTS[name][1], stop_at_first=True))
+    text = render(next(iter(result.violations.values())), 1)
+    assert "L=" in text and "R=" in text and "BUSY" in text, text
 
 
 def test_a_counterexample_prints_each_step_with_thread_node_access_and_words() -> None:
