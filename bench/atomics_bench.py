@@ -1,8 +1,9 @@
 """Cost of the word backends: one CAS, and one alloc+free pair of NBBS, per backend and thread count.
 
-Usage: ``python bench/atomics_bench.py [--seconds S] [--json bench/out/atomics.json]``.
-Reports nanoseconds per operation measured in the same run for every backend, with the
-machine beside them; the lock-based allocator is the baseline for the alloc+free pairs.
+Usage: ``python bench/atomics_bench.py [--ops N] [--variants counted,corrected] [--json FILE]``.
+Reports nanoseconds per operation measured in the same run for every backend and every
+variant named (the alloc+free pairs), with the machine beside them; the lock-based allocator
+is the baseline for the alloc+free pairs.
 """
 
 from __future__ import annotations
@@ -69,13 +70,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ops", type=int, default=20000, help="operations per thread")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--variants", default="counted,corrected", help="comma-separated variants")
     args = parser.parse_args()
     rows = []
     for name, backend in backends().items():
         for threads in (1, 2):
             rows.append(("cas", name, threads, per_op_ns(cas_body(backend), args.ops * 5, threads)))
-            make = lambda b=backend: NBBS(16, page_size=4096, backend=b)  # noqa: E731
-            rows.append(("alloc+free", name, threads, per_op_ns(alloc_free_body(make), args.ops, threads)))
+            for variant in args.variants.split(","):
+                # StripedWords as the allocator sizes it (bytes for five-bit words), others as given.
+                chosen = None if backend is StripedWords else backend
+                make = lambda b=chosen, v=variant: NBBS(16, page_size=4096, backend=b, variant=v)  # noqa: E731
+                ns = per_op_ns(alloc_free_body(make), args.ops, threads)
+                rows.append(("alloc+free", f"{name}, {variant}", threads, ns))
     for threads in (1, 2):
         make_locked = lambda: LockedBuddy(16, page_size=4096)  # noqa: E731
         rows.append(
@@ -91,9 +97,9 @@ def main() -> None:
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     print(f"machine: {machine}, GIL {'on' if gil else 'off'}")
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"{'operation':<12} {'backend':<16} {'threads':>7} {'ns/op':>10}")
+    print(f"{'operation':<12} {'backend, variant':<22} {'threads':>7} {'ns/op':>10}")
     for op, name, threads, ns in rows:
-        print(f"{op:<12} {name:<16} {threads:>7} {ns:>10.0f}")
+        print(f"{op:<12} {name:<22} {threads:>7} {ns:>10.0f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {

@@ -11,7 +11,7 @@ each with all four properties, from the empty tree and from every initial live s
     python bench/scenario_sweep.py --count 2000 --seed 7
 
 Prints one line per failing scenario, then a summary (scenarios, states, seconds, failures by
-property) and writes ``bench/results/scenario-sweep-<variant>.json``.
+property) and writes ``bench/results/scenario-sweep-<variant>-t<threads>-d<depth>-<initial>.json``.
 """
 
 from __future__ import annotations
@@ -24,31 +24,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from nbbs.check.modelcheck import Config, check
+from nbbs.check.modelcheck import SWEEP_SEED, Config, check, random_scenario
 from nbbs.model import bits
-from nbbs.model import geometry as g
-
-
-def draw(rng: random.Random, depth: int, threads: int) -> tuple[tuple[tuple[str, int], ...], ...]:
-    """One scenario: per thread, alloc a random node, maybe free it, maybe alloc again."""
-    nodes = list(g.all_nodes(depth))
-    out = []
-    for _ in range(threads):
-        first, then = rng.choice(nodes), rng.choice(nodes)
-        script: list[tuple[str, int]] = [("alloc", first)]
-        if rng.random() < 0.7:
-            script.append(("free", first))
-            if rng.random() < 0.5:
-                script.append(("alloc", then))
-        out.append(tuple(script))
-    return tuple(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default=bits.DEFAULT_VARIANT)
     ap.add_argument("--count", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--seed", type=int, default=SWEEP_SEED)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--initial", default="empty", choices=["empty", "all"])
@@ -58,7 +42,7 @@ def main() -> None:
     states, failed = 0, Counter[str]()
     failures = []
     for _ in range(args.count):
-        ops = draw(rng, args.depth, args.threads)
+        ops = random_scenario(rng, args.depth, args.threads)
         r = check(Config(args.threads, args.depth, variant=args.variant, scenario=ops, initial=args.initial))
         states += r.states
         if r.violations:
@@ -81,7 +65,8 @@ def main() -> None:
         "by_property": dict(failed),
         "failures": failures[:50],
     }
-    out = Path(__file__).parent / "results" / f"scenario-sweep-{args.variant}.json"
+    name = f"scenario-sweep-{args.variant}-t{args.threads}-d{args.depth}-{args.initial}.json"
+    out = Path(__file__).parent / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
     print(

@@ -27,6 +27,7 @@ The machinery is in ``_mc``; this module is its surface.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,41 @@ __all__ = [
     "PROPERTY_NAMES",
     "Config",
     "Result",
+    "Script",
     "Step",
     "Violation",
     "as_scan_replay",
     "check",
     "load_counterexample",
+    "random_scenario",
     "render",
     "replay",
     "to_json",
     "verify_tasks",
 ]
+
+
+Script = tuple[tuple[tuple[str, int], ...], ...]
+"""A scenario for ``Config.scenario``: per thread, its ``("alloc" | "free", node)`` operations."""
+
+
+def random_scenario(rng: random.Random, depth: int, threads: int) -> Script:
+    """Per thread: alloc a random node and, mostly, free it, and sometimes alloc another after.
+
+    The shape of the scenario that breaks ``corrected`` (ALGORITHM.md 2.5); scenario mode then
+    searches every interleaving of it, where the full search cannot go (3 threads, depth 3).
+    """
+    nodes = list(g.all_nodes(depth))
+    out = []
+    for _ in range(threads):
+        first, then = rng.choice(nodes), rng.choice(nodes)
+        script: list[tuple[str, int]] = [("alloc", first)]
+        if rng.random() < 0.7:
+            script.append(("free", first))
+            if rng.random() < 0.5:
+                script.append(("alloc", then))
+        out.append(tuple(script))
+    return tuple(out)
 
 
 def to_json(v: Violation, cfg: Config, explanation: str) -> dict[str, Any]:
@@ -185,10 +211,30 @@ def _task(name: str, cfg: Config, expect_ok: bool) -> Task:
     return Task(name, 1.0, run)
 
 
+SWEEP_SEED = 2026
+"""The seed of ``random_scenario`` draws that ``nbbs verify``, the tests and bench/scenario_sweep.py use."""
+
+
+def _sweep(count: int) -> Outcome:
+    """Every interleaving of the first ``count`` random 3-thread scenarios at depth 3, all properties."""
+    rng = random.Random(SWEEP_SEED)
+    name = f"model check {count} scenarios, 3 threads, depth 3"
+    states, seconds = 0, 0.0
+    for _ in range(count):
+        cfg = Config(3, 3, scenario=random_scenario(rng, 3, 3), initial="empty")
+        r = check(cfg)
+        states, seconds = states + r.states, seconds + r.seconds
+        if not r.ok:
+            detail = "\n\n".join(render(v, cfg.depth) for v in r.violations.values())
+            return Outcome(name, states, False, seconds, detail)
+    return Outcome(name, states, True, seconds, "")
+
+
 def verify_tasks() -> list[Task]:
-    """The shipped variant passes every property in the small configurations; the reference's
-    known defect is still found."""
+    """The shipped variant passes every property in the small configurations and on random
+    3-thread scenarios at depth 3; the reference's known defect is still found."""
     tasks = [_task(f"model check {t} threads, depth {d}", Config(t, d), True) for t, d in VERIFY_CONFIGS]
+    tasks.append(Task("model check 3-thread scenarios, depth 3", 1.0, lambda _seconds: _sweep(10)))
     reference = Config(2, 2, variant="reference", properties=("b",), stop_at_first=True)
     tasks.append(_task("model check reference, 2 threads, depth 2", reference, False))
     return tasks

@@ -1,6 +1,6 @@
 """The status word of a tree node and every transition NBBS applies to it, written once.
 
-One word per node, five bits::
+One word per node; in the published algorithm, five bits::
 
       4       3           2            1          0
     +-----+-----------+------------+----------+-----------+
@@ -18,9 +18,12 @@ A *side* selects the child-side bits in a parent: ``s = 1`` for the left child, 
 the right one (``geometry.side``). Because the left bit is the right bit shifted by one,
 ``occ_bit(s) = OCC_RIGHT << s`` and ``coal_bit(s) = COAL_RIGHT << s``: no branch on the side.
 
-Every function here is a pure expression over ``&``, ``|``, ``^``, ``~``, ``<<`` and ``==``,
-so it runs on Python ints (the allocator, the model checker) and on z3 bit-vectors of
-``WORD_BITS`` bits (the proofs) unchanged. Predicates return a ``bool`` on ints and a z3
+The shipped variant, ``counted`` (``counted(width)``, below), keeps ``OCC`` and ``BUSY`` and
+puts two counts of claims above these five bits instead of the ``COAL``/``OCC`` side bits.
+
+Every function here is a pure expression over ``&``, ``|``, ``^``, ``~``, ``<<``, ``==`` (and
+``+``, ``-`` for the counts), so it runs on Python ints (the allocator, the model checker) and
+on z3 bit-vectors of ``word_bits`` bits (the proofs) unchanged. Predicates return a ``bool`` on ints and a z3
 ``BoolRef`` on bit-vectors. Nothing here branches on a value.
 """
 

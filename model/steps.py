@@ -57,8 +57,9 @@ loads to check its argument)::
     F_UCAS    cas p: cur -> unmark(cur);  failed -> F_ULOAD;  unmark_stops or at top -> done
 
 With ``release_last`` (a bundle flag) the release comes after the unmark instead: mark,
-unmark, then F_RELEASE, then done. Which bundle flags and predicates each variant uses is
-in ``bits.VARIANTS``.
+unmark, then F_RELEASE, then done. Without ``marks`` (``counted``) there is no F_MARK: a free
+releases, then unmarks (uncounts) every ancestor up to ``top``. Which bundle flags and
+predicates each variant uses is in ``bits.VARIANTS``.
 
 A trace record is an ``Event(node, kind, old, new)``; the checker adds the thread.
 """

@@ -5,12 +5,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
 
 from nbbs.check._mc_cases import CASES, Case, case_data
-from nbbs.check.modelcheck import Config, check, load_counterexample, render, replay
+from nbbs.check.modelcheck import (
+    SWEEP_SEED,
+    Config,
+    check,
+    load_counterexample,
+    random_scenario,
+    render,
+    replay,
+)
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import bits, spec
@@ -138,6 +147,32 @@ def test_the_shipped_variant_passes_the_scenario_where_corrected_overlaps() -> N
     assert "overlap" in bad.violations["a"].message
     good = check(Config(3, 3, scenario=ops, initial="empty"))
     assert good.ok and good.states > 1000, {p: v.message for p, v in good.violations.items()}
+
+
+SWEEP = 1000 if os.environ.get("HYPOTHESIS_PROFILE") == "deep" else 40
+
+
+def test_random_three_thread_scenarios_at_depth_three_pass_for_the_shipped_variant() -> None:
+    # bench/scenario_sweep.py's draw: every interleaving of each, all properties.
+    rng = random.Random(SWEEP_SEED)
+    for _ in range(SWEEP):
+        ops = random_scenario(rng, 3, 3)
+        result = check(Config(3, 3, scenario=ops, initial="empty"))
+        assert result.ok, (ops, {p: v.message for p, v in result.violations.items()})
+
+
+def test_the_same_draw_makes_corrected_overlap() -> None:
+    # Scenario 33 of that draw: a second overlap of corrected, under node 3 this time.
+    rng = random.Random(SWEEP_SEED)
+    ops = [random_scenario(rng, 3, 3) for _ in range(34)][33]
+    assert ops == (
+        (("alloc", 14), ("free", 14)),
+        (("alloc", 15), ("free", 15), ("alloc", 1)),
+        (("alloc", 12),),
+    )
+    bad = check(Config(3, 3, variant="corrected", scenario=ops, initial="empty", stop_at_first=True))
+    assert "overlap" in bad.violations["a"].message
+    assert check(Config(3, 3, scenario=ops, initial="empty")).ok
 
 
 def test_a_counted_counterexample_shows_the_counts() -> None:
