@@ -1,6 +1,7 @@
 """Which strategy finds which defect, and after how many schedules.
 
-For every code mutant (``check.impl_mutants``) and transition mutant (``check.mutants``), and
+For every code mutant (``check.impl_mutants``) and transition mutant (``check.mutants``, of the
+published and of the ``counted`` transitions), and
 for the published (reference) variant, each strategy explores the same scenarios in the same
 order until the first failing execution:
 
@@ -44,7 +45,7 @@ from nbbs.check.explore import (
     scenarios,
 )
 from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
-from nbbs.check.mutants import TRANSITION_MUTANTS
+from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 
 OUT = Path(__file__).resolve().parent / "out"
 REFERENCE_SCENARIOS = ("d3-m3-{}:a0@0+f0,a0@1+f0", "d3-m3-{}:a1@3+f0,a1@2+a1@1,a2@0+f0", *SUITE)
@@ -145,7 +146,7 @@ def main() -> None:
     ap.add_argument("--per-scenario", type=int, default=300)
     ap.add_argument("--cap", type=int, default=20_000)
     args = ap.parse_args()
-    names = ["reference", "nbbs", *IMPL_MUTANTS, *TRANSITION_MUTANTS]
+    names = ["reference", "nbbs", *IMPL_MUTANTS, *TRANSITION_MUTANTS, *COUNTED_MUTANTS]
     rows = []
     print("| defect | random | pct (d=3) | exhaustive (≤3 preemptions) | hypothesis |")
     print("|---|---|---|---|---|")

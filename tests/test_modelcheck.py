@@ -38,7 +38,7 @@ def test_the_shipped_variant_passes_every_property(threads: int, depth: int) -> 
 
 
 if os.environ.get("HYPOTHESIS_PROFILE") == "deep":
-    # A minute or more each, so only in the deep profile (4 threads at depth 2: a quarter of an
+    # A minute or more each, so only in the deep profile (4 threads at depth 2: half an
     # hour or more, bench/modelcheck_figures.py).
     DEEP_CONFIGS = [(3, 2), (2, 3)]
 
