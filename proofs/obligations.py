@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from nbbs.check.report import Outcome, Task
-from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
+from nbbs.proofs import bitlemmas, counted_bits, counted_refine, parametric, refinement, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
 from nbbs.proofs._variant import SHIPPED, Variant
 
@@ -22,10 +22,10 @@ GROUPS = ("bits", "param", "spec", "refine")
 
 DEFAULT_DEPTH_MAX = 10
 
-CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8}
+CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8, "ctree_local_global": 4, "cparam_frame": 4}
 """Whole-tree obligations whose z3 time grows steeply with depth (measured: depth 10 takes
-12 s and 90 s); by default they run up to this depth. ``param_local_global`` covers every
-depth by induction."""
+12 s and 90 s; ``counted``'s: 0.15 s at depth 4, 17 s at depth 5); by default they run up to
+this depth. ``param_local_global`` and ``cparam_local_global`` cover every depth by induction."""
 
 
 def catalogue(
@@ -34,26 +34,46 @@ def catalogue(
     capped: bool = True,
     groups: Iterable[str] = GROUPS,
     steps_depth: int | None = None,
+    variant: Variant = SHIPPED,
+    threads: int | None = None,
 ) -> list[Obligation]:
-    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``; with
-    ``steps_depth``, also the step-level (thread-modular) checks for a tree of that depth."""
+    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
+    ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
+    also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
+    every depth from ``depth_min`` up to ``steps_depth``)."""
     chosen = set(groups)
     out: list[Obligation] = []
-    if "bits" in chosen:
-        out += bitlemmas.OBLIGATIONS
-    if "param" in chosen:
-        out += parametric.OBLIGATIONS
+    if variant.counted:
+        from nbbs.proofs import counted_param
+
+        if "bits" in chosen:
+            out += counted_bits.OBLIGATIONS
+        if "param" in chosen:
+            out += counted_param.OBLIGATIONS
+    else:
+        if "bits" in chosen:
+            out += bitlemmas.OBLIGATIONS
+        if "param" in chosen:
+            out += parametric.OBLIGATIONS
     for depth in range(depth_min, depth_max + 1):
         per_depth: list[Obligation] = []
         if "spec" in chosen:
             per_depth += speclemmas.obligations(depth)
         if "refine" in chosen:
-            per_depth += refinement.obligations(depth)
+            per_depth += (
+                counted_refine.obligations(depth) if variant.counted else refinement.obligations(depth)
+            )
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
     if steps_depth is not None:
-        from nbbs.proofs import stepinv
+        if variant.counted:
+            from nbbs.proofs import counted_steps
 
-        out += stepinv.obligations(steps_depth)
+            for depth in range(min(depth_min, steps_depth), steps_depth + 1):
+                out += counted_steps.obligations(depth, threads or 2)
+        else:
+            from nbbs.proofs import stepinv
+
+            out += stepinv.obligations(steps_depth)
     return out
 
 
