@@ -88,27 +88,53 @@ def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> It
         yield prove(ob, variant)
 
 
-def _task(name: str, obs: Callable[[], list[Obligation]], mutants: bool) -> Task:
+def _task(
+    name: str, obs: Callable[[], list[Obligation]], variant: Variant, mutants: str | None = None
+) -> Task:
     def run(seconds: float) -> Outcome:
         started = time.perf_counter()
         todo = obs()
-        if not mutants:
-            bad = [p for p in run_all(todo) if not p.proved]
+        if mutants is None:
+            bad = [p for p in run_all(todo, variant) if not p.proved]
             detail = "\n\n".join(p.report() for p in bad)
             return Outcome(name, len(todo), not bad, time.perf_counter() - started, detail)
-        from nbbs.proofs.mutants import MUTANTS
+        from nbbs.proofs import mutants as m
 
-        missed = [m for m, (_, v) in MUTANTS.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
+        chosen = m.COUNTED_MUTANTS if mutants == "counted" else m.MUTANTS
+        missed = [k for k, (_, v) in chosen.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
         detail = "" if not missed else "no obligation caught: " + ", ".join(missed)
-        return Outcome(name, len(MUTANTS), not missed, time.perf_counter() - started, detail)
+        return Outcome(name, len(chosen), not missed, time.perf_counter() - started, detail)
 
     return Task(name, 1.0, run)
 
 
 def verify_tasks() -> list[Task]:
-    """``nbbs verify``'s share of the proofs: every obligation up to depth 4, and every mutant
-    caught at depths up to 2."""
+    """``nbbs verify``'s share of the proofs: every obligation of the shipped ``counted`` variant
+    up to depth 4 (its step-level invariant for 2 threads up to depth 2), the five-bit ones for
+    ``corrected``, and every mutant caught at depths up to 2."""
+    from nbbs.proofs._variant import CORRECTED
+
     return [
-        _task("proofs: all obligations, depths 1-4", lambda: catalogue(4), mutants=False),
-        _task("proofs: every mutant caught (depths 1-2)", lambda: catalogue(2), mutants=True),
+        _task(
+            "proofs (counted): all obligations, depths 1-4, steps 2 threads depths 1-2",
+            lambda: catalogue(4, steps_depth=2, threads=2),
+            SHIPPED,
+        ),
+        _task(
+            "proofs (corrected, five-bit): all obligations, depths 1-4",
+            lambda: catalogue(4, variant=CORRECTED),
+            CORRECTED,
+        ),
+        _task(
+            "proofs (counted): every mutant caught (depths 1-2, steps depth 1)",
+            lambda: catalogue(2, steps_depth=1, threads=2),
+            SHIPPED,
+            mutants="counted",
+        ),
+        _task(
+            "proofs (five-bit): every mutant caught (depths 1-2)",
+            lambda: catalogue(2, variant=CORRECTED),
+            CORRECTED,
+            mutants="five-bit",
+        ),
     ]
