@@ -359,7 +359,13 @@ def _initial(v: Variant, depth: int, threads: int, max_level: int) -> Query:
     prem: list[Any] = [st.at(i, IDLE) for i in range(threads)] + [st.cur[i] == 0 for i in range(threads)]
     prem += _quiescent(st)
     prem += [(st.w[x] & bits.OCC != 0) == st.static[x] for x in s.candidates]
+    prem += _no_static_above(st)
     return Query(prem, invariant(st), _explain_one(st), [*(st.w[x] == 0 for x in s.nodes)])
+
+
+def _no_static_above(st: State) -> list[Any]:
+    """The static blocks are blocks (of level ``>= max_level``)."""
+    return [z3.Not(st.static[x]) for x in st.s.nodes if g.level(x) < st.s.max_level]
 
 
 def _quiescent(st: State) -> list[Any]:
@@ -397,6 +403,7 @@ def _quiescent_exact(v: Variant, depth: int, threads: int, max_level: int) -> Qu
     st = State(s, "")
     resting = [o for o in s.ops if o.pc in (steps.DONE_OK, steps.DONE_FAIL)]
     prem = [st.among(i, resting) for i in range(threads)] + [st.cur[i] == 0 for i in range(threads)]
+    prem += _no_static_above(st)
     held = dict(_held(st))
     blocks_are_held = z3.And([(st.w[x] & bits.OCC != 0) == h for x, h in held.items()])
     once = z3.And(

@@ -16,11 +16,21 @@ from nbbs.proofs.mutants import COUNTED_MUTANTS
 
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
-STEPS = obligations.catalogue(
-    depth_max=2 if not DEEP else 3, groups=(), steps_depth=2 if not DEEP else 3, variant=COUNTED, threads=2
-) + obligations.catalogue(
-    depth_max=1, groups=(), steps_depth=1 if not DEEP else 2, variant=COUNTED, threads=3
+STEPS = (
+    obligations.catalogue(
+        depth_max=2 if not DEEP else 3,
+        groups=(),
+        steps_depth=2 if not DEEP else 3,
+        variant=COUNTED,
+        threads=2,
+    )
+    + obligations.catalogue(
+        depth_max=1, groups=(), steps_depth=1 if not DEEP else 3, variant=COUNTED, threads=3
+    )
+    + counted_steps.obligations(2, 2, max_level=1)
 )
+"""The step-level obligations: 2 threads at depths 1-2 and 3 threads at depth 1 (deep: 2 and 3
+threads at depths 1-3), and 2 threads at depth 2 with ``max_order`` 1."""
 
 
 def test_the_shipped_variant_is_counted() -> None:
