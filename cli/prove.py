@@ -32,6 +32,13 @@ import click
     help="Largest tree depth of the step-level proof (counted: 2 unless told, 3 is the deep run; "
     "five-bit: 1 or 2).",
 )
+@click.option(
+    "--steps-max-level",
+    type=click.IntRange(0, 4),
+    default=0,
+    show_default=True,
+    help="counted's step-level proof: the level climbs stop at (max_level = depth - max_order).",
+)
 @click.option("--obligation", "name", default=None, help="Only obligations whose name starts with NAME.")
 @click.option(
     "--variant", default=None, help="Algorithm to prove: reference | corrected | ... (default: shipped)."
@@ -44,6 +51,7 @@ def prove(
     depth_min: int,
     threads: int | None,
     steps_depth: int | None,
+    steps_max_level: int,
     name: str | None,
     variant: str | None,
     mutant: str | None,
@@ -86,6 +94,7 @@ def prove(
             steps_depth=steps_at,
             variant=subject,
             threads=threads or 2,
+            steps_max_level=steps_max_level,
         ),
         name,
     )

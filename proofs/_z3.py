@@ -88,6 +88,10 @@ class Query:
     explain: Callable[[z3.ModelRef], str]
     witness: Sequence[Any] = ()
     cases: Sequence[tuple[str, Any]] = ()
+    split: bool = False
+    """Check each claim with a fresh solver of its own instead of their conjunction in the
+    non-vacuity checks' solver (faster for ``counted``'s path queries: measured 3x, slower for
+    its step queries); the first claim found broken gives the model."""
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,19 @@ def ask(q: Query) -> Answer:
         s.pop()
         if sat != z3.sat:
             return Answer(False, True, (f"case never happens: {name}",), "", time.perf_counter() - started)
-    s.add(z3.Not(z3.And([c for _, c in claims])))
-    res = s.check()
+    if not q.split:
+        s.add(z3.Not(z3.And([c for _, c in claims])))
+        res = s.check()
+    else:
+        # Each claim gets a fresh solver (one that has seen push/pop stays incremental and
+        # skips preprocessing that helps these path queries; measured 3x on counted's).
+        for _, goal in claims:
+            s = solver()
+            s.add(*[term(p) for p in q.premises])
+            s.add(z3.Not(goal))
+            res = s.check()
+            if res != z3.unsat:
+                break
     seconds = time.perf_counter() - started
     if res == z3.unsat:
         return Answer(True, False, (), "", seconds)

@@ -220,7 +220,7 @@ def _alloc(depth: int, level: int) -> Callable[[Variant], Query]:
             cases.append(
                 ("an ancestor is a block: the climb rolls back", z3.Or([z3.BoolVal(False), *failed_at]))
             )
-        return Query(pt.premises, claims, _explain(pt, after, "alloc"), (), cases)
+        return Query(pt.premises, claims, _explain(pt, after, "alloc"), (), cases, split=True)
 
     return build
 
@@ -242,7 +242,9 @@ def _free(depth: int, level: int) -> Callable[[Variant], Query]:
         cases = [("n is a block", occ(pt.w[level]))]
         if level > 0:
             cases.append(("n's buddy holds a block", pt.buddies[level] != 0))
-        return Query([*pt.premises, occ(pt.w[level])], claims, _explain(pt, after, "free"), (), cases)
+        return Query(
+            [*pt.premises, occ(pt.w[level])], claims, _explain(pt, after, "free"), (), cases, split=True
+        )
 
     return build
 

@@ -36,11 +36,12 @@ def catalogue(
     steps_depth: int | None = None,
     variant: Variant = SHIPPED,
     threads: int | None = None,
+    steps_max_level: int = 0,
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
     ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
     also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
-    every depth from ``depth_min`` up to ``steps_depth``)."""
+    every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``)."""
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.counted:
@@ -68,8 +69,8 @@ def catalogue(
         if variant.counted:
             from nbbs.proofs import counted_steps
 
-            for depth in range(min(depth_min, steps_depth), steps_depth + 1):
-                out += counted_steps.obligations(depth, threads or 2)
+            for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
+                out += counted_steps.obligations(depth, threads or 2, steps_max_level)
         else:
             from nbbs.proofs import stepinv
 
