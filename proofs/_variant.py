@@ -39,10 +39,10 @@ SPEC_RULES = SpecRules()
 class Variant:
     """One algorithm to prove: its word transitions, its quiescent invariant, its spec rules.
 
-    ``at_width`` is set for a ``counted`` variant: the bundle with counts of a given width
-    (``bits.counted``), so that z3 reasons about words just wide enough for the tree at hand
-    while the bit lemmas also run at the allocator's ``bits.COUNT_BITS``; a mutant of
-    ``counted`` is a factory too.
+    A ``counted`` variant (its bundle has ``count_bits``) is proved on bundles of several count
+    widths (``at``): z3 reasons about words just wide enough for the tree at hand, and the bit
+    lemmas also run at the allocator's ``bits.COUNT_BITS``. ``at_width`` is the factory of
+    those bundles when it is not ``bits.counted`` (a mutant of ``counted``).
     """
 
     name: str = bits.DEFAULT_VARIANT
@@ -54,10 +54,14 @@ class Variant:
     @property
     def counted(self) -> bool:
         """The words are ``counted``'s (per-side claim counts), not the five status bits."""
-        return self.at_width is not None
+        return self.at_width is not None or self.transitions.count_bits > 0
+
+    def at(self, width: int) -> bits.Transitions:
+        """The ``counted`` bundle with ``width``-bit counts (``bits.counted`` unless a mutant's)."""
+        return (self.at_width or bits.counted)(width)
 
 
-COUNTED = Variant("counted", transitions=bits.COUNTED, at_width=bits.counted)
+COUNTED = Variant("counted", transitions=bits.COUNTED)
 """The variant the allocator ships (``bits.DEFAULT_VARIANT``): per-side claim counts. Its
 quiescent invariant is the bundle's own ``node_ok``; the obligations about it are in the
 ``counted_*`` modules."""

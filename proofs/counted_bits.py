@@ -70,11 +70,10 @@ def _per_width(
 ) -> tuple[list[tuple[str, Any]], list[_Words]]:
     claims: list[tuple[str, Any]] = []
     ws = []
-    assert v.at_width is not None
     for width in WIDTHS:
         x = _Words(width)
         ws.append(x)
-        t = v.at_width(width)
+        t = v.at(width)
         for label, s in x.sides():
             claims += [(f"width {width}, {label}: {name}", c) for name, c in f(t, x, label, s)]
     return claims, ws
@@ -82,10 +81,9 @@ def _per_width(
 
 def _explain(v: Variant, ws: list[_Words], what: str) -> Callable[[z3.ModelRef], str]:
     def explain(m: z3.ModelRef) -> str:
-        assert v.at_width is not None
         lines = []
         for x in ws:
-            t = v.at_width(x.width)
+            t = v.at(x.width)
             w = val(m, x.w)
             s = val(m, as_shift(g.side(x.node), x.bits))
             lines.append(

@@ -54,7 +54,7 @@ from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
-from nbbs.proofs._z3 import Query, as_shift, term, val
+from nbbs.proofs._z3 import Query, Z, as_shift, term, val
 
 WIDTH = bits.COUNT_BITS
 WORD = bits.COUNT_SHIFT + 2 * WIDTH
@@ -111,8 +111,7 @@ def _explain(names: list[tuple[str, Any]]) -> Callable[[z3.ModelRef], str]:
 
 
 def _transitions(v: Variant) -> bits.Transitions:
-    assert v.at_width is not None
-    return v.at_width(WIDTH)
+    return v.at(WIDTH)
 
 
 _R_S = z3.BitVec("R_s", WIDE)
@@ -165,7 +164,7 @@ def _occupy(v: Variant) -> Query:
             ),
             (
                 "and leaves it held, BUSY, unclaimed",
-                ni(t.occupy(z3.BitVecVal(0, WORD)), r_l * 0, r_r * 0, True),
+                ni(t.occupy(z3.BitVecVal(0, WORD)), z3.BitVecVal(0, WIDE), z3.BitVecVal(0, WIDE), True),
             ),
         ],
         _explain([("w", _W), ("R_L", r_l), ("R_R", r_r)]),
@@ -201,8 +200,6 @@ def _climb_load(v: Variant) -> Query:
 def _local_global(v: Variant) -> Query:
     t = _transitions(v)
     assert t.node_ok is not None
-    from nbbs.proofs._z3 import Z
-
     wl, wr = z3.BitVec("w_left", WORD), z3.BitVec("w_right", WORD)
     b_l, b_r = z3.BitVec("blocks_left", WIDE), z3.BitVec("blocks_right", WIDE)
     pages = z3.BitVec("pages_of_a_child", WIDE)  # of each child: the children have one level
@@ -293,7 +290,7 @@ def frame_violations(v: Variant, depth: int, threads: int = 2) -> list[str]:
             continue
         acc = sysm.m.access(op._replace(cur=cur))
         assert acc is not None
-        branches = sysm.m.branches(op._replace(cur=cur), old, z3_logic())
+        branches = sysm.m.branches(op._replace(cur=cur), old, Z)
         for k, (guard, nxt) in enumerate(branches):
             if z3.is_false(z3.simplify(term(guard))):
                 continue  # e.g. ``climb(old) == old``: never, the word has no such value
@@ -317,13 +314,6 @@ def frame_violations(v: Variant, depth: int, threads: int = 2) -> list[str]:
                     f"occupier {cs.occupier(op)} -> {cs.occupier(b)}, access {acc.kind} on {acc.node}"
                 )
     return out
-
-
-def z3_logic() -> Any:
-    """The z3 ``Logic`` (imported late: ``_z3`` pulls in z3 helpers only here)."""
-    from nbbs.proofs._z3 import Z
-
-    return Z
 
 
 def _frame(depth: int) -> Callable[[Variant], Query]:

@@ -139,8 +139,7 @@ def _shape(pt: CPathTree, x: Any, level: int, name: str) -> list[Any]:
 
 def path_tree(v: Variant, depth: int, level: int) -> CPathTree:
     """A symbolic path tree of ``counted`` words satisfying the quiescent invariant around the path."""
-    assert v.at_width is not None
-    t = v.at_width(width_for(depth))
+    t = v.at(width_for(depth))
     n = z3.BitVec("n", level + 2)  # one spare bit: z3's >> in geometry.parent is arithmetic
     ml = z3.BitVec("max_level", _LEVEL_BITS)
     nodes = [n]
@@ -251,8 +250,7 @@ def _free(depth: int, level: int) -> Callable[[Variant], Query]:
 
 def _whole_tree(depth: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
-        assert v.at_width is not None
-        t = v.at_width(width_for(depth))
+        t = v.at(width_for(depth))
         assert t.node_ok is not None
         width = t.count_bits
         wide = depth + 2  # enough for any number of nodes of the tree

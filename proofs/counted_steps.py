@@ -129,8 +129,7 @@ class System:
 def system(v: Variant, depth: int, threads: int, max_level: int = 0) -> System:
     """Every op state the machine reaches from an idle thread, by exploring ``branches`` on a
     symbolic word (the guards are not solved: an unreachable branch only adds states)."""
-    assert v.at_width is not None
-    t = v.at_width(width_for(depth, threads))
+    t = v.at(width_for(depth, threads))
     m = Machine(depth, max_level, t)
     cur = z3.BitVec("cur", t.word_bits)
     old = z3.BitVec("old", t.word_bits)
