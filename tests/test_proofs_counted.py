@@ -68,12 +68,6 @@ def test_a_sequentially_visible_counted_mutant_breaks_the_refinement() -> None:
     assert refined and "path, root first" in refined[0].counterexample
 
 
-def _mc_states(depth: int, threads: int) -> tuple[Checker, list[int]]:
-    c = Checker(Config(threads=threads, depth=depth, properties=("a",)))
-    c.run()
-    return c, c.states
-
-
 def _recode(w: int, src: int, dst: int) -> int:
     """A counted word with ``src``-bit counts as one with ``dst``-bit counts."""
     low = w & ((1 << bits.COUNT_SHIFT) - 1)
@@ -82,18 +76,18 @@ def _recode(w: int, src: int, dst: int) -> int:
     return low | c_r << bits.COUNT_SHIFT | c_l << (bits.COUNT_SHIFT + dst)
 
 
-@pytest.mark.parametrize(("depth", "threads", "every"), [(1, 2, 1), (2, 2, 41)])
-def test_the_step_invariant_holds_on_the_model_checkers_reachable_states(
-    depth: int, threads: int, every: int
-) -> None:
-    c, states = _mc_states(depth, threads)
+def _inv_fails_on(cfg: Config, every: int) -> tuple[int, list[int]]:
+    """Evaluate ``Inv`` on (every ``every``-th of) the model checker's reachable states of
+    ``cfg``: how many were evaluated, and the indices of those where it does not hold."""
+    c = Checker(cfg)
+    c.run()
     sp = c.sp
-    s = counted_steps.system(COUNTED, depth, threads)
+    s = counted_steps.system(COUNTED, cfg.depth, cfg.threads, cfg.max_level)
     st = counted_steps.State(s, "")
     inv = z3.And([x for _, x in counted_steps.invariant(st)])
     src, dst = sp.m.transitions.count_bits, s.t.count_bits
-    checked = 0
-    for k, state in enumerate(states):
+    checked, bad = 0, []
+    for k, state in enumerate(c.states):
         if k % every and not DEEP:
             continue
         words = sp.words_of(state)
@@ -102,16 +96,39 @@ def test_the_step_invariant_holds_on_the_model_checkers_reachable_states(
         subst += [(st.static[x], z3.BoolVal(x in live)) for x in s.nodes]
         for i, tid in enumerate(sp.tids(state)):
             op = sp.ops[tid]
-            cur = (
-                _recode(op.cur, src, dst)
-                if op.pc in (steps.A_OCC, steps.C_CAS, steps.F_UCAS, steps.R_UCAS)
-                else 0
-            )
+            has_cur = op.pc in (steps.A_OCC, steps.C_CAS, steps.F_UCAS, steps.R_UCAS)
+            cur = _recode(op.cur, src, dst) if has_cur else 0
             subst.append((st.op[i], z3.BitVecVal(s.ids[counted_steps._normal(op)], st.id_bits)))
             subst.append((st.cur[i], z3.BitVecVal(cur, s.t.word_bits)))
-        assert z3.is_true(z3.simplify(z3.substitute(inv, *subst))), f"Inv fails on reachable state {k}"
+        if not z3.is_true(z3.simplify(z3.substitute(inv, *subst))):
+            bad.append(k)
         checked += 1
-    assert checked > 10
+    return checked, bad
+
+
+@pytest.mark.parametrize(("depth", "threads", "every"), [(1, 2, 1), (2, 2, 41)])
+def test_the_step_invariant_holds_on_the_model_checkers_reachable_states(
+    depth: int, threads: int, every: int
+) -> None:
+    checked, bad = _inv_fails_on(Config(threads=threads, depth=depth, properties=("a",)), every)
+    assert checked > 10 and bad == []
+
+
+def test_the_step_invariant_holds_on_the_scenario_that_breaks_corrected() -> None:
+    """3 threads, depth 3 (ALGORITHM.md 2.5): every state the checker reaches, run with counted."""
+    scenario = ((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),))
+    cfg = Config(threads=3, depth=3, initial="empty", properties=("a",), scenario=scenario)
+    checked, bad = _inv_fails_on(cfg, 23)
+    assert checked > 100 and bad == []
+
+
+def test_the_state_check_sees_a_state_that_breaks_the_invariant() -> None:
+    """The same evaluation on a broken run (a climb that does not count) finds states outside Inv."""
+    from nbbs.proofs.mutants import COUNTED_MUTANTS
+
+    broken = COUNTED_MUTANTS["climb_does_not_count"][1].at(3)
+    _, bad = _inv_fails_on(Config(threads=2, depth=2, properties=("a",), transitions=broken), 41)
+    assert bad
 
 
 def test_a_damaged_invariant_is_not_inductive() -> None:
