@@ -86,6 +86,8 @@ def prove(
         steps_at: int | None = steps_depth or 2
     else:
         steps_at = (steps_depth or 1) if threads else None
+        if steps_at is not None and steps_at > 2:
+            raise click.BadParameter("the five-bit step-level check runs at depth 1 or 2 (--steps-depth)")
     todo = obligations.matching(
         obligations.catalogue(
             depth_max,
