@@ -2,9 +2,13 @@
 
 Run (2-core machine, CPython 3.11, z3 4.x/5.x, fixed seed ``proofs._z3.SEED``):
 
-    python bench/prove_bench.py                      # depths 1..10, default caps
-    python bench/prove_bench.py --probe 10           # also time the capped whole-tree
-                                                     # obligations up to depth 10 (slow)
+    python bench/prove_bench.py                      # depths 1..10, default caps, the
+                                                     # step-level invariant for 2 threads,
+                                                     # depths 1..2 (what ``nbbs prove`` runs)
+    python bench/prove_bench.py --probe 6            # also time the capped whole-tree
+                                                     # obligations up to depth 6 (slow)
+
+The obligations are the shipped variant's (``counted``).
 
 Writes ``bench/results/prove_bench.json`` and ``bench/results/prove_time_vs_depth.png``
 (needs the ``bench`` extra: ``pip install -e '.[bench]'``). Each obligation gets a fresh
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from nbbs.proofs import obligations
 from nbbs.proofs._obligation import prove
-from nbbs.proofs.refinement import obligations as refinement_obligations
+from nbbs.proofs.counted_refine import obligations as refinement_obligations
 from nbbs.proofs.speclemmas import obligations as spec_obligations
 
 OUT = Path(__file__).parent / "results"
@@ -34,12 +38,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--depth-max", type=int, default=10)
     ap.add_argument("--probe", type=int, default=0, help="time capped obligations up to this depth too")
+    ap.add_argument(
+        "--steps-depth", type=int, default=2, help="step-level invariant (2 threads) up to this depth"
+    )
     args = ap.parse_args()
     OUT.mkdir(exist_ok=True)
 
     rows = []
     started = time.perf_counter()
-    for ob in obligations.catalogue(args.depth_max):
+    for ob in obligations.catalogue(args.depth_max, steps_depth=args.steps_depth or None, threads=2):
         t0 = time.perf_counter()
         p = prove(ob)
         rows.append(
@@ -96,7 +103,7 @@ def main() -> None:
     (OUT / "prove_bench.json").write_text(json.dumps(summary, indent=1))
     print(f"{len(rows)} obligations proved; z3 {summary['z3_seconds_total']:.1f} s, wall {total_wall:.1f} s")
     for depth in sorted(wall_depth):
-        z = sum(per_depth[g].get(depth, 0.0) for g in ("spec", "refine"))
+        z = sum(per_depth[g].get(depth, 0.0) for g in ("spec", "refine", "param", "steps"))
         print(f"  depth {depth:>2}: z3 {z:7.3f} s   wall {wall_depth[depth]:7.2f} s")
 
     import matplotlib

@@ -22,14 +22,22 @@ import click
     "--threads",
     type=click.IntRange(2, None),
     default=None,
-    help="Also prove the step-level invariant (thread-modular: it holds for any number of threads).",
+    help="Threads of the step-level invariant (counted: 2 unless told, one z3 query per thread and "
+    "program counter; five-bit variants: run their thread-modular check, which holds for any number).",
 )
 @click.option(
     "--steps-depth",
-    type=click.IntRange(1, 2),
-    default=1,
+    type=click.IntRange(1, 4),
+    default=None,
+    help="Largest tree depth of the step-level proof (counted: 2 unless told, 3 is the deep run; "
+    "five-bit: 1 or 2).",
+)
+@click.option(
+    "--steps-max-level",
+    type=click.IntRange(0, 4),
+    default=0,
     show_default=True,
-    help="Tree depth of the step-level proof.",
+    help="counted's step-level proof: the level climbs stop at (max_level = depth - max_order).",
 )
 @click.option("--obligation", "name", default=None, help="Only obligations whose name starts with NAME.")
 @click.option(
@@ -42,7 +50,8 @@ def prove(
     depth_max: int,
     depth_min: int,
     threads: int | None,
-    steps_depth: int,
+    steps_depth: int | None,
+    steps_max_level: int,
     name: str | None,
     variant: str | None,
     mutant: str | None,
@@ -50,7 +59,8 @@ def prove(
     as_json: bool,
 ) -> None:
     """Prove the bit lemmas, the spec lemmas, the refinement of sequential alloc and free,
-    and the per-node lemmas that carry the refinement to every depth."""
+    the per-node lemmas that carry them to every depth and, for the shipped ``counted`` variant,
+    the step-level invariant (one z3 query per thread and program counter)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -58,21 +68,35 @@ def prove(
     from nbbs.proofs import obligations
     from nbbs.proofs import prove as prove_one
     from nbbs.proofs._variant import SHIPPED, VARIANTS
-    from nbbs.proofs.mutants import MUTANTS
+    from nbbs.proofs.mutants import COUNTED_MUTANTS, MUTANTS
 
+    mutants = {**MUTANTS, **COUNTED_MUTANTS}
     if mutant is not None:
-        if mutant not in MUTANTS:
-            raise click.BadParameter(f"unknown mutant {mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
-        subject = MUTANTS[mutant][1]
+        if mutant not in mutants:
+            raise click.BadParameter(f"unknown mutant {mutant!r}; one of: {', '.join(sorted(mutants))}")
+        subject = mutants[mutant][1]
     elif variant is not None:
         if variant not in VARIANTS:
             raise click.BadParameter(f"unknown variant {variant!r}; one of: {', '.join(sorted(VARIANTS))}")
         subject = VARIANTS[variant]
     else:
         subject = SHIPPED
+    if subject.counted:
+        # The shipped variant's step-level invariant runs by default (2 threads, depths 1-2).
+        steps_at: int | None = steps_depth or 2
+    else:
+        steps_at = (steps_depth or 1) if threads else None
+        if steps_at is not None and steps_at > 2:
+            raise click.BadParameter("the five-bit step-level check runs at depth 1 or 2 (--steps-depth)")
     todo = obligations.matching(
         obligations.catalogue(
-            depth_max, depth_min, capped=not uncapped, steps_depth=steps_depth if threads else None
+            depth_max,
+            depth_min,
+            capped=not uncapped,
+            steps_depth=steps_at,
+            variant=subject,
+            threads=threads or 2,
+            steps_max_level=steps_max_level,
         ),
         name,
     )

@@ -1,6 +1,6 @@
 """What a proof is about: the transitions, the quiescent invariant and the spec's rules, swappable.
 
-The algorithm we ship is ``SHIPPED`` (the model checker's ``corrected`` variant), the
+The algorithm we ship is ``SHIPPED`` (``counted``, ``bits.DEFAULT_VARIANT``), the
 published one ``PUBLISHED``; a mutant replaces one piece, and every obligation
 is built from a ``Variant`` so the same proof can be run against each mutant and must fail.
 """
@@ -37,19 +37,46 @@ SPEC_RULES = SpecRules()
 
 @dataclass(frozen=True)
 class Variant:
-    """One algorithm to prove: its word transitions, its quiescent invariant, its spec rules."""
+    """One algorithm to prove: its word transitions, its quiescent invariant, its spec rules.
+
+    A ``counted`` variant (its bundle has ``count_bits``) is proved on bundles of several count
+    widths (``at``): z3 reasons about words just wide enough for the tree at hand, and the bit
+    lemmas also run at the allocator's ``bits.COUNT_BITS``. ``at_width`` is the factory of
+    those bundles when it is not ``bits.counted`` (a mutant of ``counted``).
+    """
 
     name: str = bits.DEFAULT_VARIANT
     transitions: bits.Transitions = bits.VARIANTS[bits.DEFAULT_VARIANT]
     node_ok: Callable[..., Any] = tree.node_ok
     spec: SpecRules = SPEC_RULES
+    at_width: Callable[[int], bits.Transitions] | None = None
+
+    @property
+    def counted(self) -> bool:
+        """The words are ``counted``'s (per-side claim counts), not the five status bits."""
+        return self.at_width is not None or self.transitions.count_bits > 0
+
+    def at(self, width: int) -> bits.Transitions:
+        """The ``counted`` bundle with ``width``-bit counts (``bits.counted`` unless a mutant's)."""
+        return (self.at_width or bits.counted)(width)
 
 
-VARIANTS = {name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items() if not t.count_bits}
-"""Every five-bit algorithm of ``bits.VARIANTS`` (``reference`` is the published one); the
-``counted`` variant's words mean something else and are not encoded here yet."""
+COUNTED = Variant("counted", transitions=bits.COUNTED)
+"""The variant the allocator ships (``bits.DEFAULT_VARIANT``): per-side claim counts. Its
+quiescent invariant is the bundle's own ``node_ok``; the obligations about it are in the
+``counted_*`` modules."""
 
-SHIPPED = VARIANTS["corrected"]
+VARIANTS = {
+    **{name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items() if not t.count_bits},
+    "counted": COUNTED,
+}
+"""Every algorithm of ``bits.VARIANTS`` (``reference`` is the published one, ``corrected`` the
+five-bit one the model checker passes at depth 2, ``counted`` the one we ship)."""
+
+SHIPPED = VARIANTS[bits.DEFAULT_VARIANT]
+"""The variant the allocator runs by default."""
+
+CORRECTED = VARIANTS["corrected"]
 """The five-bit variant the model checker passed at depth 2 (the default until ``counted``)."""
 
 PUBLISHED = VARIANTS["reference"]

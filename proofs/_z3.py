@@ -38,26 +38,32 @@ class Sym:
 INTS = Sym(logic=PY, ite=lambda c, a, b: a if c else b, word=lambda x: x, true=True)
 """Evaluate on Python ints and bools (what the allocator does)."""
 
-TERMS = Sym(logic=Z, ite=z3.If, word=lambda x: z3.BitVecVal(x, bits.WORD_BITS), true=z3.BoolVal(True))
-"""Build z3 terms."""
+
+def terms(word_bits: int = bits.WORD_BITS) -> Sym:
+    """Build z3 terms over words of ``word_bits`` bits (``Transitions.word_bits``)."""
+    return Sym(logic=Z, ite=z3.If, word=lambda x: z3.BitVecVal(x, word_bits), true=z3.BoolVal(True))
 
 
-def word(name: str) -> z3.BitVecRef:
-    """A symbolic status word."""
-    return z3.BitVec(name, bits.WORD_BITS)
+TERMS = terms()
+"""Build z3 terms over the five-bit words."""
 
 
-def as_shift(x: z3.BitVecRef) -> z3.BitVecRef:
+def word(name: str, word_bits: int = bits.WORD_BITS) -> z3.BitVecRef:
+    """A symbolic status word (five bits unless told: a ``counted`` word is wider)."""
+    return z3.BitVec(name, word_bits)
+
+
+def as_shift(x: z3.BitVecRef, word_bits: int = bits.WORD_BITS) -> z3.BitVecRef:
     """A 0/1 side computed on a node bit-vector of any width, resized to a word's width.
 
     ``geometry.side`` returns a term as wide as the node; shifting a word needs the word's width.
     """
     width = x.size()
-    if width == bits.WORD_BITS:
+    if width == word_bits:
         return x
-    if width > bits.WORD_BITS:
-        return z3.Extract(bits.WORD_BITS - 1, 0, x)
-    return z3.ZeroExt(bits.WORD_BITS - width, x)
+    if width > word_bits:
+        return z3.Extract(word_bits - 1, 0, x)
+    return z3.ZeroExt(word_bits - width, x)
 
 
 def solver() -> z3.Solver:
@@ -82,6 +88,10 @@ class Query:
     explain: Callable[[z3.ModelRef], str]
     witness: Sequence[Any] = ()
     cases: Sequence[tuple[str, Any]] = ()
+    split: bool = False
+    """Check each claim with a fresh solver of its own instead of their conjunction in the
+    non-vacuity checks' solver (faster for ``counted``'s path queries: measured 3x, slower for
+    its step queries); the first claim found broken gives the model."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,19 @@ def ask(q: Query) -> Answer:
         s.pop()
         if sat != z3.sat:
             return Answer(False, True, (f"case never happens: {name}",), "", time.perf_counter() - started)
-    s.add(z3.Not(z3.And([c for _, c in claims])))
-    res = s.check()
+    if not q.split:
+        s.add(z3.Not(z3.And([c for _, c in claims])))
+        res = s.check()
+    else:
+        # Each claim gets a fresh solver (one that has seen push/pop stays incremental and
+        # skips preprocessing that helps these path queries; measured 3x on counted's).
+        for _, goal in claims:
+            s = solver()
+            s.add(*[term(p) for p in q.premises])
+            s.add(z3.Not(goal))
+            res = s.check()
+            if res != z3.unsat:
+                break
     seconds = time.perf_counter() - started
     if res == z3.unsat:
         return Answer(True, False, (), "", seconds)

@@ -9,6 +9,7 @@ returns a counterexample.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from nbbs.check.mutants import TRANSITION_MUTANTS
@@ -90,37 +91,102 @@ MUTANTS: dict[str, tuple[str, Variant]] = {
     ),
     "node_ok_blocks_may_nest": (
         "the quiescent invariant forgets that a block's children are zero",
-        Variant("node_ok_blocks_may_nest", node_ok=_node_ok_no_empty_children),
+        Variant("node_ok_blocks_may_nest", transitions=bits.CORRECTED, node_ok=_node_ok_no_empty_children),
     ),
     "node_ok_side_means_block": (
         "the quiescent invariant reads an OCC_* bit as 'that child is a block'",
-        Variant("node_ok_side_means_block", node_ok=_node_ok_side_means_block),
+        Variant("node_ok_side_means_block", transitions=bits.CORRECTED, node_ok=_node_ok_side_means_block),
     ),
     "spec_alloc_checks_ancestors_only": (
         "the spec lets alloc take a node with a live block under it",
-        Variant("spec_alloc_checks_ancestors_only", spec=SpecRules(alloc_checks=frozenset({"ancestors"}))),
+        Variant(
+            "spec_alloc_checks_ancestors_only",
+            transitions=bits.CORRECTED,
+            spec=SpecRules(alloc_checks=frozenset({"ancestors"})),
+        ),
     ),
     "spec_alloc_checks_descendants_only": (
         "the spec lets alloc take a node under a live block",
         Variant(
-            "spec_alloc_checks_descendants_only", spec=SpecRules(alloc_checks=frozenset({"descendants"}))
+            "spec_alloc_checks_descendants_only",
+            transitions=bits.CORRECTED,
+            spec=SpecRules(alloc_checks=frozenset({"descendants"})),
         ),
     ),
     "spec_alloc_takes_parent": (
         "the spec's alloc hands out the parent's range",
-        Variant("spec_alloc_takes_parent", spec=SpecRules(alloc_effect="parent")),
+        Variant("spec_alloc_takes_parent", transitions=bits.CORRECTED, spec=SpecRules(alloc_effect="parent")),
     ),
     "spec_disjoint_parent_only": (
         "the linear disjointness looks only at the parent, not every ancestor",
-        Variant("spec_disjoint_parent_only", spec=SpecRules(disjoint="parent")),
+        Variant("spec_disjoint_parent_only", transitions=bits.CORRECTED, spec=SpecRules(disjoint="parent")),
     ),
     "spec_free_keeps_block": (
         "the spec's free does not remove the block",
-        Variant("spec_free_keeps_block", spec=SpecRules(free_effect="keep")),
+        Variant("spec_free_keeps_block", transitions=bits.CORRECTED, spec=SpecRules(free_effect="keep")),
     ),
     "spec_free_merges_into_parent": (
         "the spec's free hands the parent's range out instead (eager merge)",
-        Variant("spec_free_merges_into_parent", spec=SpecRules(free_effect="merge")),
+        Variant(
+            "spec_free_merges_into_parent", transitions=bits.CORRECTED, spec=SpecRules(free_effect="merge")
+        ),
     ),
 }
 """Name -> (what is broken, the variant)."""
+
+
+def _counted(**changes: Callable[[int], object]) -> Callable[[int], bits.Transitions]:
+    """A ``counted`` mutant as a factory of widths: each change is a function of the width."""
+
+    def at(width: int) -> bits.Transitions:
+        made = {name: f(width) for name, f in changes.items()}
+        return dataclasses.replace(bits.counted(width), **made)  # type: ignore[arg-type]
+
+    return at
+
+
+def _add(width: int, sign: int, flip: int) -> Callable[[Any, Any], Any]:
+    def f(w: Any, s: Any) -> Any:
+        side = s ^ flip
+        return w + sign * (1 << bits.COUNT_SHIFT << (side * width))
+
+    return f
+
+
+COUNTED_MUTANTS: dict[str, tuple[str, Variant]] = {
+    name: (doc, Variant(name, transitions=at(bits.COUNT_BITS), at_width=at))
+    for name, doc, at in (
+        (
+            "climb_does_not_count",
+            "climb leaves the word as it is (a CAS w -> w)",
+            _counted(climb=lambda w: lambda x, s: x),
+        ),
+        (
+            "unmark_does_not_uncount",
+            "unmark leaves the word as it is",
+            _counted(unmark=lambda w: lambda x, s: x),
+        ),
+        (
+            "occupy_accepts_counts",
+            "occupy's check accepts any word without OCC (a node with claims below it)",
+            _counted(is_free=lambda w: lambda x: x & bits.OCC == 0),
+        ),
+        (
+            "climb_ignores_occ",
+            "the climb never sees an occupied ancestor: it counts through a block",
+            _counted(is_occupied=lambda w: lambda x: x != x),
+        ),
+        (
+            "unmark_wrong_side",
+            "unmark takes one off the other side's count",
+            _counted(unmark=lambda w: _add(w, -1, 1)),
+        ),
+        (
+            "climb_wrong_side",
+            "climb adds one to the other side's count",
+            _counted(climb=lambda w: _add(w, 1, 1)),
+        ),
+    )
+}
+"""The ``counted`` mutants: name -> (what is broken, the variant); the obligations of
+``counted`` must each catch one."""

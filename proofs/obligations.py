@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from nbbs.check.report import Outcome, Task
-from nbbs.proofs import bitlemmas, parametric, refinement, speclemmas
+from nbbs.proofs import bitlemmas, counted_bits, counted_refine, parametric, refinement, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
 from nbbs.proofs._variant import SHIPPED, Variant
 
@@ -22,10 +22,10 @@ GROUPS = ("bits", "param", "spec", "refine")
 
 DEFAULT_DEPTH_MAX = 10
 
-CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8}
+CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8, "ctree_local_global": 4, "cparam_frame": 4}
 """Whole-tree obligations whose z3 time grows steeply with depth (measured: depth 10 takes
-12 s and 90 s); by default they run up to this depth. ``param_local_global`` covers every
-depth by induction."""
+12 s and 90 s; ``counted``'s: 0.15 s at depth 4, 17 s at depth 5); by default they run up to
+this depth. ``param_local_global`` and ``cparam_local_global`` cover every depth by induction."""
 
 
 def catalogue(
@@ -34,26 +34,47 @@ def catalogue(
     capped: bool = True,
     groups: Iterable[str] = GROUPS,
     steps_depth: int | None = None,
+    variant: Variant = SHIPPED,
+    threads: int | None = None,
+    steps_max_level: int = 0,
 ) -> list[Obligation]:
-    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``; with
-    ``steps_depth``, also the step-level (thread-modular) checks for a tree of that depth."""
+    """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
+    ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
+    also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
+    every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``)."""
     chosen = set(groups)
     out: list[Obligation] = []
-    if "bits" in chosen:
-        out += bitlemmas.OBLIGATIONS
-    if "param" in chosen:
-        out += parametric.OBLIGATIONS
+    if variant.counted:
+        from nbbs.proofs import counted_param
+
+        if "bits" in chosen:
+            out += counted_bits.OBLIGATIONS
+        if "param" in chosen:
+            out += counted_param.OBLIGATIONS
+    else:
+        if "bits" in chosen:
+            out += bitlemmas.OBLIGATIONS
+        if "param" in chosen:
+            out += parametric.OBLIGATIONS
     for depth in range(depth_min, depth_max + 1):
         per_depth: list[Obligation] = []
         if "spec" in chosen:
             per_depth += speclemmas.obligations(depth)
         if "refine" in chosen:
-            per_depth += refinement.obligations(depth)
+            per_depth += (
+                counted_refine.obligations(depth) if variant.counted else refinement.obligations(depth)
+            )
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
     if steps_depth is not None:
-        from nbbs.proofs import stepinv
+        if variant.counted:
+            from nbbs.proofs import counted_steps
 
-        out += stepinv.obligations(steps_depth)
+            for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
+                out += counted_steps.obligations(depth, threads or 2, steps_max_level)
+        else:
+            from nbbs.proofs import stepinv
+
+            out += stepinv.obligations(steps_depth)
     return out
 
 
@@ -68,27 +89,53 @@ def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> It
         yield prove(ob, variant)
 
 
-def _task(name: str, obs: Callable[[], list[Obligation]], mutants: bool) -> Task:
+def _task(
+    name: str, obs: Callable[[], list[Obligation]], variant: Variant, mutants: str | None = None
+) -> Task:
     def run(seconds: float) -> Outcome:
         started = time.perf_counter()
         todo = obs()
-        if not mutants:
-            bad = [p for p in run_all(todo) if not p.proved]
+        if mutants is None:
+            bad = [p for p in run_all(todo, variant) if not p.proved]
             detail = "\n\n".join(p.report() for p in bad)
             return Outcome(name, len(todo), not bad, time.perf_counter() - started, detail)
-        from nbbs.proofs.mutants import MUTANTS
+        from nbbs.proofs import mutants as m
 
-        missed = [m for m, (_, v) in MUTANTS.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
+        chosen = m.COUNTED_MUTANTS if mutants == "counted" else m.MUTANTS
+        missed = [k for k, (_, v) in chosen.items() if all(p.proved or p.vacuous for p in run_all(todo, v))]
         detail = "" if not missed else "no obligation caught: " + ", ".join(missed)
-        return Outcome(name, len(MUTANTS), not missed, time.perf_counter() - started, detail)
+        return Outcome(name, len(chosen), not missed, time.perf_counter() - started, detail)
 
     return Task(name, 1.0, run)
 
 
 def verify_tasks() -> list[Task]:
-    """``nbbs verify``'s share of the proofs: every obligation up to depth 4, and every mutant
-    caught at depths up to 2."""
+    """``nbbs verify``'s share of the proofs: every obligation of the shipped ``counted`` variant
+    up to depth 4 (its step-level invariant for 2 threads up to depth 2), the five-bit ones for
+    ``corrected``, and every mutant caught at depths up to 2."""
+    from nbbs.proofs._variant import CORRECTED
+
     return [
-        _task("proofs: all obligations, depths 1-4", lambda: catalogue(4), mutants=False),
-        _task("proofs: every mutant caught (depths 1-2)", lambda: catalogue(2), mutants=True),
+        _task(
+            "proofs (counted): all obligations, depths 1-4, steps 2 threads depths 1-2",
+            lambda: catalogue(4, steps_depth=2, threads=2),
+            SHIPPED,
+        ),
+        _task(
+            "proofs (corrected, five-bit): all obligations, depths 1-4",
+            lambda: catalogue(4, variant=CORRECTED),
+            CORRECTED,
+        ),
+        _task(
+            "proofs (counted): every mutant caught (depths 1-2, steps depth 1)",
+            lambda: catalogue(2, steps_depth=1, threads=2),
+            SHIPPED,
+            mutants="counted",
+        ),
+        _task(
+            "proofs (five-bit): every mutant caught (depths 1-2)",
+            lambda: catalogue(2, variant=CORRECTED),
+            CORRECTED,
+            mutants="five-bit",
+        ),
     ]

@@ -49,7 +49,7 @@ def free_path(
     going = sym.true  # the free's own mark is under way
     pending: Any = False  # a rollback's mark reached its bound: look at the failed ancestor here
     extra: Any = False  # the rollback goes on marking as a free
-    for k in range(top - 1, -1, -1):  # mark
+    for k in range(top - 1 if t.marks else -1, -1, -1):  # mark (``counted`` has no mark phase)
         s = sides[k + 1]
         old = w[k]
         act = lg.and_(going, within[k])
