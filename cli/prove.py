@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -46,6 +47,13 @@ import click
 @click.option("--mutant", default=None, help="Prove a deliberately broken variant instead: expect failures.")
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="Processes proving side by side (one z3 solver each).",
+)
 def prove(
     depth_max: int,
     depth_min: int,
@@ -57,6 +65,7 @@ def prove(
     mutant: str | None,
     uncapped: bool,
     as_json: bool,
+    jobs: int,
 ) -> None:
     """Prove the bit lemmas, the spec lemmas, the refinement of sequential alloc and free,
     the per-node lemmas that carry them to every depth and, for the shipped ``counted`` variant,
@@ -66,7 +75,6 @@ def prove(
 
     from nbbs.cli.main import console
     from nbbs.proofs import obligations
-    from nbbs.proofs import prove as prove_one
     from nbbs.proofs._variant import SHIPPED, VARIANTS
     from nbbs.proofs.mutants import COUNTED_MUTANTS, MUTANTS
 
@@ -113,9 +121,9 @@ def prove(
         disable=as_json,
     ) as progress:
         bar = progress.add_task("prove", total=len(todo))
-        for ob in todo:
+        for ob, proof in zip(todo, obligations.run_all(todo, subject, jobs), strict=True):
             progress.update(bar, description=ob.label)
-            proofs.append(prove_one(ob, subject))
+            proofs.append(proof)
             progress.advance(bar)
     wall = time.perf_counter() - started
     failed = [p for p in proofs if not p.proved]

@@ -10,6 +10,7 @@ query per (role, program counter), for any number of threads; see ``proofs/READM
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -83,10 +84,35 @@ def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obliga
     return [ob for ob in obligations if name is None or ob.name.startswith(name)]
 
 
-def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED) -> Iterator[Proof]:
-    """Prove each obligation in turn (one fresh solver each)."""
-    for ob in obligations:
-        yield prove(ob, variant)
+def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED, jobs: int = 1) -> Iterator[Proof]:
+    """Prove each obligation (one fresh solver each), in order; with ``jobs > 1``, that many
+    forked processes prove them side by side (Linux; elsewhere, or with ``jobs == 1``, in turn).
+
+    Each process builds its own z3 terms: an obligation's builder is a closure, so the
+    processes are forked with the list in memory and are handed indices, not obligations.
+    """
+    todo = list(obligations)
+    if jobs <= 1 or len(todo) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for ob in todo:
+            yield prove(ob, variant)
+        return
+    global _FORKED
+    _FORKED = (todo, variant)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            yield from pool.imap(_prove_forked, range(len(todo)), chunksize=1)
+    finally:
+        _FORKED = None
+
+
+_FORKED: tuple[list[Obligation], Variant] | None = None
+"""The obligations and variant ``run_all`` hands to its forked processes."""
+
+
+def _prove_forked(i: int) -> Proof:
+    assert _FORKED is not None, "[proofs internal bug] no obligations were handed to this process"
+    todo, variant = _FORKED
+    return prove(todo[i], variant)
 
 
 def _task(

@@ -164,3 +164,13 @@ def test_the_frame_check_catches_a_step_that_claims_where_it_does_not_write() ->
     finally:
         counted_steps.claims = original
     assert bad and counted_param.frame_violations(COUNTED, 2) == []
+
+
+def test_forked_processes_prove_the_same_obligations_in_the_same_order() -> None:
+    todo = obligations.catalogue(2, steps_depth=1)
+    alone = [(p.obligation, p.depth, p.proved) for p in obligations.run_all(todo)]
+    forked = [(p.obligation, p.depth, p.proved) for p in obligations.run_all(todo, jobs=2)]
+    assert forked == alone and all(proved for *_, proved in alone)
+    _, broken = COUNTED_MUTANTS["climb_does_not_count"]
+    failed = [p for p in obligations.run_all(todo, broken, jobs=2) if not p.proved]
+    assert failed and failed[0].counterexample
