@@ -2,8 +2,8 @@
 
 Usage: ``python bench/atomics_bench.py [--ops N] [--variants counted,corrected] [--json FILE]``.
 Reports nanoseconds per operation measured in the same run for every backend and every
-variant named (the alloc+free pairs), with the machine beside them; the lock-based allocator
-is the baseline for the alloc+free pairs.
+variant named (the alloc+free pairs, on an empty arena and with ``LIVE`` pages held), with the
+machine beside them; the lock-based allocator is the baseline for the alloc+free pairs.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import platform
+import random
 import sys
 import threading
 import time
@@ -53,8 +54,12 @@ def cas_body(backend: Backend) -> Callable[[int], None]:
     return body
 
 
-def alloc_free_body(make: Callable[[], NBBS | LockedBuddy]) -> Callable[[int], None]:
+def alloc_free_body(make: Callable[[], NBBS | LockedBuddy], live: int = 0) -> Callable[[int], None]:
+    """Pairs of ``alloc(i & 3)`` and ``free``, with ``live`` random pages allocated beforehand."""
     allocator = make()
+    rng = random.Random(1)
+    for _ in range(live):
+        allocator.alloc(0, hint=rng.randrange(1 << 16))
 
     def body(ops: int) -> None:
         alloc, free = allocator.alloc, allocator.free
@@ -64,6 +69,16 @@ def alloc_free_body(make: Callable[[], NBBS | LockedBuddy]) -> Callable[[int], N
                 free(address)
 
     return body
+
+
+LIVE = 1024
+"""Pages held during the second workload (``alloc+free/1024``), spread over the arena: every
+climb and free then meets ancestors other blocks already hold, where the published climb
+skips its write and the published free stops early, and ``counted`` writes anyway."""
+
+
+def _pair(live: int) -> str:
+    return f"alloc+free/{live}" if live else "alloc+free"
 
 
 def main() -> None:
@@ -80,26 +95,24 @@ def main() -> None:
                 # StripedWords as the allocator sizes it (bytes for five-bit words), others as given.
                 chosen = None if backend is StripedWords else backend
                 make = lambda b=chosen, v=variant: NBBS(16, page_size=4096, backend=b, variant=v)  # noqa: E731
-                ns = per_op_ns(alloc_free_body(make), args.ops, threads)
-                rows.append(("alloc+free", f"{name}, {variant}", threads, ns))
+                for live in (0, LIVE):
+                    ns = per_op_ns(alloc_free_body(make, live), args.ops, threads)
+                    rows.append(
+                        (f"alloc+free{'/' + str(live) if live else ''}", f"{name}, {variant}", threads, ns)
+                    )
     for threads in (1, 2):
         make_locked = lambda: LockedBuddy(16, page_size=4096)  # noqa: E731
-        rows.append(
-            (
-                "alloc+free",
-                "locked baseline",
-                threads,
-                per_op_ns(alloc_free_body(make_locked), args.ops, threads),
-            )
-        )
+        for live in (0, LIVE):
+            ns = per_op_ns(alloc_free_body(make_locked, live), args.ops, threads)
+            rows.append((_pair(live), "locked baseline", threads, ns))
     python = f"{platform.python_implementation()} {platform.python_version()}"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {python}"
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     print(f"machine: {machine}, GIL {'on' if gil else 'off'}")
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"{'operation':<12} {'backend, variant':<22} {'threads':>7} {'ns/op':>10}")
+    print(f"{'operation':<16} {'backend, variant':<22} {'threads':>7} {'ns/op':>10}")
     for op, name, threads, ns in rows:
-        print(f"{op:<12} {name:<22} {threads:>7} {ns:>10.0f}")
+        print(f"{op:<16} {name:<22} {threads:>7} {ns:>10.0f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
