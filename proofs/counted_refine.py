@@ -41,8 +41,7 @@ from nbbs.proofs import sequential
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
 from nbbs.proofs._z3 import Query, Z, as_shift, terms, val
-
-_LEVEL_BITS = 8
+from nbbs.proofs.refinement import _LEVEL_BITS, PathTree  # the same path, other words
 
 
 def width_for(depth: int) -> int:
@@ -70,57 +69,18 @@ def bounded(w: Any, level: int, depth: int, width: int) -> Any:
 
 
 @dataclass
-class CPathTree:
-    """The symbolic neighbourhood of the path from a node ``n`` of ``level`` up to the root."""
+class CPathTree(PathTree):
+    """``refinement.PathTree`` over ``counted`` words of the bundle ``t`` (its count width)."""
 
-    depth: int
-    level: int
-    t: bits.Transitions
-    n: Any
-    max_level: Any
-    w: list[Any]
-    sides: list[Any]
-    buddies: list[Any]
-    kids: list[Any]
-    premises: list[Any]
+    t: bits.Transitions = bits.COUNTED
 
     def word(self, name: str) -> Any:
         return z3.BitVec(name, self.t.word_bits)
 
-    def within(self) -> list[Any]:
-        return [z3.ULE(self.max_level, z3.BitVecVal(k, _LEVEL_BITS)) for k in range(self.level)]
-
-    def children(self, w: list[Any], k: int) -> tuple[Any, Any]:
-        mine, theirs = w[k + 1], self.buddies[k + 1]
-        is_left = self.sides[k + 1] == 1
-        return z3.If(is_left, mine, theirs), z3.If(is_left, theirs, mine)
-
-    def path_nodes(self) -> list[Any]:
-        out = [self.n]
-        for _ in range(self.level):
-            out.append(g.parent(out[-1]))
-        return out[::-1]
-
-    def path_ok(self, w: list[Any]) -> list[tuple[str, Any]]:
-        """The quiescent invariant at every path node, with path words ``w``."""
+    def counted_ok(self, w: list[Any]) -> list[tuple[str, Any]]:
+        """The counted quiescent invariant at every path node, with path words ``w``."""
         assert self.t.node_ok is not None
-        out = []
-        for k in range(self.level):
-            out.append(
-                (
-                    f"level {k}: node_ok (or zero above max_level)",
-                    z3.If(
-                        z3.ULT(z3.BitVecVal(k, _LEVEL_BITS), self.max_level),
-                        w[k] == 0,
-                        self.t.node_ok(w[k], *self.children(w, k), Z),
-                    ),
-                )
-            )
-        if self.level == self.depth:
-            out.append((f"level {self.level}: leaf_ok", tree.leaf_ok(w[self.level], Z)))
-        else:
-            out.append((f"level {self.level}: node_ok", self.t.node_ok(w[self.level], *self.kids, Z)))
-        return out
+        return self.path_ok(self.t.node_ok, w)
 
     def spec_free(self) -> Any:
         """``spec.is_free(abstraction, n)``: no block on the path, nothing under ``n`` (by
@@ -154,7 +114,7 @@ def path_tree(v: Variant, depth: int, level: int) -> CPathTree:
     w = [mk(f"w{k}") for k in range(level + 1)]
     buddies: list[Any] = [None] + [mk(f"b{k}") for k in range(1, level + 1)]
     kids = [] if level == depth else [mk("c_left"), mk("c_right")]
-    pt = CPathTree(depth, level, t, n, ml, w, sides, buddies, kids, [])
+    pt = CPathTree(depth, level, n, ml, w, sides, buddies, kids, [], t)
     pt.premises += [
         z3.UGE(n, z3.BitVecVal(g.first_node(level), level + 2)),
         z3.ULT(n, z3.BitVecVal(2 * g.first_node(level), level + 2)),
@@ -167,7 +127,7 @@ def path_tree(v: Variant, depth: int, level: int) -> CPathTree:
         pt.premises += _shape(pt, c, level + 1, f"c{k}")
     for k in range(level + 1):
         pt.premises.append(bounded(w[k], k, depth, t.count_bits))
-    pt.premises += [c for _, c in pt.path_ok(w)]
+    pt.premises += [c for _, c in pt.counted_ok(w)]
     return pt
 
 
@@ -175,7 +135,7 @@ def _explain(pt: CPathTree, after: list[Any], op: str) -> Callable[[z3.ModelRef]
     show = pt.t.show
 
     def explain(m: z3.ModelRef) -> str:
-        nodes = [val(m, x) for x in pt.path_nodes()]
+        nodes = [val(m, x) for x in pt.node_path_nodes()]
         lines = [
             f"  {op} at node {nodes[-1]} (level {pt.level}) of a depth-{pt.depth} tree, "
             f"max_level {val(m, pt.max_level)} (counted words, {pt.t.count_bits}-bit counts)",
@@ -200,7 +160,7 @@ def _alloc(depth: int, level: int) -> Callable[[Variant], Query]:
         after, ok, failed_at = sequential.alloc_path(pt.t, terms(pt.t.word_bits), pt.w, pt.sides, pt.within())
         same = z3.And([a == b for a, b in zip(after, pt.w, strict=True)])
         claims = [("succeeds iff the spec allows n", ok == pt.spec_free())]
-        claims += [(f"on success, {name}", z3.Implies(ok, c)) for name, c in pt.path_ok(after)]
+        claims += [(f"on success, {name}", z3.Implies(ok, c)) for name, c in pt.counted_ok(after)]
         claims.append(
             (
                 "on success, the abstraction gains exactly n",
@@ -228,7 +188,7 @@ def _free(depth: int, level: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
         pt = path_tree(v, depth, level)
         after = sequential.free_path(pt.t, terms(pt.t.word_bits), pt.w, pt.sides, pt.within())
-        claims = [(f"after free, {name}", c) for name, c in pt.path_ok(after)]
+        claims = [(f"after free, {name}", c) for name, c in pt.counted_ok(after)]
         claims.append(
             (
                 "the abstraction loses exactly n",

@@ -76,8 +76,8 @@ class PathTree:
             out.append(g.parent(out[-1]))
         return out[::-1]
 
-    def path_ok(self, v: Variant, w: list[Any]) -> list[tuple[str, Any]]:
-        """The quiescent invariant at every path node, with path words ``w``."""
+    def path_ok(self, node_ok: Callable[..., Any], w: list[Any]) -> list[tuple[str, Any]]:
+        """The quiescent invariant (inner nodes: ``node_ok``) at every path node, with path words ``w``."""
         out = []
         for k in range(self.level):
             out.append(
@@ -86,14 +86,14 @@ class PathTree:
                     z3.If(
                         z3.ULT(z3.BitVecVal(k, _LEVEL_BITS), self.max_level),
                         w[k] == 0,
-                        v.node_ok(w[k], *self.children(w, k), Z),
+                        node_ok(w[k], *self.children(w, k), Z),
                     ),
                 )
             )
         if self.level == self.depth:
             out.append((f"level {self.level}: leaf_ok", tree.leaf_ok(w[self.level], Z)))
         else:
-            out.append((f"level {self.level}: node_ok", v.node_ok(w[self.level], *self.kids, Z)))
+            out.append((f"level {self.level}: node_ok", node_ok(w[self.level], *self.kids, Z)))
         return out
 
     def spec_free(self) -> Any:
@@ -133,7 +133,7 @@ def path_tree(v: Variant, depth: int, level: int) -> PathTree:
     for c, name in zip(kids, ("c_left", "c_right"), strict=False):
         premises.append(_shape(v, c, level + 1, depth, name))
     pt = PathTree(depth, level, n, ml, w, sides, buddies, kids, premises)
-    pt.premises += [c for _, c in pt.path_ok(v, w)]
+    pt.premises += [c for _, c in pt.path_ok(v.node_ok, w)]
     return pt
 
 
@@ -237,7 +237,7 @@ def _alloc(depth: int, level: int) -> Callable[[Variant], Query]:
         after, ok, failed_at = sequential.alloc_path(v.transitions, TERMS, pt.w, pt.sides, pt.within())
         same = z3.And([a == b for a, b in zip(after, pt.w, strict=True)])
         claims = [("succeeds iff the spec allows n", ok == pt.spec_free())]
-        claims += [(f"on success, {name}", z3.Implies(ok, c)) for name, c in pt.path_ok(v, after)]
+        claims += [(f"on success, {name}", z3.Implies(ok, c)) for name, c in pt.path_ok(v.node_ok, after)]
         claims.append(
             (
                 "on success, the abstraction gains exactly n",
@@ -265,7 +265,7 @@ def _free(depth: int, level: int) -> Callable[[Variant], Query]:
     def build(v: Variant) -> Query:
         pt = path_tree(v, depth, level)
         after = sequential.free_path(v.transitions, TERMS, pt.w, pt.sides, pt.within())
-        claims = [(f"after free, {name}", c) for name, c in pt.path_ok(v, after)]
+        claims = [(f"after free, {name}", c) for name, c in pt.path_ok(v.node_ok, after)]
         claims.append(
             (
                 "the abstraction loses exactly n",
