@@ -66,7 +66,7 @@ class StripedWords:
     def __init__(self, length: int, word_bits: int = 64) -> None:
         if not 0 < word_bits <= 64:
             raise ValueError(f"word_bits must be in 1..64, got {word_bits}")
-        self._w = array("B" if word_bits <= 8 else "Q", bytes(length * (1 if word_bits <= 8 else 8)))
+        self._w = array("B" if word_bits <= 8 else "Q", [0]) * length  # no temporary of that size
         self._locks = [threading.Lock() for _ in range(min(STRIPES, max(length, 1)))]
 
     def load(self, i: int) -> int:
