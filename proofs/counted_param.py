@@ -104,7 +104,7 @@ def _explain(names: list[tuple[str, Any]]) -> Callable[[z3.ModelRef], str]:
         lines = []
         for name, x in names:
             v = val(m, x)
-            lines.append(f"  {name} = {t.show(v) if x.size() == WORD else v}")
+            lines.append(f"  {name} = {t.show(v) if x.size() == WORD and x is not _S else v}")
         return "\n".join(lines)
 
     return explain
