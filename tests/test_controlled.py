@@ -1,0 +1,173 @@
+"""Controlled mode: a port's real threads scheduled by the explorer (the Python reference port as the port).
+
+Each test starts ``python -m nbbs.conform._controlled_server`` (NBBS on one OS thread per
+logical thread), possibly with ``--mutant``, and drives it through ``nbbs.conform.controlled``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+
+from nbbs.check.explore import ExploreConfig, ExplorerError, explore, parse
+from nbbs.conform import controlled as c
+from nbbs.conform._controlled_server import serve
+from nbbs.conform._port import COUNTEREXAMPLES
+
+OVERLAP = "d2-m2-reference:a1@0+f0+a2@0,a0@0+f0,a0@1"
+"""The scenario of ``reference-a.json``: the published algorithm's 3-thread overlap."""
+LOST = "d2-m2-reference:a0@0,a2@0+f0+a0@1+f1"
+"""The scenario of ``reference-b.json``: the published algorithm's 2-thread lost block."""
+
+
+def test_the_reference_port_passes_every_check_for_counted() -> None:
+    cfg = c.ControlledConfig(strategy="random", schedules=40, scenarios=2, seed=3)
+    result = c.run(c.reference_port(), cfg)
+    assert result.ok, result.failures[0][1] if result.failures else ""
+    assert result.refinement and result.variant == "counted"
+    assert result.schedules == 80
+
+
+def test_a_port_explores_exactly_the_schedules_the_explorer_explores_in_process() -> None:
+    # One scheduler: the bounded exhaustive search over the port's threads takes the same
+    # decisions as over greenlets running NBBS, so it runs the same number of schedules.
+    sc = parse("d2-m2-counted:a0@0+f0,a0@1")[0]
+    local = explore(sc, ExploreConfig(strategy="exhaustive", preemption_bound=1, max_schedules=10_000))
+    cfg = c.ControlledConfig("exhaustive", preemption_bound=1, schedules=10_000, scenarios=(sc.code(),))
+    remote = c.run(c.reference_port(), cfg)
+    assert local.exhausted and remote.reports[0].exhausted
+    assert remote.schedules == local.schedules > 10
+    assert remote.ok
+
+
+@pytest.mark.parametrize("name", ["reference-a", "reference-b"])
+def test_the_kept_counterexamples_of_the_published_algorithm_replay_on_the_port(name: str) -> None:
+    rep = c.reproduce(c.reference_port(), COUNTEREXAMPLES / f"{name}.json")
+    assert rep.reproduced, rep.detail
+    assert ("(a)" in rep.detail) == (name == "reference-a")
+
+
+def test_the_counterexamples_do_not_reproduce_on_a_counted_port() -> None:
+    cx = c.Counterexample.load(COUNTEREXAMPLES / "reference-a.json")
+    counted = dataclasses.replace(cx, variant="counted")
+    assert not c.reproduce(c.reference_port(), counted).reproduced
+
+
+def test_a_counterexample_whose_frees_skip_the_check_is_refused_for_ports() -> None:
+    with pytest.raises(ExplorerError, match="argument check"):
+        c.reproduce(["false"], COUNTEREXAMPLES / "explore-reference-d2-b.json")
+
+
+def test_bounded_exhaustive_search_finds_the_three_thread_overlap_on_the_port_unaided() -> None:
+    cfg = c.ControlledConfig(strategy="exhaustive", preemption_bound=2, schedules=1000, scenarios=(OVERLAP,))
+    result = c.run(c.reference_port(), cfg)
+    assert not result.ok
+    text, why = result.failures[0]
+    assert why.startswith("overlap:"), why
+    out, again = c.replay(c.reference_port(), text)
+    assert out.failure is not None and out.failure.kind == "overlap", again
+
+
+def test_pct_finds_the_two_thread_lost_block_on_the_port_unaided() -> None:
+    result = c.run(c.reference_port(), c.ControlledConfig(strategy="pct", schedules=500, scenarios=(LOST,)))
+    assert not result.ok
+    assert "is free but a sequential alloc of it fails" in result.failures[0][1]
+
+
+def test_a_code_mutant_run_as_a_port_is_caught_with_a_schedule_that_replays() -> None:
+    broken = c.reference_port("dropped_cas_retry")
+    cfg = c.ControlledConfig(strategy="exhaustive", schedules=500, scenarios=("d3-m3-counted:a0@0+f0,a1@0",))
+    result = c.run(broken, cfg)
+    assert not result.ok
+    text = result.failures[0][0]
+    out, _ = c.replay(broken, text)
+    assert out.failure is not None
+    fine, body = c.replay(c.reference_port(), text)
+    assert fine.failure is None, body
+
+
+def test_refinement_reports_the_first_differing_access_with_both_trees() -> None:
+    # A climb that counts two claims stays safe for one alloc; only the step-by-step
+    # comparison with model/steps.py sees the port's first climb CAS write the wrong word.
+    out, body = c.replay(c.reference_port("climb_counts_twice"), "d3-m3-counted:a0@0:a")
+    assert out.failure is not None and out.failure.kind == "refinement", body
+    assert "step 3 (thread 0)" in body
+    ports, models = body.split("the port's tree after step 3, from `words`:")[1].split("the model's tree")
+    assert "4:[L=2 R=0]" in ports and "4:[L=1 R=0]" in models
+
+
+def test_a_port_that_does_not_name_the_variant_gets_no_refinement() -> None:
+    cfg = c.ControlledConfig(variant="counted", scenarios=1, schedules=5)
+    port = c.ControlledPort(c.reference_port())
+    port.close()
+    port.variants = ()
+    assert c._choose_variant(port, cfg) == ("counted", False)
+
+
+def test_the_scan_cost_check_passes_the_reference_port_and_flags_a_rescanning_one() -> None:
+    levels = (0.0, 0.5, 0.99)
+    ok = c.scan_cost(c.reference_port(), depth=6, pairs=8, levels=levels)
+    assert not ok.flagged, ok.table()
+    assert ok.port_cost == ok.model_cost
+    bad = c.scan_cost(c.reference_port("scan_from_first"), depth=6, pairs=8, levels=levels)
+    assert bad.flagged, bad.table()
+
+
+def test_schedule_traces_replay_against_the_server_and_catch_a_mutant(tmp_path: Path) -> None:
+    paths = c.export_schedules(tmp_path)
+    names = {p.name for p in paths}
+    assert {"schedule-reference-a.jsonl", "schedule-reference-b.jsonl", "schedule-short-1.jsonl"} <= names
+    assert "schedule-explore-reference-d2-b.jsonl" not in names  # its frees skip the check
+    first = (tmp_path / "schedule-short-1.jsonl").read_text().splitlines()
+    assert first[0].startswith('{"format":"nbbs-trace","version":1,"depth":3,')
+    assert first[1] == '{"op":"words","expect":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}'
+    assert first[2] == '{"op":"spawn","thread":0,"cmd":"alloc 0 0","expect":"pending 0 load 8"}'
+    for p in (tmp_path / "schedule-reference-a.jsonl", tmp_path / "schedule-short-1.jsonl"):
+        assert c.replay_trace(c.reference_port(), p) == []
+    bad = c.replay_trace(c.reference_port("climb_counts_twice"), tmp_path / "schedule-short-1.jsonl")
+    assert len(bad) == 1 and "step" in bad[0]
+
+
+def _talk(*lines: str, mutant: str | None = None) -> list[str]:
+    out = io.StringIO()
+    serve(io.StringIO("".join(line + "\n" for line in lines)), out, mutant)
+    return out.getvalue().splitlines()
+
+
+def test_the_server_answers_bad_input_with_an_error_naming_it() -> None:
+    replies = _talk(
+        "words",
+        "arena 3 4096 0 - nosuch",
+        "arena 3 4096 0 - counted",
+        "alloc 9",
+        "step 0",
+        "spawn 0 alloc x",
+        "free 4096",
+        "frobnicate",
+        "hello 2",
+    )
+    assert replies[0].startswith("error ProtocolError no arena")
+    assert replies[1].startswith("error ConfigurationError variant must be one of")
+    assert replies[2] == "ok"
+    assert replies[3].startswith("error OrderError")
+    assert replies[4] == "error ProtocolError thread 0 has no pending access"
+    assert replies[5].startswith("error ProtocolError expected a decimal integer")
+    assert replies[6].startswith("error DoubleFreeError")
+    assert replies[7] == "error Unsupported frobnicate"
+    assert replies[8].startswith("error ProtocolError")
+
+
+def test_the_server_steps_one_access_at_a_time_and_reports_each() -> None:
+    replies = _talk("hello 1", "arena 2 4096 0 - counted", "spawn 1 alloc 0 3", "step 1", "step 1", "words")
+    assert "controlled" in replies[0] and "variants=" in replies[0]
+    assert replies[2:7] == [
+        "pending 1 load 7",
+        "did 1 load 7 0 0",
+        "pending 1 cas 7",
+        "did 1 cas 7 0 19",
+        "pending 1 load 3",
+    ]
+    assert replies[7] == "words 0 0 0 0 0 0 0 19"
