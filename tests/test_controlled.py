@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from nbbs.check.explore import ExploreConfig, ExplorerError, explore, parse
 from nbbs.conform import controlled as c
 from nbbs.conform._controlled_server import serve
-from nbbs.conform._port import COUNTEREXAMPLES
+from nbbs.conform._port import COUNTEREXAMPLES, PortError
 
 OVERLAP = "d2-m2-reference:a1@0+f0+a2@0,a0@0+f0,a0@1"
 """The scenario of ``reference-a.json``: the published algorithm's 3-thread overlap."""
@@ -171,3 +172,39 @@ def test_the_server_steps_one_access_at_a_time_and_reports_each() -> None:
         "pending 1 load 3",
     ]
     assert replies[7] == "words 0 0 0 0 0 0 0 19"
+
+
+LIAR = r"""
+import subprocess, sys
+srv = subprocess.Popen([sys.executable, "-m", "nbbs.conform._controlled_server"],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+for line in sys.stdin:
+    srv.stdin.write(line)
+    srv.stdin.flush()
+    if line.strip() == "quit":
+        break
+    for _ in range(2 if line.startswith("step") else 1):
+        reply = srv.stdout.readline()
+        sys.stdout.write(reply.replace("did 0 cas 8 0 19", "did 0 cas 8 0 3"))  # the lie
+        if reply.startswith("error"):
+            break
+    sys.stdout.flush()
+"""
+"""The reference port behind a proxy that misreports the word thread 0's first occupy leaves."""
+
+
+def test_a_port_whose_reports_do_not_add_up_is_caught() -> None:
+    liar = [sys.executable, "-c", LIAR]
+    alone, body = c.replay(liar, "d3-m3-counted:a0@0:a")
+    assert alone.failure is not None and alone.failure.kind == "protocol", body
+    assert "differ at nodes [8]" in alone.failure.message
+    both, body = c.replay(liar, "d3-m3-counted:a0@0,a0@0:a")
+    assert both.failure is not None and both.failure.kind == "crash", body
+    assert "some access went unreported" in both.failure.message
+
+
+def test_a_port_that_is_not_one_raises_port_error() -> None:
+    with pytest.raises(PortError, match="closed its output"):
+        c.ControlledPort(["true"])
+    with pytest.raises(PortError, match="does not list the feature controlled"):
+        c.ControlledPort([sys.executable, "-c", "print('hello 1 name=x features=words')"])
