@@ -127,6 +127,8 @@ class _Worker:
                 result = job()
             except _Abandoned:
                 return
+            except Exception as e:  # the allocator itself broke (a mutant): say so, keep serving
+                result = f"error {type(e).__name__} {e}"
             self.lines.append(f"done {self.t} {result}")
             self.ready.release()
 
@@ -245,21 +247,18 @@ class Server:
             return [f"error ConfigurationError variant must be one of {sorted(bits.VARIANTS)}, got {variant}"]
         # A mutant keeps its own transitions: it claims the variant, as a broken port would.
         chosen = None if self.mutant else variant
-        reply = _reply(
-            lambda: setattr(
-                self,
-                "nbbs",
-                self.cls(
-                    depth,
-                    page_size=page_size,
-                    start=start,
-                    max_order=max_order,
-                    backend=ControlledWords,
-                    variant=chosen,
-                ),
+        try:
+            self.nbbs = self.cls(
+                depth,
+                page_size=page_size,
+                start=start,
+                max_order=max_order,
+                backend=ControlledWords,
+                variant=chosen,
             )
-        )
-        return ["ok" if reply == "none" else reply]
+        except NBBSError as e:
+            return [f"error {type(e).__name__} {e}"]
+        return ["ok"]
 
     def _arena(self) -> NBBS:
         if self.nbbs is None:

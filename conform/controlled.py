@@ -41,6 +41,7 @@ from nbbs.check.explore import (
     explore,
     parse,
     random_scenario,
+    schedule_string,
 )
 from nbbs.conform._port import COUNTEREXAMPLES, ControlledPort, PortError, reference_port, variant_of
 from nbbs.conform._scancost import ScanCost, scan_cost
@@ -73,7 +74,9 @@ class ControlledConfig:
     ``seconds``           time for the whole run, shared equally by the scenarios (None: no limit).
     ``schedules``         most executions per scenario (default 300).
     ``scenarios``         how many random scenarios (default 3), or scenario strings
-                          (``d3-m3-counted:a0@0+f0,a0@1``; the allocator field is replaced by the variant).
+                          (``d3-m3-counted:a0@0+f0,a0@1``), explored; a schedule string (with its
+                          third field) is replayed instead, one checked execution. The allocator
+                          field names the variant (``nbbs``: the one chosen below).
     ``threads``, ``ops``, ``depth``   the random scenarios' shape (2 threads of 2 operations, depth 3).
     ``seed``              every random choice (scenarios and strategy) derives from it.
     ``variant``           the variant to run (None: ``counted`` if the port lists it, else its first).
@@ -197,21 +200,26 @@ def _choose_variant(port: ControlledPort, config: ControlledConfig) -> tuple[str
     return variant, config.refinement and variant in known
 
 
-def _scenarios(config: ControlledConfig, variant: str) -> list[Scenario]:
-    """The scenarios to explore: random ones of ``variant``, or the given strings (their own
-    variant unless ``config.variant`` names one)."""
+def _scenarios(config: ControlledConfig, variant: str) -> list[tuple[Scenario, list[int] | None]]:
+    """The scenarios to run, each with the schedule to replay (None: explore it): random ones of
+    ``variant``, or the given strings (their own variant unless ``config.variant`` names one)."""
     name = variant.replace("-", "_")
     if isinstance(config.scenarios, int):
         rng = random.Random(config.seed)
         return [
-            random_scenario(rng, config.threads, config.ops, config.depth, name)
+            (random_scenario(rng, config.threads, config.ops, config.depth, name), None)
             for _ in range(config.scenarios)
         ]
-    out = []
+    out: list[tuple[Scenario, list[int] | None]] = []
     for text in config.scenarios:
-        sc = parse(text)[0]
+        sc, schedule = parse(text)
         keep = config.variant is None and sc.allocator != "nbbs"
-        out.append(sc if keep else dataclasses.replace(sc, allocator=name))
+        out.append(
+            (
+                sc if keep else dataclasses.replace(sc, allocator=name),
+                schedule if text.count(":") == 2 else None,
+            )
+        )
     return out
 
 
@@ -230,18 +238,34 @@ def run(
         result = ControlledResult(port.name, variant, refinement)
         scenarios = _scenarios(config, variant)
         share = None if config.seconds is None else config.seconds / max(len(scenarios), 1)
-        for sc in scenarios:
+        for sc, schedule in scenarios:
             # Refinement needs the port to say it implements the scenario's variant.
             own = variant_of(sc.allocator)
             ecfg = config.explore_config(share, refinement and (own == variant or own in port.variants))
-            report = explore(sc, ecfg, remote=port)
-            report.failures = [(s, _on_port(port, s, ecfg)[1]) for s, _ in report.failures]
+            if schedule is None:
+                report = explore(sc, ecfg, remote=port)
+                report.failures = [(s, _on_port(port, s, ecfg)[1]) for s, _ in report.failures]
+            else:
+                report = _replayed(port, sc, schedule, ecfg)
             result.reports.append(report)
             if progress is not None:
                 progress(f"{sc.code()}: {report.schedules} schedules, {'ok' if report.ok else 'FAILED'}")
         result.restarts = port.restarts
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _replayed(port: ControlledPort, sc: Scenario, schedule: list[int], config: ExploreConfig) -> Report:
+    """One given schedule of ``sc`` on the port, as a report of one execution."""
+    started = time.perf_counter()
+    report = Report(sc, "replay", schedules=1)
+    out, why = _on_port(port, schedule_string(sc, schedule), config)
+    if out.failure is not None:
+        report.failures = [(schedule_string(sc, out.schedule), why)]
+        report.failed_at = [1]
+        report.first_failure_at = 1
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def replay(

@@ -100,14 +100,6 @@ def test_refinement_reports_the_first_differing_access_with_both_trees() -> None
     assert "4:[L=2 R=0]" in ports and "4:[L=1 R=0]" in models
 
 
-def test_a_port_that_does_not_name_the_variant_gets_no_refinement() -> None:
-    cfg = c.ControlledConfig(variant="counted", scenarios=1, schedules=5)
-    port = c.ControlledPort(c.reference_port())
-    port.close()
-    port.variants = ()
-    assert c._choose_variant(port, cfg) == ("counted", False)
-
-
 def test_the_scan_cost_check_passes_the_reference_port_and_flags_a_rescanning_one() -> None:
     levels = (0.0, 0.5, 0.99)
     ok = c.scan_cost(c.reference_port(), depth=6, pairs=8, levels=levels)
@@ -174,9 +166,10 @@ def test_the_server_steps_one_access_at_a_time_and_reports_each() -> None:
     assert replies[7] == "words 0 0 0 0 0 0 0 19"
 
 
-LIAR = r"""
-import subprocess, sys
-srv = subprocess.Popen([sys.executable, "-m", "nbbs.conform._controlled_server"],
+PROXY = r"""
+import re, subprocess, sys
+pattern, replacement = sys.argv[1:3]
+srv = subprocess.Popen([sys.executable, "-m", "nbbs.conform._controlled_server", *sys.argv[3:]],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
 for line in sys.stdin:
     srv.stdin.write(line)
@@ -185,16 +178,21 @@ for line in sys.stdin:
         break
     for _ in range(2 if line.startswith("step") else 1):
         reply = srv.stdout.readline()
-        sys.stdout.write(reply.replace("did 0 cas 8 0 19", "did 0 cas 8 0 3"))  # the lie
+        sys.stdout.write(re.sub(pattern, replacement, reply))
         if reply.startswith("error"):
             break
     sys.stdout.flush()
 """
-"""The reference port behind a proxy that misreports the word thread 0's first occupy leaves."""
+"""The reference port behind a proxy rewriting its replies: ``PROXY PATTERN REPLACEMENT [SERVER ARGS]``."""
+
+
+def _proxy(pattern: str, replacement: str, *server: str) -> list[str]:
+    return [sys.executable, "-c", PROXY, pattern, replacement, *server]
 
 
 def test_a_port_whose_reports_do_not_add_up_is_caught() -> None:
-    liar = [sys.executable, "-c", LIAR]
+    # It misreports the word thread 0's first occupy leaves.
+    liar = _proxy("did 0 cas 8 0 19", "did 0 cas 8 0 3")
     alone, body = c.replay(liar, "d3-m3-counted:a0@0:a")
     assert alone.failure is not None and alone.failure.kind == "protocol", body
     assert "differ at nodes [8]" in alone.failure.message
@@ -204,7 +202,26 @@ def test_a_port_whose_reports_do_not_add_up_is_caught() -> None:
 
 
 def test_a_port_that_is_not_one_raises_port_error() -> None:
-    with pytest.raises(PortError, match="closed its output"):
+    with pytest.raises(PortError, match=r"closed its output|does not read its input"):
         c.ControlledPort(["true"])
     with pytest.raises(PortError, match="does not list the feature controlled"):
         c.ControlledPort([sys.executable, "-c", "print('hello 1 name=x features=words')"])
+
+
+def test_a_schedule_string_given_as_a_scenario_is_replayed_on_the_port() -> None:
+    text = "d3-m3-counted:a0@0+f0,a1@0:a18b5ab"
+    cfg = c.ControlledConfig(scenarios=(text, text.rsplit(":", 1)[0] + ":a"))
+    result = c.run(c.reference_port("dropped_cas_retry"), cfg)
+    assert [r.schedules for r in result.reports] == [1, 1]
+    assert result.failures[0][0] == text
+    assert result.reports[1].ok
+
+
+def test_a_port_that_does_not_list_the_variant_gets_every_check_but_refinement() -> None:
+    nameless = _proxy(r",variants=\S*", "")
+    result = c.run(nameless, c.ControlledConfig(scenarios=1, schedules=5))
+    assert result.ok and result.variant == "counted" and not result.refinement
+    # The same climb that counts twice, which only refinement sees (above), now passes.
+    broken = _proxy(r",variants=\S*", "", "--mutant", "climb_counts_twice")
+    out, body = c.replay(broken, "d3-m3-counted:a0@0:a")
+    assert out.failure is None, body
