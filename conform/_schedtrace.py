@@ -1,6 +1,8 @@
 """Schedule traces: PORTING.md's ``spawn`` / ``step`` trace lines, written from a run and replayed on a port.
 
-A trace file is what a port's own unit tests replay without Python: the header (the arena),
+The exported files are kept in ``tests/data/schedules/`` (a test re-exports them and
+compares, so they cannot drift from the reference). A trace file is what a port's own unit
+tests replay without Python: the header (the arena),
 then every protocol exchange of one controlled execution, each as a flat JSON line with the
 expected reply. ``export_schedules`` writes one per kept counterexample (replayed through
 ``check/bridge.py``) and one per ``SHORT_SCHEDULES`` entry, with the replies of the Python
@@ -88,7 +90,9 @@ def trace_lines(log: list[tuple[str, list[str]]]) -> list[str]:
             order = int(tok[2]) if len(tok) > 2 else None
             out.append(_dumps({"op": "free", "addr": int(tok[1]), "order": order, "expect": replies[0]}))
         elif tok[0] == "words":
-            out.append(_dumps({"op": "words", "expect": [int(x) for x in replies[0].split()[1:]]}))
+            line = _dumps({"op": "words", "expect": [int(x) for x in replies[0].split()[1:]]})
+            if not out or out[-1] != line:  # a second look at unchanged words adds nothing
+                out.append(line)
         elif tok[0] == "spawn":
             rest = cmd.split(maxsplit=2)[2]
             out.append(_dumps({"op": "spawn", "thread": int(tok[1]), "cmd": rest, "expect": replies[0]}))

@@ -111,6 +111,9 @@ def test_the_scan_cost_check_passes_the_reference_port_and_flags_a_rescanning_on
 
 def test_schedule_traces_replay_against_the_server_and_catch_a_mutant(tmp_path: Path) -> None:
     paths = c.export_schedules(tmp_path)
+    kept = Path(__file__).parent / "data" / "schedules"
+    for p in paths:  # the kept traces are the reference's current ones
+        assert p.read_text() == (kept / p.name).read_text(), f"re-export {p.name}: c.export_schedules({kept})"
     names = {p.name for p in paths}
     assert {"schedule-reference-a.jsonl", "schedule-reference-b.jsonl", "schedule-short-1.jsonl"} <= names
     assert "schedule-explore-reference-d2-b.jsonl" not in names  # its frees skip the check
