@@ -42,6 +42,7 @@ from greenlet import getcurrent, greenlet
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
+from nbbs.model import steps
 from nbbs.model.spec import Alloc, Free
 
 # Access kinds, in trace records and pending announcements.
@@ -253,6 +254,7 @@ class RemoteAllocator:
         # The mirror: a ScheduledWords only for its ``ex`` and array; its accesses are never called.
         self.mirror = words(g.node_count(scenario.depth))
         self.ex = self.mirror.ex
+        self.scenario = scenario
         remote.arena(scenario)
 
     def alloc(self, order: int, hint: int | None) -> int | None:
@@ -261,7 +263,7 @@ class RemoteAllocator:
             raise ExplorerError("a remote alloc needs a scan start (hint)")
         if not self.ex.live:
             page = self.remote.alloc(order, hint)
-            self.resync()
+            self.resync(page, order)
             return page
         t = self.ex.current
         return self._follow(t, self.remote.spawn_alloc(t, order, hint))
@@ -296,11 +298,22 @@ class RemoteAllocator:
         assert type(nxt) is Done
         return nxt.result
 
-    def resync(self) -> None:
-        """Take the mirror from the remote words (after sequential operations)."""
+    def resync(self, page: int | None, order: int) -> None:
+        """Bring the mirror up to date after a sequential alloc that returned ``page``.
+
+        From the remote words if it shows them; else by the step machine of the scenario's
+        variant making the same alloc on the mirror (the port is assumed to leave the words
+        the model does: the first access to a word it left otherwise is caught).
+        """
         w = self.remote.words()
         if w is not None:
             self.mirror.w[:] = w
+        elif page is not None:
+            from nbbs.check._allocators import allocator_classes  # (it imports this module)
+
+            sc = self.scenario
+            m = steps.Machine(sc.depth, sc.max_level, allocator_classes()[sc.allocator].transitions)
+            m.run(m.attempt(g.node_of(sc.depth, page, order)), self.mirror.w)
 
     def words(self) -> tuple[int, ...]:
         """The remote words (the mirror, if the remote allocator does not expose them)."""

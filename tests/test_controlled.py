@@ -228,3 +228,14 @@ def test_a_port_that_does_not_list_the_variant_gets_every_check_but_refinement()
     broken = _proxy(r",variants=\S*", "", "--mutant", "climb_counts_twice")
     out, body = c.replay(broken, "d3-m3-counted:a0@0:a")
     assert out.failure is None, body
+
+
+def test_a_port_without_words_is_checked_from_its_reported_accesses() -> None:
+    wordless = _proxy("features=words,", "features=")
+    cfg = c.ControlledConfig("exhaustive", scenarios=("d3-m3-counted-L8:F8,a1@0",), schedules=30)
+    result = c.run(wordless, cfg)
+    assert result.ok, result.failures
+    out, body = c.replay(
+        _proxy("features=words,", "features=", "--mutant", "climb_counts_twice"), "d3-m3-counted:a0@0:a"
+    )
+    assert out.failure is not None and "from its reported accesses (no words feature)" in body
