@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import DEEP
 
 from nbbs.check.explore import ExploreConfig, ExplorerError, explore, parse
 from nbbs.conform import controlled as c
@@ -72,10 +73,24 @@ def test_bounded_exhaustive_search_finds_the_three_thread_overlap_on_the_port_un
     assert out.failure is not None and out.failure.kind == "overlap", again
 
 
-def test_pct_finds_the_two_thread_lost_block_on_the_port_unaided() -> None:
-    result = c.run(c.reference_port(), c.ControlledConfig(strategy="pct", schedules=500, scenarios=(LOST,)))
+def test_pct_finds_the_two_thread_lost_block_on_the_port_unaided_and_the_seed_replays_it() -> None:
+    cfg = c.ControlledConfig(strategy="pct", schedules=500, scenarios=(LOST,), seed=7)
+    result = c.run(c.reference_port(), cfg)
     assert not result.ok
     assert "is free but a sequential alloc of it fails" in result.failures[0][1]
+    again = c.run(c.reference_port(), cfg)
+    assert again.failures[0][0] == result.failures[0][0]
+    assert again.reports[0].first_failure_at == result.reports[0].first_failure_at
+
+
+@pytest.mark.deep
+@pytest.mark.skipif(not DEEP, reason="long: run with HYPOTHESIS_PROFILE=deep")
+def test_a_counted_port_passes_every_schedule_of_the_overlap_scenario_with_two_preemptions() -> None:
+    # The published algorithm's overlap scenario, on the shipped variant: 1,000+ schedules (slow).
+    text = OVERLAP.replace("reference", "counted")
+    cfg = c.ControlledConfig("exhaustive", preemption_bound=2, schedules=100_000, scenarios=(text,))
+    result = c.run(c.reference_port(), cfg)
+    assert result.ok and result.reports[0].exhausted, result.failures
 
 
 def test_a_code_mutant_run_as_a_port_is_caught_with_a_schedule_that_replays() -> None:
