@@ -24,7 +24,10 @@ from nbbs.check._sched import (
     Execution,
     Failure,
     Outcome,
+    RemoteAllocator,
+    RemoteThreads,
     Strategy,
+    remote_factory,
 )
 from nbbs.model import bits, steps, tree
 from nbbs.model import geometry as g
@@ -59,11 +62,15 @@ class Checker:
     words' OCC nodes to be exactly the held blocks (checked before)."""
     refinement: bool = True
     """Re-run the step machine (``model.steps``) under the schedule and compare every access."""
+    remote: RemoteThreads | None = None
+    """Run the scenario on these remote threads (a port in controlled mode) instead of a local allocator."""
     _quiescent_memo: dict[tuple[tuple[int, ...], frozenset[int]], list[str]] = field(default_factory=dict)
     _lin_memo: dict[tuple[object, ...], lin.Result[sp.State]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._last: Execution | None = None
+        self.mismatch: steps.Access | None = None
+        """The step machine's access at the last refinement failure (None: it had no operation left)."""
         # The step machine is a pure function of (state, word found): memoised across executions.
         self._ids: dict[steps.OpState, int] = {}
         self._states: list[steps.OpState] = []
@@ -74,6 +81,12 @@ class Checker:
         self._refined: dict[tuple[Event, ...], int] = {}
         self._mismatch_state: dict[tuple[Event, ...], int] = {}
         self._factory = factory(self.scenario.allocator)
+        if self.remote is not None:
+            if not self.scenario.checked_free:
+                raise ExplorerError(
+                    "a remote allocator always checks a free's argument: scenarios with U do not apply"
+                )
+            self._factory = remote_factory(self.remote)
         self._spec = sp.Spec.of(self.scenario.depth, self.scenario.top_order, spurious_failures=True)
         if self.quiescent not in QUIESCENT:
             raise ExplorerError(f"quiescent must be one of {', '.join(QUIESCENT)}, got {self.quiescent!r}")
@@ -92,7 +105,10 @@ class Checker:
 
     def run(self, strategy: Strategy) -> Outcome:
         """One execution under ``strategy``, with every check."""
-        out = self.execution().run(strategy)
+        ex = self.execution()
+        out = ex.run(strategy)
+        if out.failure is None and isinstance(ex.allocator, RemoteAllocator):
+            out.failure = ex.allocator.consistency(out)
         if out.failure is None and out.completed:
             out.failure = self.final_checks(out)
         return out
@@ -151,6 +167,7 @@ class Checker:
                 steps_of = [i for i, ev in enumerate(e for e in out.trace if e[2] < CALL) if ev[0] == t]
                 node, kind, old, new = events[bad]
                 sid = self._mismatch_state[key]
+                self.mismatch = None if sid < 0 else self._machine.access(self._states[sid])
                 if sid < 0:
                     machine, m_node = "the step machine has no operation left", node
                 else:

@@ -20,6 +20,15 @@ reduction needs it.
 Failure modes are reported, never hung on: a run longer than ``max_steps`` stops as
 ``stuck``; an exception in a logical thread stops it as ``crash``; all remaining threads
 blocked (a scheduled lock held by a stalled thread) stops it as ``deadlock``.
+
+*Remote threads.* The allocator may also live in another process (a port in controlled
+mode, ``nbbs.conform.controlled``): its threads are real OS threads that announce each
+shared access and wait. ``RemoteThreads`` is all the runtime needs of them (start an
+operation, learn its pending access, perform it, read the words); ``RemoteAllocator`` is the
+local stand-in each logical thread calls, still in its greenlet: it announces the remote
+thread's pending access at ``Execution.point`` exactly as ``ScheduledWords`` does, then has the
+remote thread perform it and records what it did. So strategies, checks and schedule strings
+are the same for both kinds of thread: one scheduler.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from greenlet import getcurrent, greenlet
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
+from nbbs.model import steps
 from nbbs.model.spec import Alloc, Free
 
 # Access kinds, in trace records and pending announcements.
@@ -71,7 +81,8 @@ class Failure:
 
     kind: str
     """``overlap``, ``quiescent``, ``abstraction``, ``linearizability``, ``refinement``,
-    ``crash``, ``stuck``, ``deadlock``, ``progress`` (lock-freedom) or ``bridge``."""
+    ``crash``, ``stuck``, ``deadlock``, ``progress`` (lock-freedom), ``bridge``, or ``protocol``
+    (a remote allocator's words disagree with the accesses it reported)."""
     message: str
     step: int
     """How many accesses had run when it was detected."""
@@ -168,6 +179,168 @@ class ScheduledWords:
 
     def __len__(self) -> int:
         return len(self.w)
+
+
+Access = tuple[int, int, int, int]
+"""What a remote thread did: ``(kind, node, old, new)``, ``kind`` one of LOAD .. STORE."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A remote thread waits to perform this access."""
+
+    kind: int
+    """LOAD, CAS, FETCH_OR, FETCH_AND or STORE (a CAS's outcome is known only once performed)."""
+    node: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A remote thread finished its operation: an alloc's first page (or None); None for a free."""
+
+    result: int | None
+
+
+class RemoteError(Exception):
+    """A remote allocator answered an operation with an error, or broke the protocol."""
+
+
+class RemoteThreads(Protocol):
+    """Threads of an allocator in another process, each stopped before every shared access.
+
+    Pages and nodes, not addresses: the implementation converts. An operation that the remote
+    allocator refuses raises ``RemoteError`` (a crash of that logical thread).
+    """
+
+    def arena(self, scenario: Scenario) -> None:
+        """A fresh arena for ``scenario`` (depth, max order, allocator = variant), no thread mid-operation."""
+        ...
+
+    def alloc(self, order: int, hint: int) -> int | None:
+        """A sequential alloc, outside any schedule: the first page of the block, or None."""
+        ...
+
+    def spawn_alloc(self, t: int, order: int, hint: int) -> Pending | Done:
+        """Thread ``t`` starts ``alloc(order, hint)`` and runs to its first shared access."""
+        ...
+
+    def spawn_free(self, t: int, page: int, order: int) -> Pending | Done:
+        """Thread ``t`` starts freeing the block of ``order`` at ``page``."""
+        ...
+
+    def step(self, t: int) -> tuple[Access, Pending | Done]:
+        """Thread ``t`` performs its pending access: what it did, and what comes next."""
+        ...
+
+    def words(self) -> tuple[int, ...] | None:
+        """The status words by node (None if the remote allocator does not expose them)."""
+        ...
+
+
+class RemoteAllocator:
+    """The local stand-in of a remote allocator: what each logical thread's greenlet calls.
+
+    Keeps a mirror of the remote words, updated from what each access reports, so a remote
+    allocator that changes a word without reporting it (or reports a word it did not find)
+    is caught at its next access to that word.
+    """
+
+    def __init__(
+        self, scenario: Scenario, remote: RemoteThreads, words: Callable[[int], ScheduledWords]
+    ) -> None:
+        self.remote = remote
+        self.depth = scenario.depth
+        self.max_level = scenario.max_level
+        # The mirror: a ScheduledWords only for its ``ex`` and array; its accesses are never called.
+        self.mirror = words(g.node_count(scenario.depth))
+        self.ex = self.mirror.ex
+        self.scenario = scenario
+        remote.arena(scenario)
+
+    def alloc(self, order: int, hint: int | None) -> int | None:
+        """``order``'s block: sequentially before the run (setup), else through the schedule."""
+        if hint is None:
+            raise ExplorerError("a remote alloc needs a scan start (hint)")
+        if not self.ex.live:
+            page = self.remote.alloc(order, hint)
+            self.resync(page, order)
+            return page
+        t = self.ex.current
+        return self._follow(t, self.remote.spawn_alloc(t, order, hint))
+
+    def free(self, page: int, order: int) -> None:
+        """Free the block of ``order`` at ``page`` through the schedule."""
+        t = self.ex.current
+        self._follow(t, self.remote.spawn_free(t, page, order))
+
+    def _free_node(self, node: int, top_level: int) -> None:
+        raise ExplorerError("a remote allocator always checks a free's argument: U scenarios do not apply")
+
+    def _follow(self, t: int, nxt: Pending | Done) -> int | None:
+        """Let thread ``t`` perform its accesses, each when the strategy picks it; its result."""
+        ex, remote, mirror, trace = self.ex, self.remote, self.mirror.w, self.ex.trace
+        while type(nxt) is Pending:
+            ex.point(nxt.node, nxt.kind)
+            (kind, node, old, new), after = remote.step(t)
+            if node != nxt.node or (kind != nxt.kind and not (kind == CAS_FAIL and nxt.kind == CAS)):
+                raise RemoteError(
+                    f"thread {t} announced {KIND_NAMES[nxt.kind]} of node {nxt.node} "
+                    f"but did {KIND_NAMES[kind]} of node {node}"
+                )
+            if old != mirror[node]:
+                raise RemoteError(
+                    f"thread {t} found word {old:#x} at node {node}, but the accesses reported so far "
+                    f"left {mirror[node]:#x} there: some access went unreported"
+                )
+            mirror[node] = new
+            trace.append((t, node, kind, old, new))
+            nxt = after
+        assert type(nxt) is Done
+        return nxt.result
+
+    def resync(self, page: int | None, order: int) -> None:
+        """Bring the mirror up to date after a sequential alloc that returned ``page``.
+
+        From the remote words if it shows them; else by the step machine of the scenario's
+        variant making the same alloc on the mirror (the port is assumed to leave the words
+        the model does: the first access to a word it left otherwise is caught).
+        """
+        w = self.remote.words()
+        if w is not None:
+            self.mirror.w[:] = w
+        elif page is not None:
+            from nbbs.check._allocators import allocator_classes  # (it imports this module)
+
+            sc = self.scenario
+            m = steps.Machine(sc.depth, sc.max_level, allocator_classes()[sc.allocator].transitions)
+            m.run(m.attempt(g.node_of(sc.depth, page, order)), self.mirror.w)
+
+    def words(self) -> tuple[int, ...]:
+        """The remote words (the mirror, if the remote allocator does not expose them)."""
+        w = self.remote.words()
+        return tuple(self.mirror.w) if w is None else w
+
+    def consistency(self, out: Outcome) -> Failure | None:
+        """At the end of a run: do the words the remote allocator shows equal what its accesses reported?"""
+        mirror = tuple(self.mirror.w)
+        if out.final_words != mirror:
+            bad = [n for n in range(1, len(mirror)) if mirror[n] != out.final_words[n]]
+            return Failure(
+                "protocol",
+                f"the port's words differ at nodes {bad} from what its reported accesses left there",
+                len(out.schedule),
+                tuple(bad),
+            )
+        return None
+
+
+def remote_factory(remote: RemoteThreads) -> AllocatorFactory:
+    """The allocator factory of scenarios run on ``remote``."""
+
+    def build(sc: Scenario, words: Callable[[int], ScheduledWords], lock: Callable[[], ScheduledLock]) -> Any:
+        return RemoteAllocator(sc, remote, words)
+
+    return build
 
 
 class ScheduledLock:

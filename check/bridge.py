@@ -43,7 +43,7 @@ from typing import Any
 from nbbs.check._allocators import allocator_name
 from nbbs.check._checks import Checker
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeNode, FreeOwn, Op, Scenario
-from nbbs.check._sched import CALL, Execution, Outcome
+from nbbs.check._sched import CALL, Execution, Outcome, RemoteThreads
 from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 
@@ -152,12 +152,17 @@ class _Stop:
         return t
 
 
-def reproduce(cx: Counterexample) -> Reproduction:
-    """Replay ``cx`` on ``NBBS(variant=cx.variant)`` and check that the same violation shows."""
+def reproduce(cx: Counterexample, remote: RemoteThreads | None = None) -> Reproduction:
+    """Replay ``cx`` on ``NBBS(variant=cx.variant)`` and check that the same violation shows.
+
+    ``remote``: replay it on another process's threads instead (a port in controlled mode,
+    ``nbbs.conform.controlled``); its frees always check their argument, so only
+    counterexamples with ``checked_free`` apply.
+    """
     if cx.variant not in bits.VARIANTS:
         raise ExplorerError(f"unknown variant {cx.variant!r}; known: {sorted(bits.VARIANTS)}")
     sc = cx.scenario()
-    checker = Checker(sc, 100_000, quiescent="obtainable", refinement=False)
+    checker = Checker(sc, 100_000, quiescent="obtainable", refinement=False, remote=remote)
     first = checker.execution()
     words = list(first.initial_words())
     m = steps.Machine(sc.depth, sc.max_level, bits.VARIANTS[cx.variant])

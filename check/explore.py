@@ -41,7 +41,7 @@ from nbbs.check._scenario import (
     parse,
     schedule_string,
 )
-from nbbs.check._sched import Failure, Outcome
+from nbbs.check._sched import Failure, Outcome, RemoteThreads
 from nbbs.check._strategies import PCT, Exhaustive, Preemptions, RandomWalk, Replay
 from nbbs.check.report import Task
 from nbbs.model import geometry as g
@@ -121,9 +121,9 @@ class ExploreConfig:
                 "max_schedules, max_steps and pct_depth must be positive and preemption_bound non-negative"
             )
 
-    def checker(self, scenario: Scenario) -> Checker:
-        """The checker of ``scenario`` with this config's checks."""
-        return Checker(scenario, self.max_steps, self.lin_timeout, self.quiescent, self.refinement)
+    def checker(self, scenario: Scenario, remote: RemoteThreads | None = None) -> Checker:
+        """The checker of ``scenario`` with this config's checks (run on ``remote``'s threads if given)."""
+        return Checker(scenario, self.max_steps, self.lin_timeout, self.quiescent, self.refinement, remote)
 
 
 @dataclass
@@ -156,10 +156,17 @@ class Report:
 
 
 def explore(
-    scenario: Scenario, config: ExploreConfig = ExploreConfig(), progress: Callable[[int], None] | None = None
+    scenario: Scenario,
+    config: ExploreConfig = ExploreConfig(),
+    progress: Callable[[int], None] | None = None,
+    remote: RemoteThreads | None = None,
 ) -> Report:
-    """Run many schedules of ``scenario`` under ``config``'s strategy; check each."""
-    checker = config.checker(scenario)
+    """Run many schedules of ``scenario`` under ``config``'s strategy; check each.
+
+    ``remote``: run them on another process's threads (a port in controlled mode) instead of
+    the scenario's local allocator; everything else is the same.
+    """
+    checker = config.checker(scenario, remote)
     rng = random.Random(config.seed)
     report = Report(scenario, config.strategy)
     started = time.perf_counter()
@@ -200,16 +207,19 @@ def explore(
 
 
 def run_schedule(
-    scenario: Scenario | str, schedule: list[int] | None = None, config: ExploreConfig = ExploreConfig()
+    scenario: Scenario | str,
+    schedule: list[int] | None = None,
+    config: ExploreConfig = ExploreConfig(),
+    remote: RemoteThreads | None = None,
 ) -> Outcome:
     """One checked execution: of a schedule string, or of ``scenario`` under ``schedule``.
 
-    Past the schedule's end the threads run without preemption.
+    Past the schedule's end the threads run without preemption. ``remote`` as in ``explore``.
     """
     if isinstance(scenario, str):
         scenario, parsed = parse(scenario)
         schedule = parsed if schedule is None else schedule
-    return config.checker(scenario).run(Replay(schedule or ()))
+    return config.checker(scenario, remote).run(Replay(schedule or ()))
 
 
 def run_points(
