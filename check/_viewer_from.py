@@ -45,6 +45,8 @@ def _state(op: steps.OpState, t: bits.Transitions) -> tuple[tuple[str, str], ...
 
 def from_counterexample(data: dict[str, Any], source: str = "") -> Trace:
     """The trace of a model checker counterexample (the ``to_json`` format), on the step machines."""
+    if not isinstance(data, dict):
+        raise ViewerError(f"a counterexample is a JSON object, got {type(data).__name__}")
     missing = {"variant", "depth", "threads", "schedule", "property"} - set(data)
     if missing:
         raise ViewerError(f"a counterexample needs the keys {sorted(missing)}")

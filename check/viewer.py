@@ -20,11 +20,16 @@ the step machines' program counters and locals), ``from_violation`` (``nbbs chec
 ``from_outcome`` / ``from_schedule`` (an explorer run of the real allocator, shown with each
 thread's operation and last access).
 
+A kept counterexample file: ``python -m nbbs.check.viewer COUNTEREXAMPLE.json OUT.html``.
+
 The machinery is in ``_viewer`` (the page) and ``_viewer_from`` (the traces); the page's
 script and style are in ``viewer.html``.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from nbbs.check._viewer import (
     KINDS,
@@ -60,3 +65,26 @@ __all__ = [
     "word_fields",
     "write",
 ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nbbs.check.viewer COUNTEREXAMPLE.json OUT.html``: the page of a counterexample file."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m nbbs.check.viewer COUNTEREXAMPLE.json OUT.html", file=sys.stderr)
+        return 2
+    import json
+
+    try:
+        target = check_target(args[1])
+        cx = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+        write(from_counterexample(cx, f"python -m nbbs.check.viewer {args[0]}"), target)
+    except (OSError, ValueError, ViewerError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"page written to {target} (open it in a browser)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -104,8 +104,11 @@ def test_stepping_to_the_overlap_shows_the_node_the_pc_and_the_violation(
     first = trace.steps[0]
     assert tab.get_attribute(".node.current", "data-node") == str(first.node)
     assert tab.inner_text(f".thread[data-thread='{first.thread}'] td.pc") == dict(first.state)["pc"]
-    for _ in range(len(trace.steps) - 1):
+    for i, st in enumerate(trace.steps[1:], start=2):
         tab.keyboard.press("ArrowRight")
+        # At every step: the node it accessed is the one highlighted, its thread's pc is shown.
+        assert tab.get_attribute(".node.current", "data-node") == str(st.node), f"step {i}"
+        assert tab.inner_text(f".thread[data-thread='{st.thread}'] td.pc") == dict(st.state)["pc"]
     assert tab.inner_text("#position") == "step 39 / 39"
 
     # At the breaking step: thread 0's occupy of the root succeeds, its alloc returns node 1...
