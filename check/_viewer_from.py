@@ -6,10 +6,13 @@
 * ``from_violation(violation, config)``: what ``nbbs check`` found, by way of ``to_json``.
 * ``from_outcome(scenario, outcome)``: an execution of the real allocator under the explorer
   (``nbbs replay``): each thread's column shows its operation and its last access.
+* ``from_protocol(transcript)``: a port's controlled run, from its line protocol transcript
+  (PORTING.md): each thread's column shows its operation and its pending access.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +22,7 @@ from nbbs.check._scenario import AllocOp, FreeNode, FreeOwn, Scenario, parse, sc
 from nbbs.check._sched import CALL, CAS_FAIL, RET, Outcome
 from nbbs.check._viewer import KINDS, Step, Trace, ViewerError, Violation
 from nbbs.model import bits, steps
+from nbbs.model import geometry as g
 
 
 def _op_text(op: dict[str, Any], mode: str) -> str:
@@ -222,3 +226,139 @@ def from_schedule(text: str, quiescent: str = "obtainable") -> Trace:
     scenario, schedule = parse(text)
     out = run_schedule(scenario, schedule, ExploreConfig(quiescent=quiescent))  # type: ignore[arg-type]
     return from_outcome(scenario, out, text.strip())
+
+
+def _block_at(held: dict[int, int], depth: int, page: int, order: int | None) -> int | None:
+    """The held block starting at ``page`` (of ``order`` if given), or None."""
+    for n in held:
+        if g.first_page(depth, n) == page and (order is None or g.order_of(depth, n) == order):
+            return n
+    return None
+
+
+def from_protocol(
+    transcript: Sequence[str], violation: Violation | None = None, title: str = "", source: str = ""
+) -> Trace:
+    """The trace of a port's controlled run, from its line protocol transcript (PORTING.md, version 1).
+
+    ``transcript`` is every line in order, the harness's commands as ``> ...`` and the port's
+    replies as ``< ...``: an ``arena DEPTH PAGE_SIZE START MAX_ORDER VARIANT`` command first
+    (a later one starts over), sequential ``alloc`` / ``free`` commands for the blocks held
+    from the start, a ``words`` reply for the words before the first step (zero if none), then
+    ``spawn`` / ``step`` commands and their ``pending`` / ``did`` / ``done`` replies. Each
+    thread's column shows its operation and its pending access (a port has no program counter
+    to show). ``violation.step`` counts ``did`` lines.
+    """
+    arena: tuple[int, int, int, int, str] | None = None
+    words: list[int] | None = None
+    programs: dict[int, list[str]] = {}
+    out: list[Step] = []
+    running: dict[int, tuple[str, str, int]] = {}
+    """Per thread, its operation in flight: (text, alloc or free, the order an alloc asks for)."""
+    called: dict[int, tuple[str, int | None]] = {}
+    """A spawned operation not yet at its first access: (text, the block a free gives up)."""
+    last: dict[int, int] = {}
+    held: dict[int, int] = {}
+    before: dict[int, int] = {}
+    asked: list[str] = []
+    """The last sequential command, waiting for its reply."""
+    for i, raw in enumerate(transcript, start=1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        if line[:2] not in ("> ", "< "):
+            raise ViewerError(f"transcript line {i}: expected '> command' or '< reply', got {line!r}")
+        incoming, f = line[0] == "<", line[2:].split()
+        try:
+            if not incoming and f[0] == "arena":
+                depth = int(f[1])
+                arena = (depth, int(f[2]), int(f[3]), depth if f[4] == "-" else int(f[4]), f[5])
+                words, programs, out, running, called, last, held, before = None, {}, [], {}, {}, {}, {}, {}
+                continue
+            if arena is None:
+                if f[0] in ("hello", "quit"):
+                    continue
+                raise ViewerError(f"transcript line {i}: {f[0]!r} before the 'arena' command")
+            depth, page_size, start, _, _ = arena
+            if not incoming:
+                asked = f if f[0] in ("alloc", "free") else []
+                if f[0] == "spawn":
+                    t, what, text = int(f[1]), f[2], " ".join(f[2:])
+                    programs.setdefault(t, []).append(text)
+                    releases = None
+                    if what == "free":
+                        order = None if len(f) < 5 or f[4] == "-" else int(f[4])
+                        releases = _block_at(held, depth, (int(f[3]) - start) // page_size, order)
+                        if releases is not None:
+                            held.pop(releases)  # held no longer from the free's call, as the checkers count
+                    running[t] = (text, what, int(f[3]) if what == "alloc" else 0)
+                    called[t] = (text, releases)
+                continue
+            kind = f[0]
+            if asked and not out:
+                # The reply to a sequential alloc or free: the blocks held from the start.
+                if asked[0] == "alloc" and kind.isdigit():
+                    n = g.node_of(depth, (int(kind) - start) // page_size, int(asked[1]))
+                    held[n] = before[n] = -1
+                elif asked[0] == "free" and kind == "ok":
+                    order = None if len(asked) < 3 or asked[2] == "-" else int(asked[2])
+                    gone = _block_at(held, depth, (int(asked[1]) - start) // page_size, order)
+                    if gone is not None:
+                        held.pop(gone)
+                        before.pop(gone, None)
+                asked = []
+            elif kind == "words":
+                if not out:
+                    words = [int(x) for x in f[1:]]
+            elif kind == "did":
+                t = int(f[1])
+                call = called.pop(t, None)
+                last[t] = len(out)
+                out.append(
+                    Step(
+                        t,
+                        int(f[3]),
+                        f[2],
+                        int(f[4]),
+                        int(f[5]),
+                        pc=running[t][0] if t in running else "",
+                        call=None if call is None else call[0],
+                        releases=None if call is None else call[1],
+                    )
+                )
+            elif kind == "pending":
+                t = int(f[1])
+                if last.get(t) == len(out) - 1:
+                    out[-1] = replace(out[-1], state=(("pending", f"{f[2]} node {f[3]}"),))
+            elif kind == "done":
+                t = int(f[1])
+                accessed = called.pop(t, None) is None
+                text, what, order = running.pop(t, ("", "", 0))
+                acquires = None
+                if what == "alloc" and f[2].isdigit():
+                    acquires = g.node_of(depth, (int(f[2]) - start) // page_size, order)
+                    held[acquires] = t
+                if accessed and t in last:
+                    shown = " ".join(f[2:]) if acquires is None else f"node {acquires} (address {f[2]})"
+                    j = last[t]
+                    out[j] = replace(out[j], ret=shown, acquires=acquires, state=(("pending", "none: done"),))
+        except (IndexError, ValueError, KeyError) as e:
+            raise ViewerError(f"transcript line {i}: cannot read {line!r} ({e})") from e
+    if arena is None:
+        raise ViewerError("the transcript has no 'arena' command")
+    depth, _, _, max_order, variant = arena
+    if variant not in bits.VARIANTS:
+        raise ViewerError(f"unknown variant {variant!r}; known: {', '.join(sorted(bits.VARIANTS))}")
+    return Trace(
+        depth,
+        bits.VARIANTS[variant],
+        words if words is not None else [0] * g.node_count(depth),
+        [programs.get(t, []) for t in range(max(programs, default=0) + 1)],
+        out,
+        violation,
+        before,
+        depth - max_order,
+        title=title or f"port, {variant}" + (f": {violation.property}" if violation else ""),
+        source=source,
+        variant=variant,
+    )

@@ -18,7 +18,8 @@ protocol's ``did``: load, cas, cas_fail, fetch_or, fetch_and, store). The checke
 traces come from ``from_counterexample`` (a model checker counterexample file, shown with
 the step machines' program counters and locals), ``from_violation`` (``nbbs check``'s) and
 ``from_outcome`` / ``from_schedule`` (an explorer run of the real allocator, shown with each
-thread's operation and last access).
+thread's operation and last access) and ``from_protocol`` (a port's controlled run, from
+its line protocol transcript: what ``nbbs conform`` can hand over as it is).
 
 A kept counterexample file: ``python -m nbbs.check.viewer COUNTEREXAMPLE.json OUT.html``.
 
@@ -45,7 +46,13 @@ from nbbs.check._viewer import (
     word_fields,
     write,
 )
-from nbbs.check._viewer_from import from_counterexample, from_outcome, from_schedule, from_violation
+from nbbs.check._viewer_from import (
+    from_counterexample,
+    from_outcome,
+    from_protocol,
+    from_schedule,
+    from_violation,
+)
 
 __all__ = [
     "KINDS",
@@ -58,6 +65,7 @@ __all__ = [
     "data",
     "from_counterexample",
     "from_outcome",
+    "from_protocol",
     "from_schedule",
     "from_violation",
     "page",

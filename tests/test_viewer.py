@@ -193,3 +193,127 @@ def test_a_page_path_in_a_missing_folder_is_refused_before_any_work(command: str
     assert (
         "does not exist" in res.output and "nbbs check" not in res.output and "tree before" not in res.output
     )
+
+
+def transcript_of(schedule: str) -> tuple[list[str], viewer.Trace]:
+    """What a port speaking the line protocol (PORTING.md) would exchange for an explorer run of
+    the real allocator, and the viewer's trace of that run (addresses are pages * 4096)."""
+    from nbbs.check._allocators import allocator_classes
+    from nbbs.check._scenario import AllocOp, FreeNode, FreeOwn, parse
+    from nbbs.check._sched import CALL, CAS_FAIL, KIND_NAMES, RET
+    from nbbs.check.explore import run_schedule
+    from nbbs.model import geometry as g
+
+    sc, sched = parse(schedule)
+    out = run_schedule(sc, sched)
+    variant = next(v for v, t in bits.VARIANTS.items() if t is allocator_classes()[sc.allocator].transitions)
+    kinds = {k: KIND_NAMES[k] for k in range(6)} | {CAS_FAIL: "cas_fail"}
+    lines = [f"> arena {sc.depth} 4096 0 {sc.top_order} {variant}"]
+    got: dict[int, list[int | None]] = {}
+
+    def reply(t: int, after: int) -> str:
+        for th, node, kind, _, new in out.trace[after + 1 :]:
+            if th != t:
+                continue
+            if kind == RET:
+                return f"done {t} " + (
+                    "ok"
+                    if new is None and not isinstance(op_of[t], AllocOp)
+                    else "none"
+                    if new is None
+                    else str(g.first_page(sc.depth, new) * 4096)
+                )
+            return f"pending {t} {'cas' if kind == CAS_FAIL else kinds[kind]} {node}"
+        raise AssertionError("a thread stopped mid-operation")
+
+    op_of: dict[int, object] = {}
+    for i, (t, node, kind, old, new) in enumerate(out.trace):
+        if kind == CALL:
+            op_of[t] = old
+            if isinstance(old, AllocOp):
+                lines.append(f"> spawn {t} alloc {old.order} {old.hint}")
+            else:
+                n = (
+                    got[t][old.k]
+                    if isinstance(old, FreeOwn)
+                    else old.node
+                    if isinstance(old, FreeNode)
+                    else 0
+                )
+                assert n is not None
+                lines.append(f"> spawn {t} free {g.first_page(sc.depth, n) * 4096} {g.order_of(sc.depth, n)}")
+            lines.append("< " + reply(t, i))
+        elif kind == RET:
+            if isinstance(old, AllocOp):
+                got.setdefault(t, []).append(new)
+        else:
+            lines += [f"> step {t}", f"< did {t} {kinds[kind]} {node} {old} {new}", "< " + reply(t, i)]
+    return lines, viewer.from_outcome(sc, out)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["d3-m3-reference:a0@0+f0,a0@1+f0:a19b14a2b5", "d2-m2-nbbs:a0@0,a0@0:abab"],
+    ids=["leak", "lost-cas"],
+)
+def test_a_ports_protocol_transcript_gives_the_same_page_as_the_explorers_run(schedule: str) -> None:
+    lines, explored = transcript_of(schedule)
+    port = viewer.from_protocol(lines)
+    fields = [
+        (s.thread, s.node, s.kind, s.old, s.new, s.call is not None, s.acquires, s.releases)
+        for s in port.steps
+    ]
+    assert fields == [
+        (s.thread, s.node, s.kind, s.old, s.new, s.call is not None, s.acquires, s.releases)
+        for s in explored.steps
+    ]
+    assert [s.ret is None for s in port.steps] == [s.ret is None for s in explored.steps]
+    a, b = viewer.data(port), viewer.data(explored)
+    assert [p["held"] for p in a["positions"]] == [p["held"] for p in b["positions"]]
+    assert [p["words"] for p in a["positions"]] == [p["words"] for p in b["positions"]]
+    assert all(dict(s.state)["pending"] for s in port.steps)
+
+
+def test_a_transcripts_initial_blocks_and_words_come_from_its_sequential_commands() -> None:
+    from nbbs.impl import NBBS
+
+    heap = NBBS(2)
+    assert heap.alloc(0, 0) == 0
+    before = heap.words()
+    lines = [
+        "> hello 1",
+        "< hello 1 name=test features=controlled,words",
+        "> arena 2 4096 0 - counted",
+        "< ok",
+        "> alloc 0 0",
+        "< 0",
+        "> words",
+        "< words " + " ".join(map(str, before)),
+        "> spawn 0 free 0 0",
+        "< pending 0 load 4",
+        "> step 0",
+        f"< did 0 load 4 {bits.BUSY} {bits.BUSY}",
+        "< pending 0 store 4",
+        "> step 0",
+        f"< did 0 store 4 {bits.BUSY} 0",
+        "< done 0 ok",
+    ]
+    trace = viewer.from_protocol(lines, viewer.Violation("made up", "for the test", 2))
+    assert list(trace.words_before) == list(before) and dict(trace.held_before) == {4: -1}
+    d = viewer.data(trace)
+    assert [[b["node"] for b in p["held"]] for p in d["positions"]] == [[4], [], []]
+    assert trace.steps[0].call == "free 0 0" and trace.steps[0].releases == 4
+    assert trace.steps[1].ret == "ok" and trace.threads == [["free 0 0"]]
+    with pytest.raises(viewer.ViewerError, match="line 2: 'spawn' before the 'arena' command"):
+        viewer.from_protocol(["> hello 1", "> spawn 0 alloc 0"])
+    with pytest.raises(viewer.ViewerError, match="line 1: expected"):
+        viewer.from_protocol(["spawn 0 alloc 0"])
+
+
+def test_the_module_writes_a_kept_counterexamples_page(tmp_path: Path) -> None:
+    out = tmp_path / "cx.html"
+    assert viewer.main([str(DATA / "reference-b.json"), str(out)]) == 0
+    assert embedded(out.read_text())["violation"]["message"].startswith("block 1 is free")
+    assert viewer.main([str(DATA / "reference-b.json"), str(tmp_path / "no" / "x.html")]) == 2
+    assert viewer.main([str(tmp_path / "missing.json"), str(out)]) == 2
+    assert viewer.main([]) == 2
