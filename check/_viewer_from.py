@@ -132,7 +132,15 @@ def from_violation(v: modelcheck.Violation, cfg: modelcheck.Config, source: str 
     """The trace of a counterexample ``nbbs check`` found (replayed from its ``to_json`` form)."""
     if cfg.transitions is not None:
         raise ViewerError("a mutant's counterexample has no variant name to replay it by")
+    if not cfg.gives_up:
+        raise ViewerError("a scan-forever machine's counterexample does not replay on the step machines")
     trace = from_counterexample(modelcheck.to_json(v, cfg, v.message), source)
+    # The replay runs the variant's own bundle (``counted`` with the allocator's count width,
+    # where the checker used a narrower one): the same accesses, if not the same numbers.
+    if [(s.thread, s.node, s.kind.replace("cas_fail", "cas")) for s in trace.steps] != [
+        (st.thread, st.event.node, str(st.event.kind)) for st in v.steps
+    ]:
+        raise AssertionError("[viewer internal bug] the replayed counterexample differs from the checker's")
     if v.cycle_start is not None and trace.violation is not None:
         note = (
             f"the cycle without a completion starts after step {v.cycle_start} "

@@ -317,3 +317,17 @@ def test_the_module_writes_a_kept_counterexamples_page(tmp_path: Path) -> None:
     assert viewer.main([str(DATA / "reference-b.json"), str(tmp_path / "no" / "x.html")]) == 2
     assert viewer.main([str(tmp_path / "missing.json"), str(out)]) == 2
     assert viewer.main([]) == 2
+
+
+def test_a_counterexample_found_now_replays_to_the_checkers_own_steps() -> None:
+    # from_violation replays the checker's schedule from its to_json form: the page must show
+    # exactly the accesses the checker printed, word for word.
+    cfg = modelcheck.Config(2, 2, variant="reference", properties=("b",), stop_at_first=True)
+    v = modelcheck.check(cfg).violations["b"]
+    trace = viewer.from_violation(v, cfg)
+    assert [(s.thread, s.node, s.old, s.new) for s in trace.steps] == [
+        (st.thread, st.event.node, st.event.old, st.event.new) for st in v.steps
+    ]
+    assert trace.violation is not None and trace.violation.message == v.message
+    with pytest.raises(viewer.ViewerError, match="scan-forever"):
+        viewer.from_violation(v, modelcheck.Config(2, 2, variant="reference", gives_up=False))
