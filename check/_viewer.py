@@ -74,6 +74,8 @@ class Violation:
     step: int
     note: str = ""
     """Anything else to say where it breaks (for example where a livelock's cycle starts)."""
+    nodes: tuple[int, ...] = ()
+    """The blocks or words it concerns, ringed in red on the tree from that step on."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ def validate(trace: Trace) -> None:
     v = trace.violation
     if v is not None and not 0 <= v.step <= len(trace.steps):
         raise ViewerError(f"the violation's step {v.step} is outside 0..{len(trace.steps)}")
+    if v is not None and any(not 1 <= n < nodes for n in v.nodes):
+        raise ViewerError(f"the violation names nodes {list(v.nodes)} outside a tree of depth {trace.depth}")
 
 
 def data(trace: Trace) -> dict[str, Any]:
@@ -221,7 +225,13 @@ def data(trace: Trace) -> dict[str, Any]:
         "words": decoded,
         "violation": None
         if v is None
-        else {"property": v.property, "message": v.message, "step": v.step, "note": v.note},
+        else {
+            "property": v.property,
+            "message": v.message,
+            "step": v.step,
+            "note": v.note,
+            "nodes": list(v.nodes),
+        },
     }
 
 

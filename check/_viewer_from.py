@@ -210,7 +210,8 @@ def from_outcome(scenario: Scenario, out: Outcome, source: str = "") -> Trace:
     f = out.failure
     violation = None
     if f is not None:
-        violation = Violation(f.kind, f.message, min(f.step, len(out_steps)))
+        inside = tuple(n for n in f.nodes if 1 <= n < 1 << (scenario.depth + 1))
+        violation = Violation(f.kind, f.message, min(f.step, len(out_steps)), nodes=inside)
     name = source or schedule_string(scenario, out.schedule)
     return Trace(
         scenario.depth,

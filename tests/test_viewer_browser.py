@@ -123,6 +123,9 @@ def test_stepping_to_the_overlap_shows_the_node_the_pc_and_the_violation(
     # ...while thread 2 holds page 11: both held blocks shown, both marked as overlapping.
     held = tab.locator(".bar.held.overlap")
     assert sorted(held.all_inner_texts()) == ["T0: node 1, pages 0-7", "T2: node 11, page 3"]
+    # The tree rings the two overlapping blocks (nodes 1 and 11).
+    ringed = tab.eval_on_selector_all(".node.clash", "els => els.map(e => e.dataset.node)")
+    assert sorted(ringed) == ["1", "11"] and tab.inner_text(".node[data-node='11'] .why") == "overlap"
     violation = tab.inner_text("#violation")
     assert "Violated here: (a) no two held blocks overlap: held blocks 11 and 1 overlap" in violation
     shot = tmp_path / "corrected-a-step-39.png"
@@ -153,4 +156,24 @@ def test_a_lost_cas_is_marked_on_its_node_and_in_the_access(browser: Browser, tm
     shot = tmp_path / "lost-cas.png"
     tab.screenshot(path=str(shot))
     print(f"screenshot: {shot}")
+    assert errors == [] and browser.requests == []
+
+
+def test_play_steps_on_by_itself_until_a_key_stops_it(browser: Browser, tmp_path: Path) -> None:
+    trace = viewer.from_schedule("d3-m3-corrected:a1@0+f0+a3@0,a0@2+f0,a0@3:a14b14c7b4a4")
+    page = viewer.write(trace, tmp_path / "overlap.html")
+    tab, errors = open_page(browser, page)
+    tab.keyboard.press("p")
+    tab.wait_for_function("document.getElementById('slider').value >= 2", timeout=10_000)
+    tab.keyboard.press("p")
+    stopped = tab.inner_text("#position")
+    tab.wait_for_timeout(1000)
+    assert tab.inner_text("#position") == stopped != "step 0 / 43"
+    # The explorer's overlap names its blocks: ringed from the breaking step on.
+    tab.keyboard.press("End")
+    assert "Violated here: overlap: thread 0 got block 1 while thread 2 holds block 11" in tab.inner_text(
+        "#violation"
+    )
+    ringed = tab.eval_on_selector_all(".node.clash", "els => els.map(e => e.dataset.node)")
+    assert sorted(ringed) == ["1", "11"]
     assert errors == [] and browser.requests == []
