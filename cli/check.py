@@ -176,7 +176,10 @@ def check_command(
     if html_path is not None:
         if result.violations:
             prop, v = next(iter(result.violations.items()))
-            viewer.write(viewer.from_violation(v, cfg, f"nbbs check: {cfg.describe()}"), html_path)
+            try:
+                viewer.write(viewer.from_violation(v, cfg, f"nbbs check: {cfg.describe()}"), html_path)
+            except viewer.ViewerError as e:
+                raise click.BadParameter(f"no page written: {e}", param_hint="--html") from e
             console.print(
                 f"counterexample ({prop}) written to {html_path} (open it in a browser)", soft_wrap=True
             )

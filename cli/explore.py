@@ -157,7 +157,10 @@ def replay_cmd(schedule: str, quiescent: str, html_path: Path | None) -> None:
         raise click.UsageError(str(e)) from e
     console.print(text, markup=False, highlight=False)
     if html_path is not None:
-        viewer.write(viewer.from_outcome(parse(schedule)[0], out, schedule.strip()), html_path)
+        try:
+            viewer.write(viewer.from_outcome(parse(schedule)[0], out, schedule.strip()), html_path)
+        except viewer.ViewerError as e:
+            raise click.BadParameter(f"no page written: {e}", param_hint="--html") from e
         console.print(f"page written to {html_path} (open it in a browser)", soft_wrap=True)
     if out.failure is not None:
         sys.exit(1)

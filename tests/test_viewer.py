@@ -331,3 +331,9 @@ def test_a_counterexample_found_now_replays_to_the_checkers_own_steps() -> None:
     assert trace.violation is not None and trace.violation.message == v.message
     with pytest.raises(viewer.ViewerError, match="scan-forever"):
         viewer.from_violation(v, modelcheck.Config(2, 2, variant="reference", gives_up=False))
+
+
+def test_a_run_too_deep_to_draw_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["replay", "d9-m9-nbbs:a0@0,a0@0:ab", "--html", str(tmp_path / "x.html")])
+    assert res.exit_code == 2 and "depth 0 to 8" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.html").exists()
