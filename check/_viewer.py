@@ -15,7 +15,7 @@ holds exactly, so the page never does arithmetic on a word.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,6 +63,9 @@ class Step:
     ret: str | None = None
     acquires: int | None = None
     releases: int | None = None
+    op: int | None = None
+    """With ``call``: which of the thread's operations starts (its index in ``Trace.threads``);
+    None: the one after the previous call (give it when a thread skips operations)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ def validate(trace: Trace) -> None:
         for b in (st.acquires, st.releases):
             if b is not None and not 1 <= b < nodes:
                 raise ViewerError(f"{where}: block {b} is not a node of a tree of depth {trace.depth}")
+        if st.op is not None and not 0 <= st.op < len(trace.threads[st.thread]):
+            raise ViewerError(f"{where}: thread {st.thread} has no operation {st.op}")
     for b in trace.held_before:
         if not 1 <= b < nodes:
             raise ViewerError(f"initial block {b} is not a node of a tree of depth {trace.depth}")
@@ -178,7 +183,8 @@ def data(trace: Trace) -> dict[str, Any]:
     for st in trace.steps:
         col = columns[st.thread] = dict(columns[st.thread])
         if st.call is not None:
-            col["op"], col["opIndex"], col["status"] = st.call, col["opIndex"] + 1, "running"
+            index = col["opIndex"] + 1 if st.op is None else st.op
+            col["op"], col["opIndex"], col["status"] = st.call, index, "running"
         if st.releases is not None:
             held.pop(st.releases, None)
         words[st.node] = st.new
@@ -236,7 +242,11 @@ def data(trace: Trace) -> dict[str, Any]:
 
 
 def _position(
-    words: list[int], held: dict[int, int], columns: list[dict[str, Any]], key: Any, depth: int
+    words: list[int],
+    held: dict[int, int],
+    columns: list[dict[str, Any]],
+    key: Callable[[int], str],
+    depth: int,
 ) -> dict[str, Any]:
     """One position of the slider: the words, the held blocks as page ranges, each thread's column."""
     blocks = [

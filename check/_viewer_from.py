@@ -169,6 +169,8 @@ def from_outcome(scenario: Scenario, out: Outcome, source: str = "") -> Trace:
     got: list[list[int | None]] = [[] for _ in scenario.threads]
     last: list[int | None] = [None] * len(scenario.threads)
     """Each thread's last access, as an index into ``out_steps``."""
+    index = [-1] * len(scenario.threads)
+    """Each thread's operation in flight, as an index into its program (a skipped free is passed)."""
     pending: list[tuple[str, int | None] | None] = [None] * len(scenario.threads)
     """An operation called but not yet at its first access: (text, the block a free gives up)."""
     current: list[str] = [""] * len(scenario.threads)
@@ -181,6 +183,7 @@ def from_outcome(scenario: Scenario, out: Outcome, source: str = "") -> Trace:
                 releases = got[th][op.k]
             elif isinstance(op, FreeNode):
                 releases = op.node
+            index[th] = next(i for i, o in enumerate(scenario.threads[th]) if i > index[th] and o == op)
             current[th] = _explorer_op(op) if releases is None else f"free(node {releases})"
             pending[th] = (current[th], releases)
         elif kind == RET:
@@ -205,6 +208,7 @@ def from_outcome(scenario: Scenario, out: Outcome, source: str = "") -> Trace:
                     pc=current[th],
                     call=None if call is None else call[0],
                     releases=None if call is None else call[1],
+                    op=None if call is None else index[th],
                 )
             )
     f = out.failure

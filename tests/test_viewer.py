@@ -337,3 +337,17 @@ def test_a_run_too_deep_to_draw_is_a_usage_error_not_a_traceback(tmp_path: Path)
     res = CliRunner().invoke(main, ["replay", "d9-m9-nbbs:a0@0,a0@0:ab", "--html", str(tmp_path / "x.html")])
     assert res.exit_code == 2 and "depth 0 to 8" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_skipped_free_does_not_shift_the_threads_current_operation() -> None:
+    # Both threads load the root empty, thread 1 occupies it and keeps it, so thread 0's alloc
+    # fails: its free is skipped and its next call is its third operation.
+    trace = viewer.from_schedule("d2-m2-nbbs:a2@0+f0+a0@1,a2@0:ab")
+    calls = [(s.thread, s.op, s.call) for s in trace.steps if s.call is not None]
+    assert calls == [
+        (0, 0, "alloc(order 2, hint 0)"),
+        (1, 0, "alloc(order 2, hint 0)"),
+        (0, 2, "alloc(order 0, hint 1)"),
+    ]
+    last = viewer.data(trace)["positions"][-1]["threads"][0]
+    assert last["opIndex"] == 2 and last["op"] == "alloc(order 0, hint 1)"
