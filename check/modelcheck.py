@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,12 @@ __all__ = [
     "Violation",
     "as_scan_replay",
     "check",
+    "initial_words",
     "load_counterexample",
     "random_scenario",
     "render",
     "replay",
+    "replay_steps",
     "to_json",
     "verify_tasks",
 ]
@@ -122,15 +125,17 @@ def _start_replay(
     return m, words, todo, [None] * len(todo)
 
 
-def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[int], list[list[int | None]]]:
-    """Run a counterexample's schedule on the step machines: (thread, event) per step, the
-    final words (indexed by node), and each thread's op results (alloc: node or None;
-    free: None). Raises ``ValueError`` if the schedule does not fit the ops."""
+def replay_steps(
+    data: dict[str, Any],
+) -> Iterator[tuple[int, dict[str, Any] | None, steps.OpState, steps.Event, steps.OpState, list[int]]]:
+    """Run a counterexample's schedule on the step machines, one step at a time: the thread,
+    the op it starts at this step (its record in ``data["threads"]``, or None), its state
+    before and after the step, the event, and the words after it (the same list each time,
+    changed in place). Raises ``ValueError`` if the schedule does not fit the ops."""
     m, words, todo, running = _start_replay(data)
-    results: list[list[int | None]] = [[] for _ in todo]
-    trace = []
     for k in data["schedule"]:
         op = running[k]
+        spec_op = None
         if op is None:
             if not todo[k]:
                 raise ValueError(f"thread {k} is scheduled but has no operation left")
@@ -143,14 +148,29 @@ def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[in
                 op = m.alloc(g.order_of(m.depth, n), n - g.first_node(lvl))
             else:
                 op = m.attempt(n)
-        ev, op, new = m.step(op, words)
+        ev, nxt, new = m.step(op, words)
         words[ev.node] = new
+        running[k] = None if steps.is_done(nxt) else nxt
+        yield k, spec_op, op, ev, nxt, words
+
+
+def initial_words(data: dict[str, Any]) -> list[int]:
+    """A counterexample's words before its first step: its initial live blocks allocated."""
+    return _start_replay(data)[1]
+
+
+def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[int], list[list[int | None]]]:
+    """Run a counterexample's schedule on the step machines: (thread, event) per step, the
+    final words (indexed by node), and each thread's op results (alloc: node or None;
+    free: None). Raises ``ValueError`` if the schedule does not fit the ops."""
+    results: list[list[int | None]] = [[] for _ in data["threads"]]
+    trace = []
+    words = initial_words(data)
+    for k, _, _, ev, op, after in replay_steps(data):
         trace.append((k, ev))
+        words = after
         if steps.is_done(op):
             results[k].append(steps.result(op))
-            running[k] = None
-        else:
-            running[k] = op
     return trace, words, results
 
 

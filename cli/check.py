@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from nbbs.check import viewer
 from nbbs.check.modelcheck import PROPERTIES, PROPERTY_NAMES, Config, Result, check, render, to_json
 from nbbs.model import bits
 
@@ -105,6 +106,13 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     default=None,
     help="Write the first counterexample here, in the replay format.",
 )
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the first counterexample as a self-contained HTML page to watch step by step.",
+)
 def check_command(
     threads: int,
     depth: int,
@@ -118,6 +126,7 @@ def check_command(
     max_states: int | None,
     stop_at_first: bool,
     json_path: Path | None,
+    html_path: Path | None,
 ) -> None:
     """Explore every state of THREADS threads each repeating alloc-then-free on a tree of DEPTH.
 
@@ -127,6 +136,11 @@ def check_command(
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
     script = None if scenario is None else parse_scenario(scenario)
+    if html_path is not None:
+        try:
+            html_path = viewer.check_target(html_path)
+        except viewer.ViewerError as e:
+            raise click.BadParameter(str(e), param_hint="--html") from e
     if script is not None:
         threads = len(script)
     cfg = Config(
@@ -159,6 +173,18 @@ def check_command(
         v = next(iter(result.violations.values()))
         json_path.write_text(json.dumps(to_json(v, cfg, v.message), indent=1) + "\n")
         console.print(f"counterexample written to {json_path}")
+    if html_path is not None:
+        if result.violations:
+            prop, v = next(iter(result.violations.items()))
+            try:
+                viewer.write(viewer.from_violation(v, cfg, f"nbbs check: {cfg.describe()}"), html_path)
+            except viewer.ViewerError as e:
+                raise click.BadParameter(f"no page written: {e}", param_hint="--html") from e
+            console.print(
+                f"counterexample ({prop}) written to {html_path} (open it in a browser)", soft_wrap=True
+            )
+        else:
+            console.print(f"no counterexample: {html_path} not written", soft_wrap=True)
     console.print(result_table([result]))
     if not result.complete:
         console.print("ok* = no violation in the states explored so far (the search was cut short)")

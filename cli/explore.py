@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from nbbs.check import viewer
 from nbbs.check.explore import ExploreConfig, ExplorerError, Report, explore, parse, random_scenario, replay
 from nbbs.cli.main import console
 
@@ -136,12 +138,29 @@ def explore_cmd(
     default="obtainable",
     show_default=True,
 )
-def replay_cmd(schedule: str, quiescent: str) -> None:
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the run as a self-contained HTML page to watch step by step.",
+)
+def replay_cmd(schedule: str, quiescent: str, html_path: Path | None) -> None:
     """Re-run SCHEDULE (a schedule string from explore) and print every step, the trees and the checks."""
     try:
+        if html_path is not None:
+            html_path = viewer.check_target(html_path)
         out, text = replay(schedule, ExploreConfig(quiescent=quiescent))  # type: ignore[arg-type]
+    except viewer.ViewerError as e:
+        raise click.BadParameter(str(e), param_hint="--html") from e
     except ExplorerError as e:
         raise click.UsageError(str(e)) from e
     console.print(text, markup=False, highlight=False)
+    if html_path is not None:
+        try:
+            viewer.write(viewer.from_outcome(parse(schedule)[0], out, schedule.strip()), html_path)
+        except viewer.ViewerError as e:
+            raise click.BadParameter(f"no page written: {e}", param_hint="--html") from e
+        console.print(f"page written to {html_path} (open it in a browser)", soft_wrap=True)
     if out.failure is not None:
         sys.exit(1)
