@@ -145,3 +145,20 @@ def conform_cmd(
             json.dump(record, f, indent=2)
             f.write("\n")
     sys.exit(status)
+
+
+@click.group("trace")
+def trace_group() -> None:
+    """Conformance traces a port's own tests replay without Python (PORTING.md)."""
+
+
+@trace_group.command("export")
+@click.option(
+    "--out", default="traces", show_default=True, type=click.Path(file_okay=False), help="Directory."
+)
+def export_cmd(out: str) -> None:
+    """Write the sequential traces (and the schedule traces, when the controlled mode is built)."""
+    from nbbs.conform.traces import export
+
+    for path in export(out):
+        console.print(str(path), highlight=False)

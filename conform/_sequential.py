@@ -92,9 +92,19 @@ def run(
                 return Result(name, done + CHUNK, BROKEN, elapsed, detail)
             if isinstance(e, PortError):
                 return Result(name, done + CHUNK, BROKEN, elapsed, f"{port.reproducer(marks[-1])}\n{e}")
-            detail = f"{port.reproducer(marks[-1])}\n{type(e).__name__}: {e}"
+            detail = f"{port.reproducer(marks[-1])}\n{_describe(e)}"
             return Result(name, done + CHUNK, VIOLATION, elapsed, detail)
         done += CHUNK
         if tick is not None:
             tick(done)
     return Result(name, done, OK, time.perf_counter() - started)
+
+
+def _describe(e: BaseException) -> str:
+    """The failure's type and message; for Hypothesis's flaky-failure group, its cause too."""
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, BaseExceptionGroup):
+        text += "\n(the port answered this session differently when it was replayed: its answers depend on"
+        text += " more than the commands since 'arena', so the lines above may not reproduce it alone)"
+        text += "".join(f"\n{type(x).__name__}: {x}" for x in e.exceptions)
+    return text

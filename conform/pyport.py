@@ -49,17 +49,15 @@ def _leaky(cls: type[NBBS]) -> type[NBBS]:
     """``cls`` whose every third valid free is acknowledged and not done (the ``leak`` defect)."""
 
     class Leaky(cls):  # type: ignore[valid-type,misc]
-        _frees = 0
-        _lock = threading.Lock()
-
         def free(self, address: int, order: int | None = None) -> None:
             n = self.arena.block_to_free(address, order, self._is_block)
-            with self._lock:
-                type(self)._frees += 1
-                if type(self)._frees % 3 == 0:
+            with self._leak_lock:
+                self._frees = getattr(self, "_frees", 0) + 1  # counted per arena: repeatable
+                if self._frees % 3 == 0:
                     return  # defect: the block is never given back
             self._free_node(n, self.max_level)
 
+    Leaky._leak_lock = threading.Lock()
     return Leaky
 
 

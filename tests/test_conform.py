@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from nbbs.cli.main import main
 from nbbs.conform import Port, PortAllocator, PortError, _stress
 from nbbs.conform.harness import BROKEN, OK, VIOLATION, Options, conform, exit_status
+from nbbs.conform.traces import export, replay
 from nbbs.impl import errors
 
 PYPORT = [sys.executable, "-m", "nbbs.conform.pyport"]
@@ -32,7 +34,7 @@ def pasted(detail: str) -> list[str]:
 
 
 def test_the_reference_port_passes_the_sequential_and_stress_runs() -> None:
-    results = conform(PYPORT, quick(stress=True, variants=("counted",), seconds=6.0))
+    results = conform(PYPORT, quick(stress=True, variants=("counted",), seconds=4.0))
     assert [r.check for r in results] == ["sequential counted", "stress counted"]
     assert all(r.status == OK for r in results), [r.detail for r in results]
     assert exit_status(results) == 0
@@ -112,3 +114,23 @@ def test_the_cli_exits_1_on_a_violation_and_prints_the_lines_and_the_table() -> 
 
 def test_the_cli_asks_for_a_command() -> None:
     assert CliRunner().invoke(main, ["conform"]).exit_code == 2
+
+
+TRACES = Path(__file__).parent / "data" / "traces"
+
+
+def test_the_checked_in_traces_are_what_trace_export_writes(tmp_path: Path) -> None:
+    written = export(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in TRACES.glob("*.jsonl"))
+    for path in written:
+        assert path.read_text() == (TRACES / path.name).read_text(), (
+            f"regenerate: nbbs trace export --out {TRACES}"
+        )
+
+
+def test_the_reference_port_replays_every_trace_and_a_code_mutant_does_not() -> None:
+    with Port(PYPORT) as port:
+        for path in sorted(TRACES.glob("*.jsonl")):
+            assert replay(path, port) == [], path.name
+    with Port([*PYPORT, "--mutant", "climb_stops_early"]) as port:
+        assert replay(TRACES / "counted-d3-m3.jsonl", port)
