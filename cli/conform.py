@@ -9,7 +9,7 @@ import platform
 import sys
 
 import click
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from nbbs.cli.main import console
@@ -106,8 +106,7 @@ def conform_cmd(
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}"),
-        TimeElapsedColumn(),
+        TextColumn("{task.completed} runs"),
         console=console,
     ) as progress:
         bars: dict[str, TaskID] = {}
