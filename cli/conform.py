@@ -161,3 +161,33 @@ def export_cmd(out: str) -> None:
 
     for path in export(out):
         console.print(str(path), highlight=False)
+
+
+@trace_group.command("replay", context_settings={"ignore_unknown_options": True})
+@click.argument("traces", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Seconds per reply."
+)
+@click.option(
+    "--port", "command", required=True, help="The port's command line (quoted), e.g. './nbbs-port'."
+)
+def replay_cmd(traces: tuple[str, ...], timeout: float, command: str) -> None:
+    """Replay sequential TRACES on a port: exit 0 if every reply matches, 1 if not, 2 if the port broke."""
+    import shlex
+
+    from nbbs.conform.protocol import Port, PortError
+    from nbbs.conform.traces import replay
+
+    failed = False
+    try:
+        with Port(shlex.split(command), timeout=timeout) as port:
+            for path in traces:
+                wrong = replay(path, port)
+                console.print(f"{path}: {'ok' if not wrong else f'{len(wrong)} mismatches'}", highlight=False)
+                for line in wrong[:5]:
+                    console.print(f"  {line}", highlight=False, markup=False)
+                failed |= bool(wrong)
+    except PortError as e:
+        console.print(str(e), highlight=False, markup=False)
+        sys.exit(2)
+    sys.exit(1 if failed else 0)

@@ -170,14 +170,17 @@ def replay(path: str | Path, port: Port) -> list[str]:
     head = json.loads(lines[0])
     if head.get("format") != "nbbs-trace" or head.get("version") != TRACE_VERSION:
         raise ValueError(f"{path}: not an nbbs-trace of version {TRACE_VERSION}")
-    alloc = PortAllocator(
-        port,
-        head["depth"],
-        page_size=head["page_size"],
-        start=head["start"],
-        max_order=head["max_order"],
-        variant=head["variant"],
-    )
+    try:
+        alloc = PortAllocator(
+            port,
+            head["depth"],
+            page_size=head["page_size"],
+            start=head["start"],
+            max_order=head["max_order"],
+            variant=head["variant"],
+        )
+    except errors.NBBSError as e:
+        return [f"line 1: the port refused the arena: {type(e).__name__} {e}"]
     wrong = []
     for number, text in enumerate(lines[1:], start=2):
         step = json.loads(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from nbbs.cli.main import main
-from nbbs.conform import Port, PortAllocator, PortError, _stress
-from nbbs.conform.harness import BROKEN, OK, VIOLATION, Options, conform, exit_status
+from nbbs.conform import Port, PortAllocator, PortError, _stress, pyport
+from nbbs.conform.harness import BROKEN, MISSING, OK, VIOLATION, Options, conform, controlled, exit_status
 from nbbs.conform.traces import export, replay
 from nbbs.impl import errors
 
@@ -134,3 +135,26 @@ def test_the_reference_port_replays_every_trace_and_a_code_mutant_does_not() -> 
             assert replay(path, port) == [], path.name
     with Port([*PYPORT, "--mutant", "climb_stops_early"]) as port:
         assert replay(TRACES / "counted-d3-m3.jsonl", port)
+
+
+def test_trace_replay_on_the_cli_passes_the_reference_port_and_fails_a_mutant() -> None:
+    trace = str(TRACES / "counted-d2-m2.jsonl")
+    ok = CliRunner().invoke(main, ["trace", "replay", trace, "--port", " ".join(PYPORT)])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(
+        main, ["trace", "replay", trace, "--port", " ".join(PYPORT) + " --mutant occupy_only_occ"]
+    )
+    assert bad.exit_code == 1 and "mismatches" in bad.output
+
+
+CONTROLLED_BUILT = importlib.util.find_spec("nbbs.conform.controlled") is not None
+
+
+@pytest.mark.skipif(CONTROLLED_BUILT, reason="the controlled mode is built (branch controlled)")
+def test_until_the_controlled_mode_is_built_asking_for_it_says_so_and_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = controlled(PYPORT, QUICK, 1.0)
+    assert [r.status for r in results] == [MISSING] and exit_status(results) == 2
+    assert pyport.main(["--controlled"]) == 2
+    assert "controlled mode not built" in capsys.readouterr().err
