@@ -15,6 +15,7 @@ from nbbs.conform import Port, PortAllocator, PortError, _stress, pyport
 from nbbs.conform.harness import BROKEN, MISSING, OK, VIOLATION, Options, conform, controlled, exit_status
 from nbbs.conform.traces import export, replay
 from nbbs.impl import errors
+from nbbs.impl.arena import Arena
 
 PYPORT = [sys.executable, "-m", "nbbs.conform.pyport"]
 
@@ -158,3 +159,35 @@ def test_until_the_controlled_mode_is_built_asking_for_it_says_so_and_exits_2(
     assert [r.status for r in results] == [MISSING] and exit_status(results) == 2
     assert pyport.main(["--controlled"]) == 2
     assert "controlled mode not built" in capsys.readouterr().err
+
+
+def history(*rows: tuple[int, str, list[int], object, int, int]) -> list[_stress.Record]:
+    keys = _stress.KEYS
+    return [_stress.Record(**dict(zip(keys, r, strict=True)), line=str(r)) for r in rows]  # type: ignore[arg-type]
+
+
+class _Shape:
+    """What ``check_history`` reads of a ``PortAllocator``: the arena."""
+
+    def __init__(self, depth: int) -> None:
+        self.arena = Arena(depth, 4096, 0, None)
+        self.depth = depth
+
+
+def test_the_stress_check_finds_two_blocks_held_at_once_that_overlap() -> None:
+    overlapping = history(
+        (0, "alloc", [1], 0, 10, 20),  # pages 0-1, held from 20 on
+        (1, "alloc", [0], 4096, 15, 30),  # page 1, inside it, returned while it is held
+    )
+    with pytest.raises(_stress.Violation, match="overlap"):
+        _stress.check_history(_Shape(2), overlapping)  # type: ignore[arg-type]
+
+
+def test_the_stress_check_accepts_a_block_reused_after_its_free_was_called() -> None:
+    reused = history(
+        (0, "alloc", [1], 0, 10, 20),
+        (0, "free", [0, 1], "ok", 25, 40),
+        (1, "alloc", [0], 4096, 30, 50),  # overlaps the free in time: the free may come first
+    )
+    held, (verdict, checked, recorded) = _stress.check_history(_Shape(2), reused)  # type: ignore[arg-type]
+    assert held == [(4096, 0)] and verdict == "ok" and checked == recorded == 3
