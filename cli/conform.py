@@ -50,7 +50,7 @@ def result_table(results: list[Result]) -> Table:
     "--variant",
     "variants",
     multiple=True,
-    help="Check this variant (repeatable); default: all the port lists (stress: counted).",
+    help="Check this variant (repeatable); default: counted and reference if listed (stress: counted).",
 )
 @click.option(
     "--max-depth", type=click.IntRange(0, 16), default=10, show_default=True, help="Deepest sequential arena."
