@@ -73,12 +73,13 @@ def test_a_port_that_leaks_a_block_is_caught_by_the_stress_run_without_words() -
         assert "words" not in port.features
         result = _stress.run(port, "counted", seconds=1.0, rounds=2)
     assert result.status == VIOLATION
-    assert "blocks were lost" in result.detail and "stress 2 100 " in result.detail
+    assert "blocks were lost" in result.detail and pasted(result.detail)[2].startswith("stress 2 100 ")
 
 
 def test_a_port_that_leaks_a_block_is_caught_sequentially_by_its_words() -> None:
     (result,) = conform([*PYPORT, "--defect", "leak"], quick(variants=("counted",)))
     assert result.status == VIOLATION and "words abstract to" in result.detail
+    assert sum(line.startswith("free ") for line in pasted(result.detail)) >= 3  # the third free leaks
 
 
 def test_a_port_that_crashes_mid_session_is_a_broken_port_with_its_stderr() -> None:
@@ -93,6 +94,8 @@ def test_a_port_that_crashes_mid_session_is_a_broken_port_with_its_stderr() -> N
 def test_a_port_that_hangs_is_a_broken_port() -> None:
     results = conform([*PYPORT, "--hang-after", "3"], quick(timeout=0.5))
     assert [r.status for r in results] == [BROKEN] and "the port hangs" in results[0].detail
+    assert pasted(results[0].detail)[:2] == ["hello 1", pasted(results[0].detail)[1]]
+    assert pasted(results[0].detail)[1].startswith("arena ")
 
 
 def test_a_garbled_reply_is_a_port_error_naming_what_was_sent() -> None:
