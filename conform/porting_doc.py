@@ -146,13 +146,16 @@ ROLES: dict[str, str] = {
 """What each program counter of ``model/steps.py`` does, in the words of PORTING.md."""
 
 ORDERING: dict[str, tuple[str, str]] = {
-    "alloc:load": ("acquire", "only picks a candidate (the CAS re-checks it), but see `free:check`"),
+    "alloc:load": ("relaxed", "only picks a candidate: the occupy CAS compares the whole word again"),
     "alloc:occupy": (
         "acq_rel",
         "acquire: syncs with the release store (or last unmark) that freed the pages, so the previous "
         "owner's writes to the block happen before the new owner's",
     ),
-    "alloc:climb-load": ("acquire", "an occupied ancestor decides a rollback: it must not be a stale read"),
+    "alloc:climb-load": (
+        "acquire",
+        "decides a rollback; a stale free word only makes the CAS fail and the loop load again",
+    ),
     "alloc:climb-cas": ("acq_rel", "orders the claim with the occupy before it and the frees that read it"),
     "free:check": ("acquire", "the owner's own alloc happens before; decides the error reply"),
     "free:mark": ("acq_rel", "`reference`: the mark must be seen before the release of the block"),
