@@ -76,6 +76,7 @@ def verify(seconds: float) -> None:
 
 def _register() -> None:
     from nbbs.cli.check import check_command
+    from nbbs.cli.conform import conform_cmd, trace_group
     from nbbs.cli.explore import explore_cmd, replay_cmd
     from nbbs.cli.prove import prove
 
@@ -83,6 +84,8 @@ def _register() -> None:
     main.add_command(explore_cmd)
     main.add_command(replay_cmd)
     main.add_command(prove)
+    main.add_command(conform_cmd)
+    main.add_command(trace_group)
 
 
 _register()

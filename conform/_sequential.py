@@ -1,0 +1,110 @@
+"""The sequential conformance run: the differential machine against ``model/spec.py``, through a port.
+
+The machine is ``nbbs.check.differential.machine``, unchanged but for its factory, which
+sends ``arena ...`` to the port and remembers where in the transcript the example began.
+Hypothesis replays the shrunk failing example last, so the transcript from that mark is the
+failure as protocol lines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture import engine
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import run_state_machine_as_test
+
+from nbbs.check.differential import machine
+from nbbs.conform._result import BROKEN, OK, VIOLATION, Result
+from nbbs.conform.protocol import Port, PortAllocator, PortError
+
+CHUNK = 10
+"""Examples per Hypothesis run; the budget is checked between runs."""
+
+STEPS = 40
+"""Rules per example, as in the project's default Hypothesis profile."""
+
+SHRINK_SECONDS = 20.0
+"""How long shrinking one failure may take (Hypothesis's own bound is 300 s)."""
+
+
+@contextmanager
+def _shrink_bound(seconds: float) -> Iterator[None]:
+    """Bound Hypothesis's shrinking to ``seconds``, and keep its reports (warnings) off the console.
+
+    ``MAX_SHRINKING_SECONDS`` is internal, but its comment says it is there to be monkeypatched.
+    """
+    saved = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        with with_reporter(lambda _: None):
+            yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
+def run(
+    port: Port,
+    variant: str,
+    examples: int,
+    seconds: float,
+    max_depth: int = 10,
+    tick: Callable[[int], None] | None = None,
+    shrink_seconds: float = SHRINK_SECONDS,
+) -> Result:
+    """Up to ``examples`` random programs (bad inputs included) within about ``seconds``, on ``variant``.
+
+    Stops at the first failure, shrinks it (at most 500 shrinks, Hypothesis's bound, within
+    ``shrink_seconds``), and returns it as protocol lines. ``tick(n)`` reports examples done so far.
+    """
+    name = f"sequential {variant}"
+    marks = [port.mark()]
+
+    def factory(depth: int, **shape: object) -> PortAllocator:
+        if port.dead is not None:
+            raise port.dead  # keep the mark of the example in which the port died
+        marks.append(port.mark())
+        return PortAllocator(port, depth, variant=variant, **shape)  # type: ignore[arg-type]
+
+    factory.__name__ = f"port_{variant.replace('-', '_')}"
+    state_machine = machine(factory, max_depth)
+    chunk_settings = settings(
+        max_examples=CHUNK,
+        stateful_step_count=STEPS,
+        deadline=None,
+        database=None,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    started = time.perf_counter()
+    done = 0
+    while done < examples and (done == 0 or time.perf_counter() - started < seconds):
+        try:
+            with _shrink_bound(shrink_seconds):
+                run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call,unused-ignore]
+        except Exception as e:  # the failure is the result
+            elapsed = time.perf_counter() - started
+            if port.dead is not None:
+                detail = f"{port.reproducer(marks[-1], tail=10)}\n{port.dead}"
+                return Result(name, done + CHUNK, BROKEN, elapsed, detail)
+            if isinstance(e, PortError):
+                return Result(name, done + CHUNK, BROKEN, elapsed, f"{port.reproducer(marks[-1])}\n{e}")
+            detail = f"{port.reproducer(marks[-1])}\n{_describe(e)}"
+            return Result(name, done + CHUNK, VIOLATION, elapsed, detail)
+        done += CHUNK
+        if tick is not None:
+            tick(done)
+    return Result(name, done, OK, time.perf_counter() - started)
+
+
+def _describe(e: BaseException) -> str:
+    """The failure's type and message; for Hypothesis's flaky-failure group, its cause too."""
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, BaseExceptionGroup):
+        text += "\n(the port answered this session differently when it was replayed: its answers depend on"
+        text += " more than the commands since 'arena', so the lines above may not reproduce it alone)"
+        text += "".join(f"\n{type(x).__name__}: {x}" for x in e.exceptions)
+    return text
