@@ -77,12 +77,14 @@ def verify(seconds: float) -> None:
 def _register() -> None:
     from nbbs.cli.check import check_command
     from nbbs.cli.explore import explore_cmd, replay_cmd
+    from nbbs.cli.port import port
     from nbbs.cli.prove import prove
 
     main.add_command(check_command)
     main.add_command(explore_cmd)
     main.add_command(replay_cmd)
     main.add_command(prove)
+    main.add_command(port)
 
 
 _register()

@@ -24,8 +24,8 @@
 
 /* "No hint": the scan starts where this thread's last allocation of the order succeeded. */
 #define NBBS_NO_HINT INT64_MIN
-/* "Order not given" to nbbs_free: the order is found from the tree. */
-#define NBBS_ANY_ORDER (-1)
+/* "Order not given" to nbbs_free: the order is found from the tree (a negative order is an OrderError). */
+#define NBBS_ANY_ORDER INT64_MIN
 
 typedef enum nbbs_status {
     NBBS_OK = 0,
