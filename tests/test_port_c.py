@@ -137,7 +137,7 @@ def test_a_build_error_names_the_problem(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_two_processes_building_at_once_get_one_whole_file(tmp_path: Path) -> None:
-    code = "from nbbs.ports import build; print(build('port'))"
+    code = "from nbbs.ports import build; print(build('lib'))"
     env = {**__import__("os").environ, "NBBS_PORT_BUILD_DIR": str(tmp_path)}
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)

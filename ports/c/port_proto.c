@@ -365,6 +365,7 @@ typedef struct stress_job {
     uint64_t *held_addr;
     int64_t *held_order;
     pthread_barrier_t *barrier;
+    uint64_t counts[NBBS_ACC_KINDS]; /* this thread's word accesses (-DNBBS_COUNT_ATOMICS) */
 } stress_job;
 
 static uint64_t splitmix(uint64_t *s) {
@@ -384,6 +385,7 @@ static void *stress_thread(void *arg) {
     stress_job *j = arg;
     uint64_t rng = j->seed ^ (0xD1B54A32D192ED03ull * (j->thread + 1));
     uint64_t held = 0;
+    nbbs_reset_access_counts();
     pthread_barrier_wait(j->barrier);
     for (uint64_t i = 0; i < j->ops; i++) {
         rec *r = &j->recs[i];
@@ -413,6 +415,7 @@ static void *stress_thread(void *arg) {
             }
         }
     }
+    nbbs_access_counts(j->counts);
     return NULL;
 }
 
@@ -450,7 +453,7 @@ static void cmd_stress(char **tok, int n, FILE *out) {
     uint32_t made = 0;
     for (; made < threads; made++) {
         jobs[made] = (stress_job){made, ops.v, seed.wrapped, recs + made * ops.v, held_addr + made * ops.v,
-                                  held_order + made * ops.v, &barrier};
+                                  held_order + made * ops.v, &barrier, {0}};
         if (pthread_create(&ids[made], NULL, stress_thread, &jobs[made]) != 0) break;
     }
     if (made < threads) {
@@ -460,6 +463,15 @@ static void cmd_stress(char **tok, int n, FILE *out) {
     }
     for (uint32_t i = 0; i < threads; i++) pthread_join(ids[i], NULL);
     pthread_barrier_destroy(&barrier);
+#ifdef NBBS_COUNT_ATOMICS
+    /* Diagnostics go to stderr (the protocol leaves it free): word accesses of the whole run. */
+    uint64_t sum[NBBS_ACC_KINDS] = {0};
+    for (uint32_t i = 0; i < threads; i++)
+        for (int k = 0; k < NBBS_ACC_KINDS; k++) sum[k] += jobs[i].counts[k];
+    fprintf(stderr, "stress accesses: ops=%" PRIu64, total);
+    for (int k = 0; k < NBBS_ACC_KINDS; k++) fprintf(stderr, " %s=%" PRIu64, nbbs_access_name((nbbs_access)k), sum[k]);
+    fprintf(stderr, "\n");
+#endif
     qsort(recs, total, sizeof *recs, by_call);
     for (uint64_t i = 0; i < total; i++) {
         rec *r = &recs[i];
