@@ -423,21 +423,39 @@ def _c_pending(m: Machine, op: OpState) -> str:
     return f"{kind} {acc.node}"
 
 
-def controlled_run(
-    port: Port, variant: str, depth: int, programs: list[list[str]], seed: int, trace: list[str] | None = None
-) -> str | None:
-    """Run the threads' programs on the port's controlled mode and on the step machines, under one
-    random schedule: the first line where the port differs from the model, or None.
+@dataclass
+class Run:
+    """The end of a controlled run: the first difference from the model, and the blocks held."""
 
-    ``trace`` collects the run as PORTING.md trace lines (the model's expectations).
+    mismatch: str | None
+    held: list[int] = field(default_factory=list)  # nodes, from the port's replies
+    in_flight: int = 0
+
+
+def controlled_run(
+    port: Port,
+    variant: str,
+    depth: int,
+    programs: list[list[str]],
+    schedule: int | list[int],
+    trace: list[str] | None = None,
+) -> Run:
+    """Run the threads' programs on the port's controlled mode and on the step machines, under a
+    random schedule (``schedule`` a seed) or a given one (the thread of every access): the first
+    line where the port differs from the model (``Run.mismatch``).
+
+    A program is a list of ``alloc ORDER [HINT]``, ``free`` (the thread's oldest block) and
+    ``free NODE``. ``trace`` collects the run as PORTING.md trace lines (the model's expectations).
     """
-    rng = random.Random(seed)
+    rng = random.Random(schedule if isinstance(schedule, int) else 0)
+    given = None if isinstance(schedule, int) else list(schedule)
     m = Machine(depth, 0, bits.VARIANTS[variant])
     words = [0] * g.node_count(depth)
     assert port.one(f"arena {depth} 1 0 - {variant}") == "ok"
     threads = [Logical(list(p)) for p in programs]
     tids: dict[int, int] = {}
     last: dict[tuple[int, int], int] = {}
+    held: list[int] = []
 
     def finish(i: int, t: Logical) -> str:
         assert t.op is not None
@@ -446,10 +464,14 @@ def controlled_run(
             if n is None:
                 return "none"
             t.got.append(n)
-            lvl = g.level(n)
-            last[(i, lvl)] = n - g.first_node(lvl)
+            held.append(n)
+            if len(t.cmd.split()) == 2:
+                last[(i, g.level(n))] = n - g.first_node(g.level(n))
             return str(g.first_page(depth, n))
-        return "ok" if t.op.pc == steps.DONE_FREE else "error DoubleFreeError"
+        if t.op.pc == steps.DONE_FREE:
+            held.remove(t.op.n)
+            return "ok"
+        return "error DoubleFreeError"
 
     def expect_next(i: int, t: Logical) -> str:
         assert t.op is not None
@@ -457,48 +479,67 @@ def controlled_run(
             return f"done {i} {finish(i, t)}"
         return f"pending {i} {_c_pending(m, t.op)}"
 
+    def start(i: int, t: Logical) -> bool:
+        """Begin thread i's next operation on the model; False if there is nothing to free."""
+        word, *arg = t.program.pop(0).split()
+        if word == "alloc":
+            order = int(arg[0])
+            lvl = g.level_of_order(depth, order)
+            if len(arg) > 1:
+                pos = int(arg[1])
+            else:
+                tid = tids.setdefault(i, len(tids))
+                spread = int(format(tid % (1 << lvl), f"0{lvl}b")[::-1], 2) if lvl else 0
+                pos = last.setdefault((i, lvl), spread)
+            t.cmd, t.op = " ".join(["alloc", *arg]), m.alloc(order, pos)
+            return True
+        if not arg and not t.got:
+            return False  # its alloc got none (contention may cause that): nothing to free
+        n = int(arg[0]) if arg else t.got.pop(0)
+        t.cmd, t.op = f"free {g.first_page(depth, n)}", m.free(n, checked=True)
+        return True
+
+    def exchange(line: str, want: list[str], i: int, t: Logical) -> str | None:
+        got = port.send(line, len(want))
+        if trace is not None:
+            spawn = {"op": "spawn", "thread": i, "cmd": t.cmd}
+            trace.append(
+                json.dumps(
+                    {
+                        **(spawn if line.startswith("spawn") else {"op": "step", "thread": i}),
+                        "expect": "|".join(want),
+                    },
+                    separators=(",", ":"),
+                )
+            )
+        if got != want:
+            return f"schedule {schedule}, {line}: model {want}, port {got}"
+        if port.one("words") != "words " + " ".join(map(str, words)):
+            return f"schedule {schedule}, after {line}: words differ"
+        return None
+
     while any(t.program or t.op is not None for t in threads):
-        ready = [i for i, t in enumerate(threads) if t.op is not None or t.program]
-        i = rng.choice(ready)
+        if given is not None:
+            if not given:
+                break
+            i = given.pop(0)
+        else:
+            i = rng.choice([i for i, t in enumerate(threads) if t.op is not None or t.program])
         t = threads[i]
         if t.op is None:
-            word, *arg = t.program.pop(0).split()
-            if word == "alloc":
-                order = int(arg[0])
-                lvl = g.level_of_order(depth, order)
-                tid = tids.setdefault(i, len(tids))
-                start = last.setdefault(
-                    (i, lvl), int(format(tid % (1 << lvl), f"0{lvl}b")[::-1], 2) if lvl else 0
-                )
-                t.cmd, t.op = f"alloc {order}", m.alloc(order, start)
-            elif not t.got:
-                continue  # its alloc got none (contention may cause that): nothing to free
-            else:
-                n = t.got.pop(0)
-                t.cmd, t.op = f"free {g.first_page(depth, n)}", m.free(n, checked=True)
-            want = [expect_next(i, t)]
-            line = f"spawn {i} {t.cmd}"
-        else:
+            if not t.program or not start(i, t):
+                continue
+            if bad := exchange(f"spawn {i} {t.cmd}", [expect_next(i, t)], i, t):
+                return Run(bad)
+        if t.op is not None and not steps.is_done(t.op):
             op = t.op
             ev, t.op, new = m.step(op, words)
             words[ev.node] = new
-            want = [f"did {i} {_c_event(m, op, ev)}", expect_next(i, t)]
-            line = f"step {i}"
-        got = port.send(line, len(want))
-        if trace is not None:
-            cmd = (
-                {"op": "spawn", "thread": i, "cmd": t.cmd}
-                if line.startswith("spawn")
-                else {"op": "step", "thread": i}
-            )
-            trace.append(json.dumps({**cmd, "expect": "|".join(want)}, separators=(",", ":")))
-        if got != want:
-            return f"seed {seed}, {line}: model {want}, port {got}"
+            if bad := exchange(f"step {i}", [f"did {i} {_c_event(m, op, ev)}", expect_next(i, t)], i, t):
+                return Run(bad)
         if steps.is_done(t.op):
             t.op = None
-        if port.one("words") != "words " + " ".join(map(str, words)):
-            return f"seed {seed}, after {line}: words differ"
-    return None
+    return Run(None, held, sum(t.op is not None for t in threads))
 
 
 SCENARIOS = [
@@ -514,14 +555,52 @@ def test_controlled_accesses_equal_the_step_machines_under_random_schedules(
 ) -> None:
     for k, (depth, programs) in enumerate(SCENARIOS):
         for seed in range(25):
-            assert controlled_run(cport, variant, depth, programs, seed + 100 * k) is None
+            assert controlled_run(cport, variant, depth, programs, seed + 100 * k).mismatch is None
 
 
 @pytest.mark.parametrize("defect", ["NO_CAS_RETRY", "STORE_CLIMB"])
 def test_the_controlled_comparison_catches_a_broken_climb(defect: str) -> None:
     depth, programs = SCENARIOS[1]
     for p in _port(controlled=True, defects=[defect]):
-        assert any(controlled_run(p, "counted", depth, programs, seed) is not None for seed in range(20))
+        assert any(controlled_run(p, "counted", depth, programs, seed).mismatch for seed in range(20))
+
+
+def _counterexample(name: str) -> tuple[int, list[list[str]], list[int]]:
+    """A kept model-checker counterexample (scan mode, checked frees) as programs and a schedule."""
+    path = Path(__file__).parent / "data" / "counterexamples" / f"{name}.json"
+    cx = json.loads(path.read_text())
+    assert cx["mode"] == "scan" and cx["checked_free"] and not cx["initial_live"]
+    programs = [
+        [
+            f"alloc {op['order']} {op['node'] - g.first_node(g.level(op['node']))}"
+            if op["op"] == "alloc"
+            else f"free {op['node']}"
+            for op in ops
+        ]
+        for ops in cx["threads"]
+    ]
+    return cx["depth"], programs, cx["schedule"]
+
+
+def test_the_published_algorithm_loses_a_block_in_c_on_the_kept_schedule(cport: Port) -> None:
+    depth, programs, schedule = _counterexample("reference-b")
+    run = controlled_run(cport, "reference", depth, programs, schedule)
+    assert run.mismatch is None and run.in_flight == 0 and run.held == []
+    assert cport.one("alloc 2") == "none"  # nothing is held, yet the whole arena cannot be had
+    # counted, on the same operations under random schedules, gives the arena back every time.
+    for seed in range(10):
+        run = controlled_run(cport, "counted", depth, programs, seed)
+        assert run.mismatch is None and run.in_flight == 0
+        for n in run.held:
+            assert cport.one(f"free {g.first_page(depth, n)}") == "ok"
+        assert cport.one("alloc 2") == "0"
+
+
+def test_the_published_algorithm_hands_out_overlapping_blocks_in_c_on_the_kept_schedule(cport: Port) -> None:
+    depth, programs, schedule = _counterexample("reference-a")
+    run = controlled_run(cport, "reference", depth, programs, schedule)
+    assert run.mismatch is None
+    assert any(g.overlaps(a, b) for i, a in enumerate(run.held) for b in run.held[i + 1 :]), run.held
 
 
 def test_controlled_mode_refuses_a_step_without_a_pending_access(cport: Port) -> None:
@@ -597,7 +676,7 @@ def test_the_trace_reader_replays_a_controlled_schedule(tmp_path: Path) -> None:
     )  # fmt: skip
     trace: list[str] = []
     for p in _port(controlled=True):
-        assert controlled_run(p, "counted", 2, SCENARIOS[0][1], seed=5, trace=trace) is None
+        assert controlled_run(p, "counted", 2, SCENARIOS[0][1], 5, trace=trace).mismatch is None
     exe = build("traces", controlled=True)
     assert _replay(exe, tmp_path, "schedule.jsonl", [header, *trace]).returncode == 0
     k = next(i for i, x in enumerate(trace) if "did" in x)
