@@ -247,7 +247,7 @@ def _same(want: str, got: str) -> bool:
     return got == want or (want.startswith("error ") and got.split(" ")[:2] == want.split(" "))
 
 
-SHAPES = [(3, 4096, 0, None), (4, 4096, 1 << 16, 2), (5, 1, 64, 3), (2, 8, 0, 0)]
+SHAPES = [(3, 4096, 0, None), (4, 4096, 1 << 16, 2), (5, 1, 64, 3), (2, 8, 0, 0), (0, 4096, 4096, None)]
 
 
 def _next_command(
@@ -683,3 +683,67 @@ def test_the_trace_reader_replays_a_controlled_schedule(tmp_path: Path) -> None:
     doctored = [*trace[:k], trace[k].replace("did", "did 9", 1), *trace[k + 1 :]]
     done = _replay(exe, tmp_path, "bad.jsonl", [header, *doctored])
     assert done.returncode == 1 and "sent 'step" in done.stdout
+
+
+def test_of_two_racing_frees_of_one_block_exactly_one_succeeds(cport: Port) -> None:
+    assert cport.one("arena 2 1 0 - counted") == "ok"
+    assert cport.one("alloc 0") == "0"
+    # Both check the block (loads 1, 2, 4 from the largest order down) before either releases.
+    assert cport.one("spawn 0 free 0") == "pending 0 load 1"
+    assert cport.one("spawn 1 free 0") == "pending 1 load 1"
+    for t in (0, 1):
+        cport.send(f"step {t}", 2)
+        cport.send(f"step {t}", 2)
+        assert cport.send(f"step {t}", 2)[1] == f"pending {t} cas 4"
+    assert cport.send("step 0", 2) == ["did 0 cas 4 19 0", "pending 0 load 2"]
+    assert cport.send("step 1", 2) == [
+        "did 1 cas_fail 4 0 0",
+        "done 1 error DoubleFreeError " + DOUBLE_FREE_MSG,
+    ]
+    while (got := cport.send("step 0", 2))[1].startswith("pending"):
+        pass
+    assert got[1] == "done 0 ok"
+    assert cport.one("words") == "words " + " ".join(["0"] * 8)
+
+
+DOUBLE_FREE_MSG = "no live block starts at 0: double free (or never allocated)"
+
+
+def test_the_library_keeps_its_words_in_caller_memory_shared_by_two_handles() -> None:
+    lib = ctypes.CDLL(str(build("lib")))
+    depth = 4
+    lib.nbbs_words_bytes.restype = ctypes.c_size_t
+    size = lib.nbbs_words_bytes(depth)
+    assert size == 8 * (2 << depth)
+    words = (ctypes.c_uint64 * (size // 8))(*([0xDEAD] * (size // 8)))
+    handle = (ctypes.c_uint8 * 256)()  # room for an nbbs_t
+    other = (ctypes.c_uint8 * 256)()
+    lib.nbbs_init.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+    ]
+    lib.nbbs_init.argtypes += [ctypes.c_int, ctypes.c_int]
+    lib.nbbs_attach.argtypes = lib.nbbs_init.argtypes
+    lib.nbbs_alloc.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.POINTER(ctypes.c_uint64),
+    ]
+    lib.nbbs_free.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int64]
+    assert lib.nbbs_init(handle, words, depth, 4096, 1 << 20, -1, 0) == 0
+    assert list(words) == [0] * (size // 8)  # init zeroes the caller's words
+    assert lib.nbbs_attach(other, words, depth, 4096, 1 << 20, -1, 0) == 0
+    addr = ctypes.c_uint64()
+    no_hint = -(1 << 63)
+    assert lib.nbbs_alloc(handle, 2, no_hint, ctypes.byref(addr)) == 0 and addr.value == 1 << 20
+    heap = NBBS(depth, start=1 << 20)
+    heap.alloc(2)
+    assert tuple(words) == heap.words()
+    assert lib.nbbs_free(other, addr.value, 2) == 0  # freed through the other handle
+    assert lib.nbbs_free(handle, addr.value, 2) == 8  # NBBS_E_DOUBLE_FREE
+    assert lib.nbbs_init(handle, words, 29, 4096, 0, -1, 0) == 2  # NBBS_E_CONFIGURATION
+    assert list(words) == [0] * (size // 8)
