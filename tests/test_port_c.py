@@ -17,9 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from conftest import DEEP
 
 from nbbs.impl import NBBS
 from nbbs.impl.errors import NBBSError
@@ -357,37 +359,100 @@ def test_a_narrow_node_index_is_caught_at_depth_16() -> None:
 # -- stress -----------------------------------------------------------------------------------------
 
 
-def test_stress_gives_a_well_formed_history_and_loses_nothing(port: Port) -> None:
-    depth, threads, ops = 6, 2, 300
-    assert port.one(f"arena {depth} 4096 0 3 counted") == "ok"
-    lines = port.until(f"stress {threads} {ops} 7", "end")
-    history = [json.loads(x) for x in lines]
+def _stress(
+    port: Port, depth: int, max_order: int, variant: str, threads: int, ops: int, seed: int
+) -> list[dict]:
+    """One stress run on a fresh arena (pages of 1 byte): the history, checked to be well formed."""
+    assert port.one(f"arena {depth} 1 0 {max_order} {variant}") == "ok"
+    history = [json.loads(x) for x in port.until(f"stress {threads} {ops} {seed}", "end")]
     assert len(history) == threads * ops
     assert all(list(h) == ["thread", "op", "args", "result", "call", "ret"] for h in history)
     assert all(h["call"] <= h["ret"] for h in history)
-    held: dict[int, tuple[int, int, int]] = {}  # address -> (order, alloc returned, thread)
-    intervals = []
+    assert sorted({h["thread"] for h in history}) == list(range(threads))
+    return history
+
+
+def _overlap(history: list[dict], depth: int, max_order: int) -> tuple[str | None, list[tuple[int, int]]]:
+    """Two blocks sharing a page both surely held (from alloc's return to free's call), or None;
+    and the blocks (address, order) still held at the end.
+
+    Also checks each free names a block its thread holds, with its order, and gets ``ok``.
+    """
+    held: dict[tuple[int, int], tuple[int, int]] = {}  # (thread, address) -> (order, alloc returned)
+    spans: dict[int, list[tuple[int, int, int]]] = {}  # page -> (from, to, address)
     for h in sorted(history, key=lambda h: h["call"]):
+        key = (h["thread"], h["args"][0])
         if h["op"] == "alloc":
-            assert 0 <= h["args"][0] <= 3
+            assert 0 <= h["args"][0] <= max_order
             if h["result"] is not None:
-                assert h["result"] % (4096 << h["args"][0]) == 0
-                held[h["result"]] = (h["args"][0], h["ret"], h["thread"])
+                assert h["result"] % (1 << h["args"][0]) == 0 and 0 <= h["result"] < 1 << depth
+                held[(h["thread"], h["result"])] = (h["args"][0], h["ret"])
         else:
-            assert h["result"] == "ok"
-            order, got, thread = held.pop(h["args"][0])
-            assert (order, thread) == (h["args"][1], h["thread"])
-            intervals.append((h["args"][0], order, got, h["call"]))
-    intervals += [(a, o, got, 1 << 62) for a, (o, got, _) in held.items()]
-    # Two blocks sharing a page are never both surely held (from alloc's return to free's call).
-    for i, (a, o, s, e) in enumerate(intervals):
-        for b, p, s2, e2 in intervals[i + 1 :]:
-            if a < b + (4096 << p) and b < a + (4096 << o):
-                assert e < s2 or e2 < s, f"blocks {a} and {b} held at once"
-    for a, (o, _, _) in held.items():
+            assert h["result"] == "ok", h
+            order, got = held.pop(key)
+            assert order == h["args"][1]
+            for page in range(key[1], key[1] + (1 << order)):
+                spans.setdefault(page, []).append((got, h["call"], key[1]))
+    for (_, addr), (order, got) in held.items():
+        for page in range(addr, addr + (1 << order)):
+            spans.setdefault(page, []).append((got, 1 << 62, addr))
+    for page, held_spans in spans.items():
+        held_spans.sort()
+        for (s1, e1, a1), (s2, _, a2) in pairwise(held_spans):
+            if s2 <= e1:
+                return f"page {page}: blocks at {a1} and {a2} held at once ({s1}..{e1} and from {s2})", []
+    return None, [(a, o) for (_, a), (o, _) in held.items()]
+
+
+def _gives_everything_back(port: Port, depth: int, max_order: int, held: list[tuple[int, int]]) -> bool:
+    """Free what the stress left held; then the whole arena must come back as max-order blocks."""
+    for a, o in held:
         assert port.one(f"free {a} {o}") == "ok"
-    assert sorted(int(port.one("alloc 3")) for _ in range(8)) == [i * (4096 << 3) for i in range(8)]
-    assert port.one("alloc 3") == "none"
+    got = sorted(int(port.one(f"alloc {max_order}")) for _ in range(1 << (depth - max_order)))
+    return (
+        got == [i << max_order for i in range(1 << (depth - max_order))]
+        and port.one(f"alloc {max_order}") == "none"
+    )
+
+
+def test_stress_gives_a_well_formed_history_and_loses_nothing(port: Port) -> None:
+    history = _stress(port, 6, 3, "counted", 2, 300, 7)
+    bad, held = _overlap(history, 6, 3)
+    assert bad is None
+    assert _gives_everything_back(port, 6, 3, held)
+
+
+def test_stress_under_contention_holds_no_overlapping_blocks_and_loses_nothing(port: Port) -> None:
+    # 4 threads on 8 pages: nearly every operation contends. (Not run on reference: whether its
+    # real threads happen to interleave into its overlap is up to timing, so the test would flake.)
+    history = _stress(port, 3, 3, "counted", 4, 5000, 11)
+    bad, held = _overlap(history, 3, 3)
+    assert bad is None
+    assert _gives_everything_back(port, 3, 3, held)
+
+
+def test_reference_stress_gives_a_well_formed_history(port: Port) -> None:
+    _stress(port, 3, 3, "reference", 4, 2000, 11)
+
+
+@pytest.mark.deep
+@pytest.mark.skipif(not DEEP, reason="about a minute: HYPOTHESIS_PROFILE=deep")
+def test_a_million_operation_stress_holds_no_overlapping_blocks_and_loses_nothing(port: Port) -> None:
+    history = _stress(port, 4, 2, "counted", 4, 250_000, 3)
+    bad, held = _overlap(history, 4, 2)
+    assert bad is None
+    assert _gives_everything_back(port, 4, 2, held)
+
+
+def test_the_overlap_check_sees_two_blocks_held_at_once() -> None:
+    history = [
+        {"thread": 0, "op": "alloc", "args": [1], "result": 0, "call": 0, "ret": 5},
+        {"thread": 1, "op": "alloc", "args": [0], "result": 1, "call": 6, "ret": 7},
+        {"thread": 0, "op": "free", "args": [0, 1], "result": "ok", "call": 8, "ret": 9},
+    ]
+    assert _overlap(history, 2, 1)[0] == "page 1: blocks at 0 and 1 held at once (5..8 and from 7)"
+    history[1]["call"], history[1]["ret"] = 9, 10
+    assert _overlap(history, 2, 1) == (None, [(1, 0)])
 
 
 # -- controlled mode against model/steps.py -----------------------------------------------------------
