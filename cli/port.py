@@ -20,7 +20,7 @@ def port() -> None:
     multiple=True,
     metavar="NAME",
     help="Build with a defect flag (repeatable): SET_NOT_CLEAR, WRONG_SHIFT, NO_CAS_RETRY, STORE_CLIMB, "
-    "NO_ARG_CHECKS, NARROW_INDEX, IGNORE_START.",
+    "NO_ARG_CHECKS, NARROW_INDEX, IGNORE_START, STORE_RELEASE.",
 )
 @click.option(
     "--lib", "kind", flag_value="lib", help="The shared library libnbbs.so instead of the executable."
