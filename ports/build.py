@@ -3,13 +3,14 @@
 ``build(kind, controlled=..., defects=..., count_atomics=...)`` compiles the sources of
 ``ports/c/`` with ``$CC`` (else ``cc``) and the project's flags, and returns the path of the
 result. The result is cached under ``ports/c/build/`` (or ``$NBBS_PORT_BUILD_DIR``) by a hash
-of the compiler, the flags and every source, so a second call is a lookup. Two processes may
-build at once: each compiles to a name of its own and moves it into place with ``os.replace``,
-which is atomic, so a reader sees no file or a whole one.
+of the compiler (and its ``--version``), the flags and every source, so a second call is a
+lookup. Two processes may build at once: each compiles to a name of its own and moves it into
+place with ``os.replace``, which is atomic, so a reader sees no file or a whole one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -70,6 +71,13 @@ def compiler() -> list[str]:
     return cc
 
 
+@functools.cache
+def _compiler_version(cc: tuple[str, ...]) -> str:
+    """What ``cc --version`` says (part of the cache key: a new compiler rebuilds)."""
+    done = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout + done.stderr
+
+
 def build(
     kind: Kind = "port",
     *,
@@ -99,7 +107,7 @@ def build(
         flags.append("-DNBBS_COUNT_ATOMICS")
     flags += [f"-DNBBS_DEFECT_{d}" for d in chosen]
 
-    digest = hashlib.sha256("\0".join([*cc, *flags, kind]).encode())
+    digest = hashlib.sha256("\0".join([*cc, _compiler_version(tuple(cc)), *flags, kind]).encode())
     for src in sorted(SOURCE_DIR.glob("*.[ch]")):
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
     name = "libnbbs" if kind == "lib" else f"nbbs-{kind}"
