@@ -73,9 +73,9 @@ extern _Thread_local uint64_t nbbs_counts_[NBBS_ACC_KINDS];
 
 /* load: seq_cst. Several decisions rest on a load alone, with no CAS to validate them: the
  * scan skipping a busy node, the climb failing at an occupied ancestor, unmark stopping, the
- * free's argument check. The proofs argue each against one total order of accesses; an
- * acquire load could see a word older than that order allows (store-buffering shapes between
- * a release on one node and a climb on another), which no checker of ours has examined. */
+ * free's argument check. The proofs argue each against one total order of accesses; with
+ * acquire loads C11 allows store buffering (two threads each write a word, then both read the
+ * other's old word), an outcome no interleaving shows and no checker of ours has examined. */
 static inline uint64_t nbbs_load(nbbs_word *words, uint64_t node) {
     NBBS_ANNOUNCE_(NBBS_ACC_LOAD, node);
     uint64_t w = atomic_load_explicit(&words[node], memory_order_seq_cst);
