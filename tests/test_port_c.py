@@ -738,6 +738,10 @@ def test_the_trace_reader_passes_a_good_trace_and_fails_a_doctored_one(variant: 
     done = _replay(exe, tmp_path, "bad.jsonl", doctored)
     assert done.returncode == 1
     assert f"bad.jsonl:{k + 1}: sent 'alloc" in done.stdout
+    # A variant the port does not implement is skipped, and said so.
+    other = [lines[0].replace(f'"variant":"{variant}"', '"variant":"corrected"'), *lines[1:]]
+    done = _replay(exe, tmp_path, "corrected.jsonl", other)
+    assert done.returncode == 0 and "corrected.jsonl: skipped" in done.stdout
 
 
 def test_the_trace_reader_replays_a_controlled_schedule(tmp_path: Path) -> None:
@@ -799,13 +803,43 @@ def test_with_a_store_release_both_racing_frees_succeed() -> None:
         assert results == {"done 0 ok", "done 1 ok"}
 
 
-def test_the_store_release_build_makes_exactly_the_accesses_of_mains_step_machines() -> None:
-    # Main's steps.py releases with a store: this build needs no translation at all.
-    for p in _port(controlled=True, defects=["STORE_RELEASE"]):
+def _release_flags() -> list[str]:
+    """The defect flags whose build releases as ``model/steps.py`` does: none once its free's
+    release is a CAS (the port's own), ``STORE_RELEASE`` while it is still a store."""
+    m = Machine(1, 0, bits.COUNTED)
+    acc = m.access(m.free(2))  # counted has no mark phase: a free's first access is its release
+    assert acc is not None
+    return ["STORE_RELEASE"] if acc.kind == Kind.STORE else []
+
+
+def test_the_build_that_releases_as_the_step_machines_do_needs_no_translation() -> None:
+    for p in _port(controlled=True, defects=_release_flags()):
         for variant in VARIANTS:
             for seed in range(10):
                 depth, programs = SCENARIOS[seed % len(SCENARIOS)]
                 assert controlled_run(p, variant, depth, programs, seed, cas_release=False).mismatch is None
+
+
+def test_the_exported_conformance_traces_replay_on_the_c_port(tmp_path: Path) -> None:
+    traces = pytest.importorskip("nbbs.conform.traces", reason="nbbs trace export (the conform branch)")
+    files = traces.export(tmp_path)
+    done = subprocess.run(
+        [str(build("traces")), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout
+    assert "(0 skipped" in done.stdout
+
+
+def test_the_exported_schedule_traces_replay_on_the_c_port(tmp_path: Path) -> None:
+    controlled = pytest.importorskip(
+        "nbbs.conform.controlled", reason="schedule traces (the controlled branch)"
+    )
+    files = controlled.export_schedules(tmp_path)
+    exe = build("traces", controlled=True, defects=_release_flags())
+    done = subprocess.run([str(exe), *map(str, files)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
+    # The counterexamples of the variants the port implements replay: reference-a and -b at least.
+    assert sum("reference" in f.name for f in files) >= 2
 
 
 def test_the_library_keeps_its_words_in_caller_memory_shared_by_two_handles() -> None:
