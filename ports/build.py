@@ -45,7 +45,7 @@ DEFECTS: dict[str, str] = {
     "NO_ARG_CHECKS": "free checks nothing: a double, foreign, interior or wrong-order free corrupts the tree",
     "NARROW_INDEX": "the scan keeps the node index in 16 bits: from depth 16 on it wraps to inner nodes",
     "IGNORE_START": "alloc's address forgets start: with start != 0 it hands out addresses outside the arena",
-    "STORE_RELEASE": "free releases with a plain store, not a CAS: two racing frees of a block both succeed",
+    "STORE_RELEASE": "counted releases with a store, not a CAS: two racing frees of a block both succeed",
 }
 """The defect flags (``-DNBBS_DEFECT_<NAME>``) the harness must catch, each with what it breaks."""
 

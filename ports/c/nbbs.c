@@ -178,7 +178,7 @@ static uint64_t spread(unsigned tid, unsigned lvl) {
 
 /* -- the algorithm (impl/nbbs.py, model/steps.py) ---------------------------------------------- */
 
-static void free_node(nbbs_t *a, uint64_t n, unsigned top_level);
+static bool free_node(nbbs_t *a, uint64_t n, unsigned top_level);
 
 /* Climb from n up to max_level, counting (reference: setting) n's claim in each ancestor.
  * Returns 0, or the occupied ancestor that stopped the climb (steps.py C_LOAD, C_CAS). */
@@ -242,12 +242,33 @@ static void unmark(nbbs_t *a, uint64_t n, unsigned top_level) {
     }
 }
 
-/* An alloc's rollback of n, bounded below the ancestor that failed its climb: mark
- * (reference), release by a store (the alloc occupied n itself), unmark. */
-static void free_node(nbbs_t *a, uint64_t n, unsigned top_level) {
-    if (nbbs_marks(a->variant)) mark(a, n, top_level);
+/* Release block n, whose word was found to be `expected`: counted CASes it to release(expected)
+ * and fails if another free released it first; reference stores release(BUSY), as published. */
+static bool release(nbbs_t *a, uint64_t n, uint64_t expected) {
+#ifdef NBBS_DEFECT_STORE_RELEASE
+    /* DEFECT STORE_RELEASE: counted releases with a plain store (model/steps.py's F_RELEASE
+     * before release_cas): of two frees of one block racing, both pass the check and both
+     * succeed, each taking a claim off the path: the counts go wrong and a block above can be
+     * handed out twice. */
+    (void)expected;
     nbbs_store(a->words, n, nbbs_release(NBBS_BUSY));
+    return true;
+#else
+    if (nbbs_release_cas(a->variant)) return nbbs_cas(a->words, n, expected, nbbs_release(expected));
+    nbbs_store(a->words, n, nbbs_release(NBBS_BUSY));
+    return true;
+#endif
+}
+
+/* An alloc's rollback of n, bounded below the ancestor that failed its climb: mark
+ * (reference), release (expecting the word its own occupy wrote), unmark. False if the release
+ * lost, which only a free of n by another thread (a double free of a block nobody was given)
+ * can cause: the alloc then gives up, as model/steps.py's rollback does. */
+static bool free_node(nbbs_t *a, uint64_t n, unsigned top_level) {
+    if (nbbs_marks(a->variant)) mark(a, n, top_level);
+    if (!release(a, n, nbbs_occupy(0))) return false;
     unmark(a, n, top_level);
+    return true;
 }
 
 #ifdef NBBS_DEFECT_NARROW_INDEX
@@ -282,7 +303,7 @@ static uint64_t alloc_node(nbbs_t *a, unsigned lvl, int64_t hint) {
                 return n;
             }
             /* Undo below the occupied ancestor, then skip its whole subtree. */
-            free_node(a, n, level(failed) + 1);
+            if (!free_node(a, n, level(failed) + 1)) return 0;
             uint64_t nxt = after_subtree(failed, lvl) - first;
             scanned += nxt - pos;
             pos = nxt & (size - 1);
@@ -354,17 +375,9 @@ nbbs_status nbbs_free(nbbs_t *a, uint64_t addr, int64_t order) {
     if (n == 0) return NBBS_E_DOUBLE_FREE;
 #endif
     if (nbbs_marks(a->variant)) mark(a, n, a->max_level);
-    /* Release: a CAS from the word the check read, so of two racing frees one is refused.
-     * (reference marks before it: a refused free there has already marked.) */
-#ifdef NBBS_DEFECT_STORE_RELEASE
-    /* DEFECT STORE_RELEASE: the release is a plain store (model/steps.py's F_RELEASE before the
-     * CAS): of two frees of one block racing, both pass the check and both succeed, each
-     * taking a claim off the path: the counts go wrong and a block above can be handed out twice. */
-    (void)w;
-    nbbs_store(a->words, n, nbbs_release(NBBS_BUSY));
-#else
-    if (!nbbs_cas(a->words, n, w, nbbs_release(w))) return NBBS_E_DOUBLE_FREE;
-#endif
+    /* counted: a CAS from the word the check read, so of two racing frees one is refused,
+     * having written nothing. (reference stores, as published: both would succeed.) */
+    if (!release(a, n, w)) return NBBS_E_DOUBLE_FREE;
     unmark(a, n, a->max_level);
     return NBBS_OK;
 }
@@ -385,6 +398,7 @@ uint64_t nbbs_transition(int variant, int which, uint64_t w, unsigned s) {
     case 8: return nbbs_unmark(v, w, s);
     case 9: return nbbs_unmark_stops(v, w, s);
     case 10: return nbbs_marks(v);
+    case 11: return nbbs_release_cas(v);
     default: return UINT64_MAX;
     }
 }

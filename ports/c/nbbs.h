@@ -81,8 +81,9 @@ nbbs_status nbbs_alloc(nbbs_t *a, int64_t order, int64_t hint, uint64_t *addr);
 nbbs_status nbbs_order_for_bytes(const nbbs_t *a, uint64_t size, unsigned *order);
 
 /* Give back the live block at addr: NBBS_OK or an address/order error (order NBBS_ANY_ORDER:
- * whatever order the live block has). The release is a CAS from the word the argument check
- * read: of two frees of one block racing, one gets NBBS_E_DOUBLE_FREE. */
+ * whatever order the live block has). counted releases with a CAS from the word the argument
+ * check read: of two frees of one block racing, one gets NBBS_E_DOUBLE_FREE, having written
+ * nothing (reference stores, as published). */
 nbbs_status nbbs_free(nbbs_t *a, uint64_t addr, int64_t order);
 
 /* The word of node n, read without going through the controlled hooks (for `words`). */

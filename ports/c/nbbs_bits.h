@@ -101,4 +101,9 @@ static inline bool nbbs_unmark_stops(nbbs_variant v, uint64_t new_word, unsigned
 /* Whether a free marks before it unmarks: reference does, counted has no mark phase. */
 static inline bool nbbs_marks(nbbs_variant v) { return v == NBBS_REFERENCE; }
 
+/* Whether the release is a CAS from the block's word as the free found it (counted: of two
+ * frees racing on one block, exactly one gets it; a rollback expects occupy(0)), or the
+ * published plain store of release(BUSY) (reference). The bundle flag release_cas of bits.py. */
+static inline bool nbbs_release_cas(nbbs_variant v) { return v == NBBS_COUNTED; }
+
 #endif
