@@ -835,7 +835,9 @@ def test_the_build_that_releases_as_the_step_machines_do_needs_no_translation() 
 
 def test_the_exported_conformance_traces_replay_on_the_c_port(tmp_path: Path) -> None:
     traces = pytest.importorskip("nbbs.conform.traces", reason="nbbs trace export (the conform branch)")
-    files = traces.export(tmp_path)
+    # The sequential ones: export may add the controlled mode's schedules (the next test's).
+    files = [f for f in traces.export(tmp_path) if '"op":"spawn"' not in f.read_text()]
+    assert files
     done = subprocess.run(
         [str(build("traces")), *map(str, files)], capture_output=True, text=True, check=False
     )
