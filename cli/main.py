@@ -78,6 +78,7 @@ def _register() -> None:
     from nbbs.cli.check import check_command
     from nbbs.cli.conform import conform_cmd, trace_group
     from nbbs.cli.explore import explore_cmd, replay_cmd
+    from nbbs.cli.port import port
     from nbbs.cli.prove import prove
 
     main.add_command(check_command)
@@ -86,6 +87,7 @@ def _register() -> None:
     main.add_command(prove)
     main.add_command(conform_cmd)
     main.add_command(trace_group)
+    main.add_command(port)
 
 
 _register()
