@@ -151,6 +151,41 @@ def test_allocator_verdicts_agree_with_the_old_search(case: tuple[list[Operation
         assert _is_partial_linearization(new.longest, init, _step(spec))
 
 
+def _random_history(rng: random.Random, n: int, spec: Spec) -> list[Operation]:
+    """``n`` operations of a sequential run at instants 10, 20, ..., each stretched around its
+    instant by up to 25, so two or three are in flight at once; one result changed half the time."""
+    state: sp.State = sp.EMPTY
+    ops: list[sp.Op] = []
+    for _ in range(n):
+        if state and rng.random() < 0.5:
+            op: sp.Op = Free(rng.choice(sorted(state)))
+        else:
+            order = rng.randrange(spec.max_order + 1)
+            free = list(sp.free_blocks(spec, state, order))
+            op = Alloc(order, rng.choice(free) if free else None)
+        state = sp.step(spec, state, op)[1]
+        ops.append(op)
+    if rng.random() < 0.5:
+        i = rng.randrange(n - n // 4, n)  # late, so the search has gone deep first
+        ops[i] = Free(rng.randrange(1, g.node_count(spec.depth)))
+    return [
+        Operation(i % 3, op, 10 * i - rng.randrange(26), 10 * i + rng.randrange(26))
+        for i, op in enumerate(ops)
+    ]
+
+
+def test_histories_longer_than_a_checkpoint_get_the_old_verdicts() -> None:
+    spec = Spec.of(3, spurious_failures=True)
+    verdicts = set()
+    for seed in range(40):
+        h = _random_history(random.Random(seed), 90, spec)
+        new, old = check_allocator(h, spec), reference_check(h, sp.EMPTY, _step(spec))
+        assert new.verdict is old.verdict, seed
+        assert len(new.longest) == len(old.longest), seed
+        verdicts.add(new.verdict)
+    assert verdicts == {Verdict.OK, Verdict.ILLEGAL}
+
+
 def _register(state: int, op: tuple[str, int]) -> tuple[bool, int]:
     """A register: ``("w", v)`` writes v, ``("r", v)`` reads v. Its final state depends on the order."""
     kind, v = op
@@ -243,15 +278,23 @@ def test_an_adversarial_history_is_unknown_when_the_time_runs_out() -> None:
 
 
 def test_the_checkpointed_path_rebuilds_states_after_deep_backtracking() -> None:
-    # A long pending alloc of T0's page that fits only at the very end: the search first
-    # tries it early (it is called first), goes deep, and must unwind hundreds of frames.
+    # Page 5 is live. T2's free of it spans the whole history and is called first, so the
+    # search tries it first; but T3 frees and re-allocates page 5 at the very end, so T2's free
+    # must come last. The search unwinds hundreds of frames, rebuilding states from checkpoints.
     h = _chained(200)
-    spec = Spec.of(6, spurious_failures=True)
+    p5 = g.node_of(6, 5, 0)
     last = max(o.ret for o in h)
-    # T2 allocates page 0 over the whole history; only after T0's last free is it free.
-    h.append(Operation(2, Alloc(0, g.node_of(6, 0, 0)), -1, last + 1))
-    assert check_allocator(h, spec).ok
-    assert _lin_search.CHECKPOINT < 200
+    h += [
+        Operation(2, Free(p5), -1, last + 10),
+        Operation(3, Free(p5), last + 1, last + 2),
+        Operation(3, Alloc(0, p5), last + 3, last + 4),
+    ]
+    spec = Spec.of(6, spurious_failures=True)
+    res = check_allocator(h, spec, frozenset({p5}))
+    assert res.ok and res.configurations > 2 * len(h) > 10 * _lin_search.CHECKPOINT
+    # Without T3's re-allocation nothing can follow T2's free: illegal, stuck after all but one.
+    res = check_allocator(h[:-1], spec, frozenset({p5}))
+    assert res.verdict is Verdict.ILLEGAL and len(res.longest) == len(h) - 2
 
 
 # -- stress records (PORTING.md) -----------------------------------------------------------
