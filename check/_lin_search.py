@@ -154,6 +154,10 @@ def _segment(
     m = len(calls)
     if m == 0:
         return "ok", [], init
+    if m == 1:  # most segments of a history with few threads: no search
+        limits.configurations += 1
+        ok, state = step(init, ops[0])
+        return ("ok", [0], state) if ok else ("illegal", [], init)
     by_ret = sorted(range(m), key=lambda i: (rets[i], i))
     rank = [0] * m
     for r, i in enumerate(by_ret):
@@ -224,10 +228,12 @@ def _segment(
                 k += 1
                 continue
             c = flat[s + k]
-            if c == by_ret[p]:
-                np, nmask = _advance(p, mask, s, w, flat, by_ret, m, reach, start, width)
-            else:
+            if c != by_ret[p]:
                 np, nmask = p, mask | 1 << k
+            elif not mask:
+                np, nmask = p + 1, 0
+            else:
+                np, nmask = _advance(p, mask, s, w, flat, by_ret, m, reach, start, width)
             key: Any = nmask * stride + np
             if state_determined and key in seen:
                 k += 1
@@ -285,14 +291,13 @@ def _advance(
     start: array[int],
     width: array[int],
 ) -> tuple[int, int]:
-    """The configuration after linearizing ``by_ret[p]``, the first pending operation by return.
+    """The configuration after linearizing ``by_ret[p]``, the first pending operation by return,
+    when others in flight (``mask``, not empty) are linearized already.
 
     ``p`` moves past it and past every operation after it (by return) already in ``X``; the
     rest of ``X`` is renumbered as positions in the new ``open`` set.
     """
     q = p + 1
-    if not mask:
-        return q, 0
     ahead = {flat[s + j] for j in range(w) if mask >> j & 1}
     while q < m and by_ret[q] in ahead:
         ahead.discard(by_ret[q])

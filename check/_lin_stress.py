@@ -5,7 +5,9 @@ A record is one completed call of a port's own threads::
     {"thread":0,"op":"alloc","args":[2],"result":8192,"call":1234,"ret":1301}
     {"thread":1,"op":"free","args":[8192,2],"result":"ok","call":1400,"ret":1422}
 
-Each becomes a ``StressOp`` whose ``kind`` says how the model judges it:
+Each is judged once per distinct (op, args, result): a ``Judged`` whose ``kind`` says how the
+model treats it (the search sees only these, shared between records; a ``StressOp`` with the
+record's number and text is built only for the operations a result shows):
 
 ``done``        the result says ``effect`` (a ``spec.Alloc`` or ``spec.Free``) happened: ``spec.step``.
 ``refused``     a free answered with an error class: legal iff ``spec.step`` refuses ``effect``
@@ -21,6 +23,7 @@ the history into segments (``state_determined``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from nbbs.check._lin_search import HistoryError
@@ -36,8 +39,19 @@ ERROR_NAMES = frozenset(
 """The error words a free may answer with: the classes of ``nbbs.impl.errors``."""
 
 
+class Judged(NamedTuple):
+    """What a record's result means to the model."""
+
+    kind: str
+    """``done``, ``refused``, ``noop`` or ``impossible`` (module docstring)."""
+    effect: _spec.Op | None
+    """The spec operation the result claims (``done``) or that was refused (``refused``)."""
+    why: str = ""
+    """For ``impossible``: what no state allows."""
+
+
 class StressOp(NamedTuple):
-    """One stress record as the model sees it."""
+    """One stress record as a result shows it: ``alloc(2) -> 8192  (record 17)``."""
 
     line: int
     """The record's index in the input."""
@@ -47,87 +61,104 @@ class StressOp(NamedTuple):
     """The arguments, a free's order filled in."""
     result: Any
     """The result as recorded."""
-    kind: str
-    """``done``, ``refused``, ``noop`` or ``impossible`` (module docstring)."""
-    effect: _spec.Op | None
-    """The spec operation the result claims (``done``) or that was refused (``refused``)."""
-    why: str = ""
-    """For ``impossible``: what no state allows."""
+    judged: Judged
 
     def __str__(self) -> str:
         result = "null" if self.result is None else self.result
         text = f"{self.name}({', '.join(map(str, self.args))}) -> {result}"
-        return f"{text}: {self.why}  (record {self.line})" if self.why else f"{text}  (record {self.line})"
+        why = self.judged.why
+        return f"{text}: {why}  (record {self.line})" if why else f"{text}  (record {self.line})"
 
 
-def stress_step(spec: _spec.Spec, state: _spec.State, op: StressOp) -> tuple[bool, _spec.State]:
-    """``model.spec.step`` for a stress record."""
-    if op.kind == "done":
+def stress_step(spec: _spec.Spec, state: _spec.State, op: Judged) -> tuple[bool, _spec.State]:
+    """``model.spec.step`` for a judged record."""
+    kind = op.kind
+    if kind == "done":
         assert op.effect is not None
         return _spec.step(spec, state, op.effect)
-    if op.kind == "refused":
+    if kind == "refused":
         assert op.effect is not None
         allowed, _ = _spec.step(spec, state, op.effect)
         return not allowed, state
-    return op.kind == "noop", state
+    return kind == "noop", state
 
 
-class Row(NamedTuple):
-    """A record read: who, what, when."""
+class Columns(NamedTuple):
+    """The records read, sorted by call time, one list per field."""
 
-    thread: int
-    op: StressOp
-    call: int | float
-    ret: int | float
+    threads: list[int]
+    judged: list[Judged]
+    calls: list[int | float]
+    rets: list[int | float]
+    lines: list[int]
+    """Each one's index in the input."""
+    rows: list[tuple[Any, ...]]
+    """Each one's fields (thread, op, args, result, call, ret), a free's order filled in."""
 
-
-def read_records(records: Iterable[Mapping[str, Any]], arena: Arena) -> list[Row]:
-    """Each record read, sorted by call time; ``HistoryError`` on a malformed one."""
-    raw = []
-    for i, r in enumerate(records):
-        try:
-            fields = (r["thread"], r["op"], r["args"], r["result"], r["call"], r["ret"])
-        except (KeyError, TypeError, IndexError):
-            raise HistoryError(f"record {i}: {_shape_problem(r)}") from None
-        if not _well_formed(*fields):
-            raise HistoryError(f"record {i}: {_field_problem(*fields)}")
-        raw.append((fields[4], i, fields))
-    raw.sort()
-    # One answer per (address, order): the arena's checks run once per block, not per record.
-    blocks: dict[tuple[int, int], int | str] = {}
-    # A free without its order frees the block its own thread's latest alloc got at that address.
-    held: dict[tuple[int, int], int] = {}
-    out = []
-    for _, i, (thread, name, args, result, call, ret) in raw:
-        if name == "alloc":
-            op = _alloc(i, args, result, arena, blocks)
-            if op.kind == "done" and result is not None:
-                held[thread, result] = args[0]
-        else:
-            if len(args) == 1:
-                if (thread, args[0]) not in held:
-                    raise HistoryError(
-                        f"record {i}: free({args[0]}) gives no order and no earlier alloc of thread "
-                        f"{thread} returned {args[0]}: give args [address, order]"
-                    )
-                args = [args[0], held[thread, args[0]]]
-            op = _free(i, args, result, arena, blocks)
-        out.append(Row(thread, op, call, ret))
-    return out
+    def stress_op(self, i: int) -> StressOp:
+        """The ``i``-th record by call time, as a result shows it."""
+        _, name, args, result, _, _ = self.rows[i]
+        return StressOp(self.lines[i], name, tuple(args), result, self.judged[i])
 
 
+_FIELDS = itemgetter("thread", "op", "args", "result", "call", "ret")
 _NUMBER = (int, float)
 
 
-def _well_formed(thread: Any, name: Any, args: Any, result: Any, call: Any, ret: Any) -> bool:
-    """The fast test of a record's shape (``_field_problem`` says what is wrong when it fails)."""
-    if type(thread) is not int or type(call) not in _NUMBER or type(ret) not in _NUMBER or ret < call:
-        return False
-    if type(args) is not list or not 1 <= len(args) <= 2 or any(type(a) is not int for a in args):
-        return False
-    if name == "alloc":
-        return result is None or type(result) is int
-    return name == "free" and type(result) is str and (result == "ok" or result in ERROR_NAMES)
+def read_records(records: Iterable[Mapping[str, Any]], arena: Arena) -> Columns:
+    """Each record read and judged, sorted by call time; ``HistoryError`` on a malformed one."""
+    rows = []
+    for i, r in enumerate(records):
+        try:
+            row = _FIELDS(r)
+        except (KeyError, TypeError, IndexError):
+            raise HistoryError(f"record {i}: {_shape_problem(r)}") from None
+        thread, name, args, result, call, ret = row
+        # The shape, tested inline (one record costs a few microseconds; a million are read).
+        if (
+            type(thread) is not int
+            or type(call) not in _NUMBER
+            or type(ret) not in _NUMBER
+            or ret < call
+            or type(args) is not list
+            or not args
+            or type(args[0]) is not int
+            or (len(args) != 1 and (len(args) != 2 or type(args[1]) is not int))
+            or not (
+                (name == "alloc" and (result is None or type(result) is int))
+                or (name == "free" and type(result) is str and (result == "ok" or result in ERROR_NAMES))
+            )
+        ):
+            raise HistoryError(f"record {i}: {_field_problem(*row)}")
+        rows.append(row)
+    lines = sorted(range(len(rows)), key=lambda i: rows[i][4])
+    rows = [rows[i] for i in lines]
+    # One judgement per distinct (op, args, result): the arena's checks run once per block.
+    judgements: dict[tuple[Any, ...], Judged] = {}
+    # A free without its order frees the block its own thread's latest alloc got at that address.
+    held: dict[tuple[int, int], int] = {}
+    judged = []
+    for j, (thread, name, args, result, _, _) in enumerate(rows):
+        if name == "free" and len(args) == 1:
+            if (thread, args[0]) not in held:
+                raise HistoryError(
+                    f"record {lines[j]}: free({args[0]}) gives no order and no earlier alloc of thread "
+                    f"{thread} returned {args[0]}: give args [address, order]"
+                )
+            args = [args[0], held[thread, args[0]]]
+            rows[j] = (thread, name, args, *rows[j][3:])
+        key = (name, *args, result) if name == "free" else (name, args[0], result)
+        got = judgements.get(key)
+        if got is None:
+            got = judgements[key] = (
+                _judge(name, args[0], args[1], result, arena)
+                if name == "free"
+                else (_judge(name, args[0], args[0], result, arena))
+            )
+        if name == "alloc" and result is not None and got.kind == "done":
+            held[thread, result] = args[0]
+        judged.append(got)
+    return Columns([r[0] for r in rows], judged, [r[4] for r in rows], [r[5] for r in rows], lines, rows)
 
 
 def _shape_problem(r: Any) -> str:
@@ -138,7 +169,7 @@ def _shape_problem(r: Any) -> str:
 
 
 def _field_problem(thread: Any, name: Any, args: Any, result: Any, call: Any, ret: Any) -> str:
-    """What is wrong with a record that ``_well_formed`` refused."""
+    """What is wrong with a record the shape test refused."""
     if type(thread) is not int:
         return f"thread must be an int, got {thread!r}"
     for what, t in (("call", call), ("ret", ret)):
@@ -156,50 +187,32 @@ def _field_problem(thread: Any, name: Any, args: Any, result: Any, call: Any, re
     return f'a free\'s result is "ok" or an error class of nbbs.impl.errors, got {result!r}'
 
 
-def _block(arena: Arena, address: int, order: int, blocks: dict[tuple[int, int], int | str]) -> int | str:
+def _block(arena: Arena, address: int, order: int) -> int | str:
     """The node of the block of ``order`` at ``address``, or why there is none."""
-    found = blocks.get((address, order))
-    if found is None:
-        if not 0 <= order <= arena.top_order:
-            found = f"order {order} is outside 0..{arena.top_order}"
-        else:
-            try:
-                page = arena.page(address)
-            except AddressError as e:
-                found = str(e)
-            else:
-                if page % (1 << order):
-                    found = f"address {address} is not aligned to a block of order {order}"
-                else:
-                    found = g.node_of(arena.depth, page, order)
-        blocks[address, order] = found
-    return found
-
-
-def _alloc(
-    i: int, args: list[int], result: int | None, arena: Arena, blocks: dict[tuple[int, int], int | str]
-) -> StressOp:
-    order = args[0]
-    shown = tuple(args)
     if not 0 <= order <= arena.top_order:
-        why = f"order {order} is outside 0..{arena.top_order}"
-        return StressOp(i, "alloc", shown, result, "impossible", None, why)
-    if result is None:
-        return StressOp(i, "alloc", shown, result, "done", _spec.Alloc(order, None))
-    node = _block(arena, result, order, blocks)
-    if isinstance(node, str):
-        return StressOp(i, "alloc", shown, result, "impossible", None, node)
-    return StressOp(i, "alloc", shown, result, "done", _spec.Alloc(order, node))
+        return f"order {order} is outside 0..{arena.top_order}"
+    try:
+        page = arena.page(address)
+    except AddressError as e:
+        return str(e)
+    if page % (1 << order):
+        return f"address {address} is not aligned to a block of order {order}"
+    return g.node_of(arena.depth, page, order)
 
 
-def _free(
-    i: int, args: list[int], result: str, arena: Arena, blocks: dict[tuple[int, int], int | str]
-) -> StressOp:
-    address, order = args
-    shown = (address, order)
-    node = _block(arena, address, order, blocks)
+def _judge(name: str, first: int, second: int, result: Any, arena: Arena) -> Judged:
+    """alloc(first = order) -> result, or free(first = address, second = order) -> result."""
+    if name == "alloc":
+        order = first
+        if not 0 <= order <= arena.top_order:
+            return Judged("impossible", None, f"order {order} is outside 0..{arena.top_order}")
+        if result is None:
+            return Judged("done", _spec.Alloc(order, None))
+        node = _block(arena, result, order)
+        if isinstance(node, str):
+            return Judged("impossible", None, node)
+        return Judged("done", _spec.Alloc(order, node))
+    node = _block(arena, first, second)
     if isinstance(node, str):
-        if result == "ok":
-            return StressOp(i, "free", shown, result, "impossible", None, node)
-        return StressOp(i, "free", shown, result, "noop", None)
-    return StressOp(i, "free", shown, result, "done" if result == "ok" else "refused", _spec.Free(node))
+        return Judged("impossible", None, node) if result == "ok" else Judged("noop", None)
+    return Judged("done" if result == "ok" else "refused", _spec.Free(node))

@@ -209,15 +209,17 @@ def check_stress_history(
     """
     arena = Arena(depth, page_size, start, max_order)
     spec = _spec.Spec.of(depth, arena.top_order, spurious_failures=True)
-    rows = _lin_stress.read_records(records, arena)  # sorted by call
+    cols = _lin_stress.read_records(records, arena)  # sorted by call
     found = _lin_search.search(
-        [r.call for r in rows],
-        [r.ret for r in rows],
-        [r.op for r in rows],
+        cols.calls,
+        cols.rets,
+        cols.judged,
         _spec.EMPTY,
         lambda s, op: _lin_stress.stress_step(spec, s, op),
         state_determined=True,
         timeout=timeout,
         budget=budget,
     )
-    return _result(found, lambda i: Operation(*rows[i]))
+    return _result(
+        found, lambda i: Operation(cols.threads[i], cols.stress_op(i), cols.calls[i], cols.rets[i])
+    )
