@@ -110,7 +110,9 @@ class Result(Generic[S]):
         if first:
             lines.append(f"  ({first} operations before these)")
         lines += [f"  {i}. thread {o.client}: {o.op}" for i, o in enumerate(self.longest[first:], first)]
-        lines.append(f"  then state {sorted(self.stuck_state) if self.stuck_state is not None else '?'}")
+        state = self.stuck_state
+        shown = sorted(state) if isinstance(state, set | frozenset) else "?" if state is None else state
+        lines.append(f"  then state {shown}")
         lines.append("  accepts none of the operations that may come next:")
         lines += [f"    thread {o.client}: {o.op}" for o in self.refused]
         return "\n".join(lines)
