@@ -161,6 +161,21 @@ def read_records(records: Iterable[Mapping[str, Any]], arena: Arena) -> Columns:
     return Columns([r[0] for r in rows], judged, [r[4] for r in rows], [r[5] for r in rows], lines, rows)
 
 
+def live_blocks(live: Iterable[tuple[int, int]], arena: Arena) -> _spec.State:
+    """The nodes of (address, order) pairs held when a run began; ``HistoryError`` if one is no block."""
+    nodes = set()
+    for pair in live:
+        address, order = pair
+        node = _block(arena, address, order) if type(address) is int and type(order) is int else "not ints"
+        if isinstance(node, str):
+            raise HistoryError(f"live block {pair!r}: {node}")
+        nodes.add(node)
+    state = frozenset(nodes)
+    if broken := _spec.broken_invariants(_spec.Spec.of(arena.depth, arena.top_order), state):
+        raise HistoryError(f"the live blocks {sorted(live)} break {', '.join(broken)}")
+    return state
+
+
 def _shape_problem(r: Any) -> str:
     if not isinstance(r, Mapping):
         return f"expected a JSON object, got {r!r}"

@@ -197,26 +197,29 @@ def check_stress_history(
     page_size: int = 4096,
     start: int = 0,
     max_order: int | None = None,
+    live: Iterable[tuple[int, int]] = (),
     timeout: float = 60.0,
     budget: int | None = None,
 ) -> Result[_spec.State]:
-    """Linearizability of a port's ``stress`` history (PORTING.md's JSONL objects) on a fresh arena.
+    """Linearizability of a port's ``stress`` history (PORTING.md's JSONL objects).
 
-    The arena is ``NBBS(depth, page_size=..., start=..., max_order=...)``'s, empty at the start;
-    the contract is the concurrent one (an alloc may fail while a block is free). Addresses
-    become nodes; a result no state allows (an address outside the arena or misaligned) makes
-    the history illegal; a free answered with an error class is legal only if its block was
-    not live. A malformed record raises ``HistoryError``, a bad arena ``ConfigurationError``.
-    The operations of ``longest`` print as the records read (``alloc(2) -> 8192  (record 17)``).
+    The arena is ``NBBS(depth, page_size=..., start=..., max_order=...)``'s, holding the blocks
+    ``live`` ((address, order) pairs) when the run began, by default none. The contract is the
+    concurrent one (an alloc may fail while a block is free). Addresses become nodes; a result
+    no state allows (an address outside the arena or misaligned) makes the history illegal; a
+    free answered with an error class is legal only if its block was not live. A malformed
+    record raises ``HistoryError``, a bad arena ``ConfigurationError``. The operations of
+    ``longest`` and ``refused`` print as the records read (``alloc(2) -> 8192  (record 17)``).
     """
     arena = Arena(depth, page_size, start, max_order)
     spec = _spec.Spec.of(depth, arena.top_order, spurious_failures=True)
+    initial = _lin_stress.live_blocks(live, arena)
     cols = _lin_stress.read_records(records, arena)  # sorted by call
     found = _lin_search.search(
         cols.calls,
         cols.rets,
         cols.judged,
-        _spec.EMPTY,
+        initial,
         lambda s, op: _lin_stress.stress_step(spec, s, op),
         state_determined=True,
         timeout=timeout,

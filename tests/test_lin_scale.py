@@ -315,6 +315,18 @@ def test_a_stress_history_is_read_with_the_arena_s_addresses() -> None:
     assert check_stress_history(recs, depth=2, page_size=page, start=start).ok
 
 
+def test_a_stress_history_may_begin_with_blocks_held() -> None:
+    recs = [_rec(0, "free", [8192, 1], "ok", 0, 1), _rec(1, "alloc", [2], 0, 2, 3)]
+    assert check_stress_history(recs, depth=2, live=[(8192, 1)]).ok
+    assert check_stress_history(recs, depth=2).verdict is Verdict.ILLEGAL
+    held_alloc = check_stress_history(recs[1:], depth=2, live=[(8192, 1)])
+    assert held_alloc.verdict is Verdict.ILLEGAL
+    with pytest.raises(HistoryError, match="live block"):
+        check_stress_history(recs, depth=2, live=[(4096, 1)])
+    with pytest.raises(HistoryError, match="inv_disjoint"):
+        check_stress_history(recs, depth=2, live=[(8192, 1), (8192, 0)])
+
+
 def test_a_stress_alloc_returning_a_misaligned_or_foreign_address_is_illegal() -> None:
     for address, why in ((4096, "not aligned to a block of order 1"), (1 << 30, "outside the arena")):
         res = check_stress_history([_rec(0, "alloc", [1], address, 0, 1)], depth=2)
