@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import threading
 import time
 from typing import Any
@@ -29,6 +31,11 @@ from nbbs.model.spec import Alloc, Free, Spec
 
 SPEC = Spec.of(2, spurious_failures=True)
 STRICT = Spec.of(2)
+
+DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
+"""The deep profile checks more and longer histories (a minute or two more in all)."""
+SEEDS = 400 if DEEP else 40
+STRESS_OPS = 200_000 if DEEP else 2_000
 
 
 def _step(spec: Spec) -> Any:
@@ -177,7 +184,7 @@ def _random_history(rng: random.Random, n: int, spec: Spec) -> list[Operation]:
 def test_histories_longer_than_a_checkpoint_get_the_old_verdicts() -> None:
     spec = Spec.of(3, spurious_failures=True)
     verdicts = set()
-    for seed in range(40):
+    for seed in range(SEEDS):
         h = _random_history(random.Random(seed), 90, spec)
         new, old = check_allocator(h, spec), reference_check(h, sp.EMPTY, _step(spec))
         assert new.verdict is old.verdict, seed
@@ -416,17 +423,23 @@ def _stress(heap: NBBS, threads: int, ops: int, seed: int) -> list[dict[str, Any
         with lock:
             out.extend(mine)
 
-    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
+    # Hand the GIL over every 10 us, not 5 ms, so that the threads' calls overlap.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+    finally:
+        sys.setswitchinterval(switch)
     return out
 
 
 def test_a_stress_history_of_real_threads_on_nbbs_is_linearizable() -> None:
-    recs = _stress(NBBS(4, page_size=4096, start=1 << 16), 2, 2_000, seed=1)
-    res = check_stress_history(recs, depth=4, page_size=4096, start=1 << 16, timeout=60)
+    recs = _stress(NBBS(4, page_size=4096, start=1 << 16), 2, STRESS_OPS // 2, seed=1)
+    res = check_stress_history(recs, depth=4, page_size=4096, start=1 << 16, timeout=600)
     assert res.ok, res.explain()
 
 
