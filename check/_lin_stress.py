@@ -147,14 +147,11 @@ def read_records(records: Iterable[Mapping[str, Any]], arena: Arena) -> Columns:
                 )
             args = [args[0], held[thread, args[0]]]
             rows[j] = (thread, name, args, *rows[j][3:])
-        key = (name, *args, result) if name == "free" else (name, args[0], result)
+        second = args[1] if name == "free" else None  # an alloc's hint does not change its meaning
+        key = (name, args[0], second, result)
         got = judgements.get(key)
         if got is None:
-            got = judgements[key] = (
-                _judge(name, args[0], args[1], result, arena)
-                if name == "free"
-                else (_judge(name, args[0], args[0], result, arena))
-            )
+            got = judgements[key] = _judge(name, args[0], second, result, arena)
         if name == "alloc" and result is not None and got.kind == "done":
             held[thread, result] = args[0]
         judged.append(got)
@@ -215,8 +212,8 @@ def _block(arena: Arena, address: int, order: int) -> int | str:
     return g.node_of(arena.depth, page, order)
 
 
-def _judge(name: str, first: int, second: int, result: Any, arena: Arena) -> Judged:
-    """alloc(first = order) -> result, or free(first = address, second = order) -> result."""
+def _judge(name: str, first: int, second: int | None, result: Any, arena: Arena) -> Judged:
+    """What ``alloc(first) -> result`` or ``free(first, second) -> result`` means to the model."""
     if name == "alloc":
         order = first
         if not 0 <= order <= arena.top_order:
@@ -227,6 +224,7 @@ def _judge(name: str, first: int, second: int, result: Any, arena: Arena) -> Jud
         if isinstance(node, str):
             return Judged("impossible", None, node)
         return Judged("done", _spec.Alloc(order, node))
+    assert second is not None
     node = _block(arena, first, second)
     if isinstance(node, str):
         return Judged("impossible", None, node) if result == "ok" else Judged("noop", None)
