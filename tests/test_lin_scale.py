@@ -445,14 +445,14 @@ def test_a_stress_history_of_real_threads_on_nbbs_is_linearizable() -> None:
 
 def test_a_stress_history_with_a_held_block_handed_out_again_at_the_end_is_illegal() -> None:
     recs = _stress(NBBS(4), 2, 500, seed=2)
-    live: dict[int, int] = {}
+    live: dict[tuple[int, int], int] = {}  # (thread, address) -> order: each thread frees only its own
     for r in sorted(recs, key=lambda r: r["call"]):
         if r["op"] == "alloc" and r["result"] is not None:
-            live[r["result"]] = r["args"][0]
+            live[r["thread"], r["result"]] = r["args"][0]
         elif r["op"] == "free":
-            del live[r["args"][0]]
+            del live[r["thread"], r["args"][0]]
     assert live, "the threads ended holding nothing: pick another seed"
-    address, order = next(iter(live.items()))
+    (_, address), order = next(iter(live.items()))
     end = max(r["ret"] for r in recs)
     res = check_stress_history([*recs, _rec(0, "alloc", [order], address, end + 1, end + 2)], depth=4)
     assert res.verdict is Verdict.ILLEGAL and len(res.longest) == len(recs)
