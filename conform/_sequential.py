@@ -20,6 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from nbbs.check.differential import machine
 from nbbs.conform._result import BROKEN, OK, VIOLATION, Result
 from nbbs.conform.protocol import Port, PortAllocator, PortError
+from nbbs.impl import NBBS
 
 CHUNK = 10
 """Examples per Hypothesis run; the budget is checked between runs."""
@@ -97,7 +98,53 @@ def run(
         done += CHUNK
         if tick is not None:
             tick(done)
+    mark = port.mark()
+    try:
+        wrong = deep_probe(port, variant)
+    except PortError as e:
+        return Result(name, done, BROKEN, time.perf_counter() - started, f"{port.reproducer(mark)}\n{e}")
+    if wrong:
+        detail = f"{port.reproducer(mark)}\n{wrong}"
+        return Result(name, done, VIOLATION, time.perf_counter() - started, detail)
     return Result(name, done, OK, time.perf_counter() - started)
+
+
+PROBE_DEPTH = 20
+"""The deep probe's tree: past 16 levels, where a 16-bit node or page index wraps."""
+
+
+def deep_probe(port: Port, variant: str, depth: int = PROBE_DEPTH) -> str:
+    """A fixed program on a deep arena, every reply compared with ``nbbs.impl.NBBS``'s.
+
+    The random programs draw small trees (their words go over the pipe after every rule), so a
+    port whose index arithmetic overflows only on deep trees would pass them. Here, page-sized
+    blocks at both ends and the middle of the deepest level, a mid-sized one, then their frees:
+    the reply that differs, or "" when all agree.
+    """
+    start = 1 << 40  # above 32 bits: an address computed in a narrow type shows it
+    ref = NBBS(depth, page_size=4096, start=start, variant=variant)
+    width = 1 << depth
+    program = [f"alloc 0 {h}" for h in (0, width - 1, width // 2 + 3, 70_000)]
+    program += ["alloc 5 1000", "alloc 12 200"]
+    command = f"arena {depth} 4096 {start} - {variant}"
+    reply = port.request(command)
+    if reply != "ok":
+        return f"{command!r}: the port answered {reply!r}, expected 'ok'"
+    addresses: list[int] = []
+    for line in program:
+        _, order, hint = line.split()
+        got = port.request(line)
+        a = ref.alloc(int(order), int(hint))
+        want = "none" if a is None else str(a)
+        if got != want:
+            return f"deep probe {line!r} on depth {depth}: the port answered {got!r}, NBBS {want!r}"
+        if a is not None:
+            addresses.append(a)
+    for a in addresses:
+        got = port.request(f"free {a}")
+        if got != "ok":
+            return f"deep probe 'free {a}' on depth {depth}: the port answered {got!r}, NBBS 'ok'"
+    return ""
 
 
 def _describe(e: BaseException) -> str:
