@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -315,3 +316,95 @@ def cross_check(cfg: _mc.Config, tables: model.Tables | None = None) -> list[str
             f"checker, symmetry undone: {states:,} states, {transitions:,} transitions"
         )
     return problems
+
+
+@dataclass
+class SwarmRun:
+    """What a swarm of diversified bitstate searches established (none is complete)."""
+
+    result: _mc.Result
+    """states: the most any one search stored; violations: the first search's that found one."""
+    runs: list[dict[str, float]] = field(default_factory=list)
+    """Per search: seed, hash (-h), states stored, depth reached, errors, hash factor."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def swarm(
+    cfg: _mc.Config,
+    searches: int,
+    *,
+    bitstate: int = 24,
+    jobs: int | None = None,
+    max_depth: int = 1_000_000,
+    tables: model.Tables | None = None,
+) -> SwarmRun:
+    """``searches`` depth-first bitstate searches of (a)-(c), each with its own seed (the order
+    in which it tries threads and moves: ``-DT_RAND -DP_RAND -RSn``) and hash function
+    (``-hn``), ``jobs`` at a time (default: every core), as in Holzmann's swarm verification.
+
+    Each covers a different part of a space too large for one complete search; a violation
+    any of them finds is a real one (checked against our successors, as ``run``'s), though not
+    a shortest. Lock-freedom (d) is not searched. Raises ``SpinUnavailable`` without SPIN.
+    """
+    if not available():
+        raise SpinUnavailable(INSTALL_HINT)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    t = tables if tables is not None else model.extract(cfg)
+    timings["generate"] = time.perf_counter() - started
+    r = _mc.Result(cfg)
+    r.initial_states = len(t.initial_words)
+    r.complete = False
+    out = SwarmRun(r, timings=timings)
+    with tempfile.TemporaryDirectory(prefix="nbbs-swarm-") as tmp:
+        flags = ["-DSAFETY", "-DNOREDUCE", "-DBITSTATE", "-DT_RAND", "-DP_RAND"]
+        d = _build(Path(tmp), "swarm", model.promela(t), flags, timings)
+        begun = time.perf_counter()
+        pending = list(range(searches))
+        running: list[tuple[int, subprocess.Popen[str]]] = []
+        width = jobs or os.cpu_count() or 1
+        texts: dict[int, str] = {}
+        while pending or running:
+            while pending and len(running) < width:
+                i = pending.pop(0)
+                cmd = [
+                    "./pan",
+                    f"-RS{i + 1}",
+                    f"-h{i % 500}",
+                    f"-w{bitstate}",
+                    f"-m{max_depth}",
+                    "-c1",
+                    f"-tsw{i}",
+                ]
+                running.append(
+                    (
+                        i,
+                        subprocess.Popen(
+                            cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                        ),
+                    )
+                )
+            i, p = running.pop(0)
+            texts[i] = p.communicate()[0]
+        timings["search"] = time.perf_counter() - begun
+        for i in range(searches):
+            text = texts[i]
+            row = {
+                "seed": i + 1,
+                "hash": i % 500,
+                "states": _number(r"(\d+) states, stored", text),
+                "depth": _number(r"depth reached (\d+)", text),
+                "errors": _number(r"errors: (\d+)", text),
+                "hash_factor": _number(r"hash factor: ([0-9.e+]+)", text, float),
+            }
+            out.runs.append(row)
+            if row["errors"] and not r.violations:
+                code = int(_number(r"assertion violated \(viol!=(\d+)\)", text))
+                prop, seen = model.VIOLATIONS[code]
+                moves = _moves(_run(["./pan", "-r", f"model.pml.sw{i}"], d))
+                v = violation_of(t, moves, prop, seen)
+                if prop != "count":
+                    r.violations[prop] = v
+        r.states = int(max(row["states"] for row in out.runs)) if out.runs else 0
+    r.seconds = time.perf_counter() - started
+    return out

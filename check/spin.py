@@ -13,9 +13,10 @@ replays it on the real allocator)::
 
 SPIN keeps no thread symmetry: it stores every permutation of the threads, so its count is
 ``symmetric_count`` of ours (plus one: the state before ``init`` picks the initial blocks).
-``cross_check(cfg)`` runs both engines and lists where they disagree. ``extract`` and
-``promela`` give the tables and the model text; ``available`` says whether ``spin`` and
-``cc`` are installed (``INSTALL_HINT`` says how otherwise).
+``swarm(cfg, K)`` runs K diversified bitstate searches (SPIN's swarm verification) for spaces
+no complete search reaches. ``cross_check(cfg)`` runs both engines and lists where they
+disagree. ``extract`` and ``promela`` give the tables and the model text; ``available`` says
+whether ``spin`` and ``cc`` are installed (``INSTALL_HINT`` says how otherwise).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from nbbs.check._spin import (
     SpinFailed,
     SpinRun,
     SpinUnavailable,
+    SwarmRun,
     available,
     cross_check,
     run,
+    swarm,
     violation_of,
 )
 from nbbs.check._spin_model import VIOLATIONS, Model, Tables, extract, promela, symmetric_count
@@ -41,12 +44,14 @@ __all__ = [
     "SpinFailed",
     "SpinRun",
     "SpinUnavailable",
+    "SwarmRun",
     "Tables",
     "available",
     "cross_check",
     "extract",
     "promela",
     "run",
+    "swarm",
     "symmetric_count",
     "violation_of",
 ]

@@ -113,6 +113,14 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     help="With --engine spin: SPIN's bitstate search in 2**BITS bits (incomplete; coverage estimated).",
 )
 @click.option(
+    "--swarm",
+    type=click.IntRange(1, 500),
+    default=None,
+    metavar="K",
+    help="With --engine spin: K diversified depth-first bitstate searches of (a)-(c) (SPIN's swarm), "
+    "run on every core, in 2**BITS bits each (--bitstate, default 24).",
+)
+@click.option(
     "--spin-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -139,6 +147,7 @@ def check_command(
     max_states: int | None,
     engine: str,
     bitstate: int | None,
+    swarm: int | None,
     spin_dir: Path | None,
     stop_at_first: bool,
     json_path: Path | None,
@@ -166,11 +175,14 @@ def check_command(
         stop_at_first=stop_at_first,
         scenario=script,
     )
+    if engine == "spin" and swarm is not None:
+        _spin_swarm(cfg, swarm, bitstate or 24, json_path)
+        return
     if engine == "spin":
         _spin_check(cfg, bitstate, spin_dir, json_path)
         return
-    if bitstate is not None or spin_dir is not None:
-        raise click.UsageError("--bitstate and --spin-dir need --engine spin")
+    if bitstate is not None or spin_dir is not None or swarm is not None:
+        raise click.UsageError("--bitstate, --swarm and --spin-dir need --engine spin")
     started = time.perf_counter()
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
@@ -246,3 +258,38 @@ def _spin_check(cfg: Config, bitstate: int | None, spin_dir: Path | None, json_p
         sys.exit(1)
     if not result.complete:
         sys.exit(2)
+
+
+def _spin_swarm(cfg: Config, searches: int, bitstate: int, json_path: Path | None) -> None:
+    """``--engine spin --swarm K``: K diversified bitstate searches, one line each, then the table."""
+    from nbbs.check import spin
+
+    try:
+        with console.status(f"[bold]{cfg.describe()}[/bold]: a swarm of {searches} SPIN searches"):
+            run = spin.swarm(cfg, searches, bitstate=bitstate)
+    except spin.SpinUnavailable as e:
+        console.print(f"[red]{e}[/red]")
+        sys.exit(3)
+    result = run.result
+    _counterexamples(result, json_path)
+    table = Table(title=f"SPIN swarm: {searches} bitstate searches in 2**{bitstate} bits each")
+    for col in ("seed", "hash", "states", "depth", "hash factor", "errors"):
+        table.add_column(col, justify="right")
+    for row in run.runs:
+        table.add_row(
+            f"{row['seed']:.0f}",
+            f"{row['hash']:.0f}",
+            f"{row['states']:,.0f}",
+            f"{row['depth']:,.0f}",
+            f"{row['hash_factor']:,.1f}",
+            f"{row['errors']:.0f}",
+        )
+    console.print(table)
+    console.print(result_table([result], title="nbbs check --engine spin --swarm"))
+    t = run.timings
+    console.print(
+        f"states: the most one search stored (no symmetry reduction; none is complete). Seconds: "
+        f"generate {t.get('generate', 0):.1f}, compile {t.get('compile', 0):.1f}, searches "
+        f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm."
+    )
+    sys.exit(1 if result.violations else 2)

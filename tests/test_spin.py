@@ -186,6 +186,16 @@ def test_bitstate_mode_reports_its_coverage_estimate() -> None:
 
 
 @needs_spin
+def test_a_swarm_of_bitstate_searches_finds_the_reference_defect() -> None:
+    run = spin.swarm(Config(2, 2, variant="reference", properties=SAFETY), 2, bitstate=18, jobs=2)
+    assert [row["seed"] for row in run.runs] == [1, 2]
+    assert not run.result.complete and run.result.violations
+    # Depth-first: a real counterexample (checked against our successors), not a shortest one.
+    v = next(iter(run.result.violations.values()))
+    assert len(v.steps) >= _first_violation_steps(Config(2, 2, variant="reference", properties=SAFETY))
+
+
+@needs_spin
 def test_the_cli_runs_spin_and_writes_the_counterexample(tmp_path: Path) -> None:
     out = tmp_path / "cx.json"
     args = ["check", "-t", "2", "-d", "2", "--variant", "reference", "--engine", "spin"]
