@@ -107,7 +107,7 @@ def _number(pattern: str, text: str, kind: type = int) -> float:
 
 def _build(where: Path, name: str, m: model.Model, flags: list[str], timings: dict[str, float]) -> Path:
     d = where / name
-    d.mkdir()
+    d.mkdir(parents=True, exist_ok=True)
     (d / "model.pml").write_text(m.pml)
     (d / model.HEADER).write_text(m.header)
     started = time.perf_counter()
@@ -408,3 +408,19 @@ def swarm(
         r.states = int(max(row["states"] for row in out.runs)) if out.runs else 0
     r.seconds = time.perf_counter() - started
     return out
+
+
+def on_allocator(cfg: _mc.Config, v: _mc.Violation) -> tuple[bool, str, str]:
+    """Replay a counterexample on ``NBBS`` (``check/bridge.py``): reproduced?, what showed, and the
+    ``nbbs replay`` schedule string of the implementation's run (empty if none)."""
+    from nbbs.check._scenario import ExplorerError, schedule_string
+    from nbbs.check.bridge import counterexample_of, reproduce
+
+    if cfg.transitions is not None or not cfg.gives_up:
+        return False, "a mutant or a broken machine: the allocator runs the variant's own code", ""
+    cx = counterexample_of(v, cfg)
+    try:
+        rep = reproduce(cx)
+    except ExplorerError as e:
+        return False, str(e), ""
+    return rep.reproduced, rep.detail, schedule_string(cx.scenario(), rep.schedule) if rep.schedule else ""

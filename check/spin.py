@@ -15,8 +15,10 @@ SPIN keeps no thread symmetry: it stores every permutation of the threads, so it
 ``symmetric_count`` of ours (plus one: the state before ``init`` picks the initial blocks).
 ``swarm(cfg, K)`` runs K diversified bitstate searches (SPIN's swarm verification) for spaces
 no complete search reaches. ``cross_check(cfg)`` runs both engines and lists where they
-disagree. ``extract`` and ``promela`` give the tables and the model text; ``available`` says
-whether ``spin`` and ``cc`` are installed (``INSTALL_HINT`` says how otherwise).
+disagree; ``on_allocator(cfg, v)`` replays a counterexample on ``NBBS`` (the bridge) and gives
+its ``nbbs replay`` command. ``extract`` and ``promela`` give the tables and the model text;
+``available`` says whether ``spin`` and ``cc`` are installed (``INSTALL_HINT`` says how
+otherwise).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from nbbs.check._spin import (
     SwarmRun,
     available,
     cross_check,
+    on_allocator,
     run,
     swarm,
     violation_of,
@@ -49,6 +52,7 @@ __all__ = [
     "available",
     "cross_check",
     "extract",
+    "on_allocator",
     "promela",
     "run",
     "swarm",

@@ -233,6 +233,7 @@ def _spin_check(cfg: Config, bitstate: int | None, spin_dir: Path | None, json_p
         sys.exit(3)
     result = run.result
     _counterexamples(result, json_path)
+    _on_allocator(result)
     if run.refused is not None:
         console.rule("[red]an access the model checker refuses")
         text = render(run.refused, cfg.depth).split("\n", 1)[1]
@@ -272,6 +273,7 @@ def _spin_swarm(cfg: Config, searches: int, bitstate: int, json_path: Path | Non
         sys.exit(3)
     result = run.result
     _counterexamples(result, json_path)
+    _on_allocator(result)
     table = Table(title=f"SPIN swarm: {searches} bitstate searches in 2**{bitstate} bits each")
     for col in ("seed", "hash", "states", "depth", "hash factor", "errors"):
         table.add_column(col, justify="right")
@@ -293,3 +295,16 @@ def _spin_swarm(cfg: Config, searches: int, bitstate: int, json_path: Path | Non
         f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm."
     )
     sys.exit(1 if result.violations else 2)
+
+
+def _on_allocator(result: Result) -> None:
+    """SPIN's counterexample on the real allocator (the bridge), with its ``nbbs replay`` command."""
+    from nbbs.check import spin
+
+    for p, v in result.violations.items():
+        if p == "d":
+            continue
+        ok, detail, schedule = spin.on_allocator(result.config, v)
+        console.print(f"on the real allocator: {'reproduced' if ok else 'NOT reproduced'}: {detail}")
+        if schedule:
+            console.print(f"replay:   nbbs replay {schedule}", markup=False, highlight=False)

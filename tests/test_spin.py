@@ -202,6 +202,7 @@ def test_the_cli_runs_spin_and_writes_the_counterexample(tmp_path: Path) -> None
     res = CliRunner().invoke(main, [*args, "--json", str(out)])
     assert res.exit_code == 1, res.output
     assert "nbbs check --engine spin" in res.output and "SPIN stored" in res.output
+    assert "on the real allocator: reproduced" in res.output and "nbbs replay d2-m2-reference" in res.output
     assert out.exists()
 
 
