@@ -172,10 +172,10 @@ def run(
             run_.omission = (1 - math.exp(-k * n / m_bits)) ** k
         if errors:
             r.complete = False
-            code = int(_number(r"assertion violated \(viol!=(\d+)\)", out))
-            prop, seen = model.VIOLATIONS[code]
+            replay = _run(["./pan", "-r"], safety)
+            prop, seen = model.VIOLATIONS[int(_number(r"viol:\s*(\d+)", replay))]
             run_.spin_property = prop
-            moves = _moves(_run(["./pan", "-r"], safety))
+            moves = _moves(replay)
             v = violation_of(t, moves, prop, seen)
             if prop == "count":
                 run_.refused = v
@@ -399,9 +399,9 @@ def swarm(
             }
             out.runs.append(row)
             if row["errors"] and not r.violations:
-                code = int(_number(r"assertion violated \(viol!=(\d+)\)", text))
-                prop, seen = model.VIOLATIONS[code]
-                moves = _moves(_run(["./pan", "-r", f"model.pml.sw{i}"], d))
+                replay = _run(["./pan", "-r", f"model.pml.sw{i}"], d)
+                prop, seen = model.VIOLATIONS[int(_number(r"viol:\s*(\d+)", replay))]
+                moves = _moves(replay)
                 v = violation_of(t, moves, prop, seen)
                 if prop != "count":
                     r.violations[prop] = v

@@ -53,6 +53,8 @@ def _first_violation_steps(cfg: Config) -> int:
 
 COUNTED = [
     Config(2, 2, properties=SAFETY),
+    # 625 initial sets: more than a byte can number.
+    Config(1, 3, max_order=1, properties=SAFETY),
     Config(2, 1, variant="corrected", mode="scan", checked_free=True, properties=SAFETY),
 ]
 if DEEP:
