@@ -2,9 +2,10 @@
 
 Nothing here restates the algorithm. ``extract`` asks ``_mc.Space`` (the model checker's own
 interning of ``steps.Machine`` op states, so the same ``after``/``effect`` and the same bundle)
-for every op state a thread can reach and, per node, every word value an access can find
-there; it tabulates each access on each such word. ``promela`` writes those tables as C arrays
-(``c_decl``: outside SPIN's state vector) and a table-driven process per thread:
+for every op state a thread can reach and, per node, every word value the accesses to it can
+produce from the initial words (a closure: a superset of what a run reaches); it tabulates
+each access on each such word. ``promela`` writes those tables as C arrays, in a header the
+compiler includes (outside SPIN's state vector), and a table-driven process per thread:
 
 * the state vector is exactly the model checker's state with the thread symmetry undone:
   ``stat`` (which initial set of live blocks), ``w[node]`` (each word, as its index in the

@@ -155,7 +155,8 @@ def check_command(
     """Explore every state of THREADS threads each repeating alloc-then-free on a tree of DEPTH.
 
     Prints the shortest counterexample of each property that fails and exits 1; exits 2 if
-    the search was cut short (--max-states) without a violation.
+    the search was cut short (--max-states; with SPIN: --bitstate, --swarm) without a
+    violation; exits 3 if --engine spin cannot run (SPIN or a C compiler is missing).
     """
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
