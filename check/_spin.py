@@ -173,10 +173,9 @@ def run(
         if errors:
             r.complete = False
             replay = _run(["./pan", "-r"], safety)
-            prop, seen = model.VIOLATIONS[int(_number(r"viol:\s*(\d+)", replay))]
-            run_.spin_property = prop
-            moves = _moves(replay)
-            v = violation_of(t, moves, prop, seen)
+            code = int(_number(r"viol:\s*(\d+)", replay))
+            prop = run_.spin_property = model.VIOLATIONS[code][0]
+            v = violation_of(t, _moves(replay), code)
             if prop == "count":
                 run_.refused = v
             else:
@@ -193,7 +192,7 @@ def run(
                 run_.spin_property = "d"
                 replay = _run(["./pan", "-r"], live)
                 moves = _moves(replay)
-                v = violation_of(t, moves, "d", "an acceptance cycle: no step on it completes an operation")
+                v = violation_of(t, moves, 0)
                 r.violations["d"] = v
                 r.complete = False
         r.seconds = time.perf_counter() - started
@@ -228,13 +227,17 @@ def _moves(replay: str) -> Moves:
     return Moves(initial, moves, cycle)
 
 
-def violation_of(t: model.Tables, mv: Moves, prop: str, seen: str) -> _mc.Violation:
+def violation_of(t: model.Tables, mv: Moves, code: int) -> _mc.Violation:
     """SPIN's trail as the model checker's counterexample, checked against our own successors.
 
     Every move is replayed with ``_mc.Space`` (the model checker's successor function with
     concrete thread identities); the last state must break ``prop`` for ``_mc.Checker`` too,
     whose message the counterexample then carries. A disagreement raises ``AssertionError``.
+    ``code`` is the model's ``viol`` at the end (``_spin_model.VIOLATIONS``), or 0 for an
+    acceptance cycle (d).
     """
+    cycle = ("d", "an acceptance cycle: no step on it completes an operation")
+    prop, seen = model.VIOLATIONS[code] if code else cycle
     cfg = t.cfg
     checker = _mc.Checker(cfg)
     csp = checker.sp
@@ -243,8 +246,9 @@ def violation_of(t: model.Tables, mv: Moves, prop: str, seen: str) -> _mc.Violat
     path = [start]
     tids = csp.first_tids()
     cur = start
-    # A trapped access changed nothing in SPIN, and our successor function refuses it.
-    for k, j in mv.steps[:-1] if prop == "count" else mv.steps:
+    # A thread's trapped access (8) changed nothing in SPIN, and our successor function refuses it.
+    thread_trap = prop == "count" and code == 8
+    for k, j in mv.steps[:-1] if thread_trap else mv.steps:
         options = csp.moves(tids[k])
         if j >= len(options):
             raise AssertionError(f"[spin] move {j} of thread {k}: our successor function has {len(options)}")
@@ -257,10 +261,13 @@ def violation_of(t: model.Tables, mv: Moves, prop: str, seen: str) -> _mc.Violat
             if path[-1] not in path[:-1]:
                 raise AssertionError("[spin] the acceptance cycle does not close on a state of our search")
             mv.cycle_start = path.index(path[-1])
-    elif prop == "count":
+    elif thread_trap:
         # The model checker refuses such an access outright (AssertionError in Space.row).
         k, j = mv.steps[-1] if mv.steps else (0, 0)
         msg = f"{seen}: thread {k}'s next access is one the model checker refuses"
+    elif prop == "count":
+        # The tables stop at the bound; our checker runs (b)'s sequential alloc on plain ints.
+        msg = f"{seen} (the model checker evaluates (b) here on unbounded ints)"
     else:
         found = dict(checker.check_state(path[-1]))
         if prop not in found:
@@ -400,9 +407,9 @@ def swarm(
             out.runs.append(row)
             if row["errors"] and not r.violations:
                 replay = _run(["./pan", "-r", f"model.pml.sw{i}"], d)
-                prop, seen = model.VIOLATIONS[int(_number(r"viol:\s*(\d+)", replay))]
-                moves = _moves(replay)
-                v = violation_of(t, moves, prop, seen)
+                code = int(_number(r"viol:\s*(\d+)", replay))
+                prop = model.VIOLATIONS[code][0]
+                v = violation_of(t, _moves(replay), code)
                 if prop != "count":
                     r.violations[prop] = v
         r.states = int(max(row["states"] for row in out.runs)) if out.runs else 0

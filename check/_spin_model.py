@@ -46,8 +46,9 @@ VIOLATIONS = {
     5: ("b", "a free block cannot be had by a sequential alloc: lost"),
     6: ("b", "a sequential alloc of a block that is not free succeeds"),
     7: ("b", "a failed sequential alloc does not restore the words"),
-    8: ("count", "a count left 0..count_bound"),
+    8: ("count", "a thread's access drives a count out of 0..count_bound"),
     9: ("b", "a sequential alloc does not finish"),
+    10: ("count", "property (b)'s sequential alloc of a candidate drives a count out of 0..count_bound"),
 }
 """The code ``nbbs_check`` returns -> (property, what SPIN saw)."""
 
@@ -327,7 +328,7 @@ int nbbs_check(void) {
         x = NODE[e];
         r = ROW[e] + c[x];
         nx = NXT[r];
-        if (nx == NBBS_TRAP) return 8;
+        if (nx == NBBS_TRAP) return 10;
         c[x] = NEW[r];
         if (BETWEEN[nx]) break;
         e = nx;

@@ -161,7 +161,9 @@ def test_spin_catches_every_mutant_at_the_depth_we_do(name: str) -> None:
         assert "[counted] a count left" in str(e)
         assert run.refused is not None or run.result.violations
         return
-    found = [*run.result.violations.values()]
+    # A counted mutant may drive a count out of bounds in (b)'s sequential alloc, where SPIN's
+    # tables stop (refused) and our checker goes on with plain ints: the same state either way.
+    found = [*run.result.violations.values()] or ([run.refused] if run.refused else [])
     assert found, name
     assert len(found[0].steps) == ours
 
