@@ -161,7 +161,7 @@ def run(
         run_.spin_transitions = int(_number(r"(\d+) transitions \(= stored\+matched\)", out))
         run_.depth = int(_number(r"depth reached (\d+)", out))
         errors = int(_number(r"errors: (\d+)", out))
-        if "out of memory" in out or "max search depth too small" in out:
+        if any(m in out for m in ("out of memory", "MEMLIM", "max search depth too small")):
             r.complete = False
         r.states = run_.stored - 1
         r.transitions = run_.spin_transitions - 1 - len(t.initial_words)
