@@ -19,9 +19,9 @@ from nbbs.model import bits
 console = Console()
 
 
-def result_table(results: list[Result]) -> Table:
+def result_table(results: list[Result], title: str = "nbbs check") -> Table:
     """One row per configuration: what was explored and which properties hold."""
-    table = Table(title="nbbs check")
+    table = Table(title=title)
     for col in ("configuration", "states", "transitions", "s", "states/s", "complete"):
         if col == "configuration":
             table.add_column(col, no_wrap=True)
@@ -98,6 +98,35 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
 )
 @click.option("--empty", is_flag=True, help="Start from the empty tree only (default: every live set).")
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")
+@click.option(
+    "--engine",
+    type=click.Choice(["python", "spin"]),
+    default="python",
+    show_default=True,
+    help="python: this checker (thread symmetry reduced); spin: a Promela model generated from the "
+    "step machines, searched by SPIN (every thread permutation; stops at the first violation).",
+)
+@click.option(
+    "--bitstate",
+    type=click.IntRange(10, 40),
+    default=None,
+    metavar="BITS",
+    help="With --engine spin: SPIN's bitstate search in 2**BITS bits (incomplete; coverage estimated).",
+)
+@click.option(
+    "--swarm",
+    type=click.IntRange(1, 500),
+    default=None,
+    metavar="K",
+    help="With --engine spin: K diversified depth-first bitstate searches of (a)-(c) (SPIN's swarm), "
+    "run on every core, in 2**BITS bits each (--bitstate, default 24).",
+)
+@click.option(
+    "--spin-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --engine spin: build and keep the model, pan and any trail here.",
+)
 @click.option("--stop-at-first", is_flag=True, help="Stop at the first violation.")
 @click.option(
     "--json",
@@ -124,6 +153,10 @@ def check_command(
     scenario: str | None,
     empty: bool,
     max_states: int | None,
+    engine: str,
+    bitstate: int | None,
+    swarm: int | None,
+    spin_dir: Path | None,
     stop_at_first: bool,
     json_path: Path | None,
     html_path: Path | None,
@@ -131,7 +164,8 @@ def check_command(
     """Explore every state of THREADS threads each repeating alloc-then-free on a tree of DEPTH.
 
     Prints the shortest counterexample of each property that fails and exits 1; exits 2 if
-    the search was cut short (--max-states) without a violation.
+    the search was cut short (--max-states; with SPIN: --bitstate, --swarm) without a
+    violation; exits 3 if --engine spin cannot run (SPIN or a C compiler is missing).
     """
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
@@ -156,6 +190,14 @@ def check_command(
         stop_at_first=stop_at_first,
         scenario=script,
     )
+    if engine == "spin" and swarm is not None:
+        _spin_swarm(cfg, swarm, bitstate or 24, json_path, html_path)
+        return
+    if engine == "spin":
+        _spin_check(cfg, bitstate, spin_dir, json_path, html_path)
+        return
+    if bitstate is not None or spin_dir is not None or swarm is not None:
+        raise click.UsageError("--bitstate, --swarm and --spin-dir need --engine spin")
     started = time.perf_counter()
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
@@ -166,9 +208,27 @@ def check_command(
             )
 
         result = check(cfg, progress)
+    _counterexamples(result, json_path, html_path)
+    console.print(result_table([result]))
+    if not result.complete:
+        console.print("ok* = no violation in the states explored so far (the search was cut short)")
+    console.print(
+        f"{result.initial_states} initial states (live sets), {result.quiescent:,} quiescent states "
+        f"({result.stale_quiescent:,} with a COAL bit left)"
+    )
+    if result.violations:
+        sys.exit(1)
+    if not result.complete:
+        sys.exit(2)
+
+
+def _counterexamples(result: Result, json_path: Path | None, html_path: Path | None = None) -> None:
+    """Print each counterexample step by step; write the first to ``json_path`` and as a viewer
+    page to ``html_path``."""
+    cfg = result.config
     for p, v in result.violations.items():
         console.rule(f"[red]({p}) {PROPERTY_NAMES[p]}: counterexample")
-        console.print(render(v, depth), markup=False, highlight=False)
+        console.print(render(v, cfg.depth), markup=False, highlight=False)
     if json_path is not None and result.violations:
         v = next(iter(result.violations.values()))
         json_path.write_text(json.dumps(to_json(v, cfg, v.message), indent=1) + "\n")
@@ -185,14 +245,98 @@ def check_command(
             )
         else:
             console.print(f"no counterexample: {html_path} not written", soft_wrap=True)
-    console.print(result_table([result]))
-    if not result.complete:
-        console.print("ok* = no violation in the states explored so far (the search was cut short)")
+
+
+def _spin_check(
+    cfg: Config, bitstate: int | None, spin_dir: Path | None, json_path: Path | None, html_path: Path | None
+) -> None:
+    """``--engine spin``: the same table, from SPIN's search of the generated model."""
+    from nbbs.check import spin
+
+    if cfg.max_states is not None:
+        raise click.UsageError("--max-states is not supported by --engine spin (use --bitstate)")
+    try:
+        with console.status(f"[bold]{cfg.describe()}[/bold]: generating, compiling and running SPIN"):
+            run = spin.run(cfg, bitstate=bitstate, keep=spin_dir)
+    except spin.SpinUnavailable as e:
+        console.print(f"[red]{e}[/red]")
+        sys.exit(3)
+    result = run.result
+    _counterexamples(result, json_path, html_path)
+    _on_allocator(result)
+    if run.refused is not None:
+        console.rule("[red]an access the model checker refuses")
+        text = render(run.refused, cfg.depth).split("\n", 1)[1]
+        console.print(f"{run.refused.message}\n{text}", markup=False, highlight=False)
+    console.print(result_table([result], title="nbbs check --engine spin"))
+    t = run.timings
     console.print(
-        f"{result.initial_states} initial states (live sets), {result.quiescent:,} quiescent states "
-        f"({result.stale_quiescent:,} with a COAL bit left)"
+        f"SPIN stored {run.stored:,} states: the model's {result.states:,} (every permutation of the "
+        f"threads: no symmetry reduction) plus the state before the initial blocks are chosen; "
+        f"{run.spin_transitions:,} transitions, depth {run.depth:,}. Seconds: generate "
+        f"{t.get('generate', 0):.1f}, compile {t.get('compile', 0):.1f}, search {t.get('search', 0):.1f}"
+        + (f", lock-freedom search {t['liveness']:.1f}" if "liveness" in t else "")
+        + "."
     )
-    if result.violations:
+    if run.bitstate is not None:
+        console.print(
+            f"bitstate search in 2**{run.bitstate} bits: hash factor {run.hash_factor:,.1f} (SPIN: coverage "
+            f"is good above 100), estimated chance a new state was taken for a seen one at the end "
+            f"{run.omission:.2g}; a bitstate search is never complete."
+        )
+    if result.violations or run.refused is not None:
+        console.print("SPIN stops at the first violation (its shortest: a breadth-first search).")
         sys.exit(1)
     if not result.complete:
         sys.exit(2)
+
+
+def _spin_swarm(
+    cfg: Config, searches: int, bitstate: int, json_path: Path | None, html_path: Path | None
+) -> None:
+    """``--engine spin --swarm K``: K diversified bitstate searches, one line each, then the table."""
+    from nbbs.check import spin
+
+    try:
+        with console.status(f"[bold]{cfg.describe()}[/bold]: a swarm of {searches} SPIN searches"):
+            run = spin.swarm(cfg, searches, bitstate=bitstate)
+    except spin.SpinUnavailable as e:
+        console.print(f"[red]{e}[/red]")
+        sys.exit(3)
+    result = run.result
+    _counterexamples(result, json_path, html_path)
+    _on_allocator(result)
+    table = Table(title=f"SPIN swarm: {searches} bitstate searches in 2**{bitstate} bits each")
+    for col in ("seed", "hash", "states", "depth", "hash factor", "errors"):
+        table.add_column(col, justify="right")
+    for row in run.runs:
+        table.add_row(
+            f"{row['seed']:.0f}",
+            f"{row['hash']:.0f}",
+            f"{row['states']:,.0f}",
+            f"{row['depth']:,.0f}",
+            f"{row['hash_factor']:,.1f}",
+            f"{row['errors']:.0f}",
+        )
+    console.print(table)
+    console.print(result_table([result], title="nbbs check --engine spin --swarm"))
+    t = run.timings
+    console.print(
+        f"states: the most one search stored (no symmetry reduction; none is complete). Seconds: "
+        f"generate {t.get('generate', 0):.1f}, compile {t.get('compile', 0):.1f}, searches "
+        f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm."
+    )
+    sys.exit(1 if result.violations else 2)
+
+
+def _on_allocator(result: Result) -> None:
+    """SPIN's counterexample on the real allocator (the bridge), with its ``nbbs replay`` command."""
+    from nbbs.check import spin
+
+    for p, v in result.violations.items():
+        if p == "d":
+            continue
+        ok, detail, schedule = spin.on_allocator(result.config, v)
+        console.print(f"on the real allocator: {'reproduced' if ok else 'NOT reproduced'}: {detail}")
+        if schedule:
+            console.print(f"replay:   nbbs replay {schedule}", markup=False, highlight=False)
