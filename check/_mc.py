@@ -76,6 +76,18 @@ class Config:
     """Frees start with ``NBBS.free``'s argument-check loads (``Machine.free(checked=True)``)."""
     max_states: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.scenario is not None:
+            last = g.node_count(self.depth) - 1
+            for k, ops in enumerate(self.scenario):
+                for what, n in ops:
+                    if not 1 <= n <= last or g.level(n) < self.max_level:
+                        raise ValueError(
+                            f"thread {k}: '{what} {n}' names no block: at depth {self.depth} with max "
+                            f"order {self.top_order} the blocks are the nodes "
+                            f"{g.first_node(self.max_level)} to {last}"
+                        )
+
     @property
     def top_order(self) -> int:
         return self.depth if self.max_order is None else self.max_order

@@ -3,10 +3,10 @@
 A *schedule string* names one execution completely, scenario included, so ``nbbs replay``
 needs nothing else. Three fields separated by ``:``::
 
-    d3-m3-nbbs-L9.12 : a0@0+f0,a0@1+F9 : a8b19a11
+    d3-m3-counted-L9.12 : a0@0+f0,a0@1+F9 : a8b19a11
     ^ header           ^ threads           ^ schedule
 
-* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``nbbs``, ``reference``,
+* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``counted``, ``reference``,
   ``corrected``, a mutant, ``locked``), optionally ``L<node>.<node>...``, blocks allocated
   before the threads start, and optionally ``U``: frees skip the argument check (as the model's);
 * threads, separated by ``,``, each a ``+``-separated list of operations: ``a<order>@<hint>``
@@ -84,7 +84,7 @@ class Scenario:
     depth: int
     threads: tuple[tuple[Op, ...], ...]
     max_order: int | None = None
-    allocator: str = "nbbs"
+    allocator: str = "counted"
     initial: tuple[int, ...] = ()
     checked_free: bool = True
     """False: a free calls ``_free_node`` directly, skipping ``NBBS.free``'s argument check (its
@@ -193,7 +193,7 @@ def parse(text: str) -> tuple[Scenario, list[int]]:
     sched = decode_schedule(parts[2]) if len(parts) == 3 else []
     m = re.fullmatch(r"d(\d+)-m(\d+)-([A-Za-z_][A-Za-z0-9_]*)(?:-L([\d.]+))?(-U)?", header)
     if not m:
-        raise ExplorerError(f"header must look like d3-m3-nbbs or d3-m3-nbbs-L9.12, got {header!r}")
+        raise ExplorerError(f"header must look like d3-m3-counted or d3-m3-counted-L9.12, got {header!r}")
     initial = tuple(int(x) for x in m.group(4).split(".")) if m.group(4) else ()
     ops: list[tuple[Op, ...]] = []
     for chunk in threads.split(","):

@@ -253,6 +253,8 @@ class Execution:
         self.held: dict[int, int] = {}
         """Block -> the thread holding it (-1 for initial blocks): alloc returned it, free not yet called."""
         self.failure: Failure | None = None
+        self.misuse: ExplorerError | None = None
+        """The strategy could not go on (a schedule that does not fit): raised by ``run``, not a crash."""
         self.words: ScheduledWords | None = None
         self._glets: list[Any] = [None] * n
         self._main: Any = None
@@ -428,6 +430,11 @@ class Execution:
                     rec.ret = self._tick()
                     trace.append((t, -1, RET, op, None))
                     self.history.append(rec)
+        except ExplorerError as e:
+            # The strategy was misused (a replayed schedule that does not fit), not the allocator.
+            self.misuse = e
+            self.failure = Failure("misuse", str(e), len(self.schedule))
+            return
         except Exception as e:  # the allocator under test raised: a crash of this thread
             import traceback
 
@@ -480,4 +487,6 @@ class Execution:
             [self.schedule.count(t) for t in range(n)],
         )
         self._glets = []
+        if self.misuse is not None:
+            raise self.misuse
         return out

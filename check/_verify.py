@@ -19,10 +19,10 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
     cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
     runs, problems = 0, []
     for text in SUITE:
-        rep = explore(parse(text.format("nbbs") + ":")[0], cfg)
+        rep = explore(parse(text.format("counted") + ":")[0], cfg)
         runs += rep.schedules
         if rep.failures:
-            problems.append(f"the reference fails {text.format('nbbs')}:\n{rep.failures[0][1]}")
+            problems.append(f"the reference fails {text.format('counted')}:\n{rep.failures[0][1]}")
     for name in IMPL_MUTANTS:
         for text in SUITE:
             rep = explore(parse(text.format(name) + ":")[0], cfg)
@@ -52,7 +52,7 @@ def _random_exploration(name: str, checked_free: bool) -> Callable[[float], Chec
         runs = 0
         while time.perf_counter() < deadline:
             drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
-            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "nbbs", (), checked_free)
+            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "counted", (), checked_free)
             for strategy in ("exhaustive", "pct"):
                 left = max(deadline - time.perf_counter(), 0.0)
                 seed = rng.randrange(1 << 30)

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbbs.check._allocators import allocator_name
 from nbbs.check._checks import Checker
 from nbbs.check._scenario import AllocOp, ExplorerError, FreeNode, FreeOwn, Op, Scenario
 from nbbs.check._sched import CALL, Execution, Outcome
@@ -117,9 +116,8 @@ class Counterexample:
                     # The model's threads free the block their last alloc got.
                     mine.append(FreeOwn(unfreed.pop()))
             threads.append(tuple(mine))
-        name = allocator_name(self.variant)
         return Scenario(
-            self.depth, tuple(threads), self.max_order, name, self.initial_live, self.checked_free
+            self.depth, tuple(threads), self.max_order, self.variant, self.initial_live, self.checked_free
         )
 
 
@@ -155,7 +153,7 @@ class _Stop:
 def reproduce(cx: Counterexample) -> Reproduction:
     """Replay ``cx`` on ``NBBS(variant=cx.variant)`` and check that the same violation shows."""
     if cx.variant not in bits.VARIANTS:
-        raise ExplorerError(f"unknown variant {cx.variant!r}; known: {sorted(bits.VARIANTS)}")
+        raise ExplorerError(bits.unknown_variant(cx.variant))
     sc = cx.scenario()
     checker = Checker(sc, 100_000, quiescent="obtainable", refinement=False)
     first = checker.execution()

@@ -71,6 +71,7 @@ __all__ = [
     "progress_bound",
     "random_scenario",
     "register_allocator",
+    "render_trace",
     "replay",
     "run_points",
     "run_schedule",
@@ -246,7 +247,7 @@ def replay(text: str, config: ExploreConfig = ExploreConfig()) -> tuple[Outcome,
 
 
 def random_scenario(
-    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = "nbbs"
+    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = "counted"
 ) -> Scenario:
     """``threads`` threads of ``ops`` operations each: allocs of small orders at random hints, and frees."""
     top = min(depth, 2)

@@ -114,6 +114,8 @@ def _start_replay(
     """A counterexample's machine, its initial words (the initial live blocks allocated), each
     thread's ops still to run, and no op running yet."""
     depth, max_order = data["depth"], data["max_order"]
+    if data["variant"] not in bits.VARIANTS:
+        raise ValueError(bits.unknown_variant(data["variant"]))
     m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
     words = [0] * g.node_count(depth)
     for n in data["initial_live"]:

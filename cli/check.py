@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -19,35 +20,42 @@ console = Console()
 
 
 def result_table(results: list[Result]) -> Table:
-    """One row per configuration: what was explored and which properties hold."""
-    table = Table(title="nbbs check")
-    for col in ("configuration", "states", "transitions", "s", "states/s", "complete"):
-        if col == "configuration":
-            table.add_column(col, no_wrap=True)
-        else:
-            table.add_column(col, justify="right")
+    """One row per configuration: what was explored and which properties hold.
+
+    Fits 80 columns: only the configuration wraps; the numbers and verdicts never shrink.
+    """
+    table = Table(title="nbbs check", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("configuration", overflow="fold", ratio=1)
+    for col in ("states", "transitions", "s", "done"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for p in PROPERTIES:
-        table.add_column(f"({p})")
+        table.add_column(f"({p})", no_wrap=True, min_width=4)
     for r in results:
         row = [
-            r.config.label,
+            r.config.label.replace("+", " +"),
             f"{r.states:,}",
             f"{r.transitions:,}",
             f"{r.seconds:.1f}",
-            f"{r.rate:,.0f}",
             "yes" if r.complete else "[yellow]NO[/yellow]",
         ]
         for p in PROPERTIES:
             if p not in r.config.properties:
                 row.append("-")
             elif p in r.violations:
-                row.append("[red]FAILS[/red]")
+                row.append("[red]FAIL[/red]")
             elif p == "d" and not r.complete:
-                row.append("[yellow]not run[/yellow]")
+                row.append("[yellow]n/r[/yellow]")
             else:
                 row.append("[green]ok[/green]" if r.complete else "[yellow]ok*[/yellow]")
         table.add_row(*row)
     return table
+
+
+def known_variant(name: str | None) -> str | None:
+    """``name`` if it is a variant of ``bits.VARIANTS`` (or None); else a usage error that lists them."""
+    if name is not None and name not in bits.VARIANTS:
+        raise click.BadParameter(bits.unknown_variant(name), param_hint="--variant")
+    return name
 
 
 def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
@@ -71,7 +79,11 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
 @click.option("--depth", "-d", type=click.IntRange(0, 5), default=2, show_default=True)
 @click.option("--max-order", type=int, default=None, help="Largest order (default: depth).")
 @click.option(
-    "--variant", type=click.Choice(sorted(bits.VARIANTS)), default=bits.DEFAULT_VARIANT, show_default=True
+    "--variant",
+    default=bits.DEFAULT_VARIANT,
+    show_default=True,
+    callback=lambda _ctx, _param, value: known_variant(value),
+    help="The algorithm: " + ", ".join(sorted(bits.VARIANTS)) + ".",
 )
 @click.option(
     "--property",
@@ -121,27 +133,33 @@ def check_command(
 ) -> None:
     """Explore every state of THREADS threads each repeating alloc-then-free on a tree of DEPTH.
 
-    Prints the shortest counterexample of each property that fails and exits 1; exits 2 if
-    the search was cut short (--max-states) without a violation.
+    Prints the shortest counterexample of each property that fails and exits 1; exits 3 if
+    the search was cut short (--max-states) without a violation; a bad option exits 2.
     """
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
     script = None if scenario is None else parse_scenario(scenario)
     if script is not None:
         threads = len(script)
-    cfg = Config(
-        threads,
-        depth,
-        max_order=max_order,
-        variant=variant,
-        properties=props or PROPERTIES,
-        mode=mode,
-        initial="empty" if empty else "all",
-        checked_free=checked_free,
-        max_states=max_states,
-        stop_at_first=stop_at_first,
-        scenario=script,
-    )
+    if json_path is not None and not json_path.parent.is_dir():
+        # Say so now, not after the whole search has run.
+        raise click.BadParameter(f"no folder {str(json_path.parent)!r} to write into", param_hint="--json")
+    try:
+        cfg = Config(
+            threads,
+            depth,
+            max_order=max_order,
+            variant=variant,
+            properties=props or PROPERTIES,
+            mode=mode,
+            initial="empty" if empty else "all",
+            checked_free=checked_free,
+            max_states=max_states,
+            stop_at_first=stop_at_first,
+            scenario=script,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--scenario") from e
     started = time.perf_counter()
     with Live(console=console, refresh_per_second=4, transient=True) as live:
 
@@ -153,7 +171,7 @@ def check_command(
 
         result = check(cfg, progress)
     for p, v in result.violations.items():
-        console.rule(f"[red]({p}) {PROPERTY_NAMES[p]}: counterexample")
+        console.rule(f"[red]({p}) fails: counterexample")
         console.print(render(v, depth), markup=False, highlight=False)
     if json_path is not None and result.violations:
         v = next(iter(result.violations.values()))
@@ -161,12 +179,16 @@ def check_command(
         console.print(f"counterexample written to {json_path}")
     console.print(result_table([result]))
     if not result.complete:
-        console.print("ok* = no violation in the states explored so far (the search was cut short)")
+        console.print(
+            "ok* = no violation in the states explored so far (the search was cut short); "
+            "n/r = not run (lock-freedom needs the whole graph)"
+        )
     console.print(
-        f"{result.initial_states} initial states (live sets), {result.quiescent:,} quiescent states "
+        f"{result.rate:,.0f} states/s; {result.initial_states} initial states (live sets), "
+        f"{result.quiescent:,} quiescent states "
         f"({result.stale_quiescent:,} with a COAL bit left)"
     )
     if result.violations:
         sys.exit(1)
     if not result.complete:
-        sys.exit(2)
+        sys.exit(3)

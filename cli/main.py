@@ -10,6 +10,7 @@ import sys
 import time
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -20,17 +21,17 @@ console = Console()
 
 
 def outcome_table(title: str, outcomes: list[Outcome]) -> Table:
-    """One row per check: name, examples run, result, time."""
-    table = Table(title=title)
-    table.add_column("check")
-    table.add_column("examples", justify="right")
-    table.add_column("result")
-    table.add_column("time (s)", justify="right")
+    """One row per check: name, examples run, result, time. Fits 80 columns: only the name wraps."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("check", overflow="fold", ratio=1)
+    table.add_column("examples", justify="right", no_wrap=True, min_width=8)
+    table.add_column("result", no_wrap=True, min_width=6)
+    table.add_column("time (s)", justify="right", no_wrap=True, min_width=8)
     for o in outcomes:
         result = "[green]ok[/green]" if o.ok else "[red]FAILED[/red]"
-        table.add_row(o.check, str(o.examples), result, f"{o.seconds:.1f}")
+        table.add_row(o.check, f"{o.examples:,}", result, f"{o.seconds:.1f}")
     total = sum(o.seconds for o in outcomes)
-    table.add_row("total", str(sum(o.examples for o in outcomes)), "", f"{total:.1f}", style="bold")
+    table.add_row("total", f"{sum(o.examples for o in outcomes):,}", "", f"{total:.1f}", style="bold")
     return table
 
 

@@ -37,7 +37,7 @@ from nbbs.impl.atomics import Backend, StripedWords, Words
 from nbbs.impl.errors import ConfigurationError
 from nbbs.model import bits
 from nbbs.model import geometry as g
-from nbbs.model.tree import abstraction
+from nbbs.model.tree import live_walk
 
 
 def _spread(tid: int, lvl: int) -> int:
@@ -71,8 +71,8 @@ class NBBS:
         variant: str | None = None,
     ) -> None:
         if variant is not None:
-            if variant not in bits.VARIANTS:
-                raise ConfigurationError(f"variant must be one of {sorted(bits.VARIANTS)}, got {variant!r}")
+            if not isinstance(variant, str) or variant not in bits.VARIANTS:
+                raise ConfigurationError(bits.unknown_variant(variant))
             self.transitions = bits.VARIANTS[variant]
         self.arena = Arena(depth, page_size, start, max_order)
         self.depth = depth
@@ -94,8 +94,7 @@ class NBBS:
         it may also when every free block was transiently busy or freed behind the scan.
         """
         order = self.arena.check_order(order)
-        if hint is not None and (not isinstance(hint, int) or isinstance(hint, bool)):
-            raise TypeError(f"hint must be an int or None, got {hint!r}")
+        hint = self.arena.check_hint(hint)
         n = self._alloc_node(g.level_of_order(self.depth, order), hint)
         return None if n is None else self.arena.address(n)
 
@@ -113,8 +112,12 @@ class NBBS:
         self._free_node(n, self.max_level)
 
     def live_blocks(self) -> list[tuple[int, int]]:
-        """(address, order) of every allocated block, by address."""
-        live = abstraction(self._w.snapshot(), self.depth)
+        """(address, order) of every allocated block, by address.
+
+        Walks down only the sides whose words show a claim (``tree.live_walk``): the cost grows
+        with the blocks held, not the arena. Exact when no operation is in flight.
+        """
+        live = live_walk(self._w.load, self.depth, self.max_level, self.transitions)
         return sorted((self.arena.address(n), g.order_of(self.depth, n)) for n in live)
 
     def words(self) -> tuple[int, ...]:
