@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 from greenlet import getcurrent, greenlet
 
-from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
+from nbbs.check._scenario import AllocOp, DoubleFree, ExplorerError, FreeOwn, InternalBug, Scenario
+from nbbs.impl.errors import DoubleFreeError
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
 from nbbs.model.spec import Alloc, Free
@@ -416,6 +417,31 @@ class Execution:
                                 )
                                 return
                         held[node] = t
+                elif type(op) is DoubleFree:
+                    node = op.node
+                    # The user's block leaves their hands when the first racing free is called
+                    # (a free takes effect at its call); exactly one of the frees may succeed.
+                    held.pop(node, None)
+                    rec = OpRecord(t, Free(node), self._tick())
+                    trace.append((t, -1, CALL, op, None))
+                    try:
+                        alloc.free(g.first_page(depth, node), g.order_of(depth, node))
+                    except DoubleFreeError:
+                        # Refused: another free of the block came first. Not an operation of the history.
+                        trace.append((t, -1, RET, op, None))
+                        continue
+                    rec.ret = self._tick()
+                    trace.append((t, -1, RET, op, None))
+                    if any(r.op == Free(node) for r in self.history):
+                        self.failure = Failure(
+                            "double free",
+                            f"thread {t}'s free of block {node} succeeded, but another free of it "
+                            "already had",
+                            len(self.schedule),
+                            (node,),
+                        )
+                        return
+                    self.history.append(rec)
                 else:
                     node = mine[op.k] if type(op) is FreeOwn else op.node
                     if node is None:

@@ -138,7 +138,9 @@ def replay(data: dict[str, Any]) -> tuple[list[tuple[int, steps.Event]], list[in
                 raise ValueError(f"thread {k} is scheduled but has no operation left")
             spec_op = todo[k].pop(0)
             n = spec_op["node"]
-            if spec_op["op"] == "free":
+            if spec_op["op"] == "dfree":
+                op = m.free(n, checked=True)
+            elif spec_op["op"] == "free":
                 op = m.free(n, data["checked_free"])
             elif data["mode"] == "scan":
                 lvl = g.level(n)

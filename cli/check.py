@@ -65,9 +65,10 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
         ops = []
         for item in part.split(","):
             words = item.split()
-            if len(words) != 2 or words[0] not in ("alloc", "free") or not words[1].isdigit():
+            if len(words) != 2 or words[0] not in ("alloc", "free", "dfree") or not words[1].isdigit():
                 raise click.BadParameter(
-                    f"expected 'alloc N' or 'free N', got {item.strip()!r}", param_hint="--scenario"
+                    f"expected 'alloc N', 'free N' or 'dfree N', got {item.strip()!r}",
+                    param_hint="--scenario",
                 )
             ops.append((words[0], int(words[1])))
         threads.append(tuple(ops))
@@ -105,7 +106,9 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     "--scenario",
     default=None,
     help="Only these ops, every interleaving: threads separated by ';', ops by ',', "
-    "e.g. 'alloc 4, free 4, alloc 1; alloc 10, free 10; alloc 11' (sets --threads).",
+    "e.g. 'alloc 4, free 4, alloc 1; alloc 10, free 10; alloc 11' (sets --threads). "
+    "'dfree N' is a racing double free of N, a block of the initial live set: 'dfree 2; dfree 2' "
+    "checks that exactly one of two racing frees succeeds.",
 )
 @click.option("--empty", is_flag=True, help="Start from the empty tree only (default: every live set).")
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")

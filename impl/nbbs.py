@@ -13,7 +13,8 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
 ``free(block)``
     In the published algorithm (``variant="reference"``): *mark* (fetch-or the child-side
     COAL bit into each ancestor, stopping after the first whose other side was occupied and
-    not coalescing), *release* (store 0 into the block), *unmark* (CAS-clear the child-side
+    not coalescing), *release* (a CAS of the block's word to 0; the published code stores),
+    *unmark* (CAS-clear the child-side
     COAL and OCC bits while the COAL bit is still there, stopping where the other side stays
     occupied).
 
@@ -34,7 +35,7 @@ import threading
 
 from nbbs.impl.arena import Arena
 from nbbs.impl.atomics import Backend, StripedWords, Words
-from nbbs.impl.errors import ConfigurationError
+from nbbs.impl.errors import ConfigurationError, DoubleFreeError
 from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import live_walk
@@ -106,10 +107,22 @@ class NBBS:
         """Give back the live block at ``address`` (its order is found when not given).
 
         Raises an ``NBBSError`` subclass, touching no word, if no live block of that order
-        starts there.
+        starts there. Of two frees of one block racing, exactly one succeeds: the release is a
+        CAS expecting the word the argument check loaded, and the loser raises
+        ``DoubleFreeError`` (under ``counted``, having written nothing).
         """
-        n = self.arena.block_to_free(address, order, self._is_block)
-        self._free_node(n, self.max_level)
+        found: dict[int, int] = {}
+
+        def is_block(n: int) -> bool:
+            found[n] = w = self._w.load(n)
+            return bool(self.transitions.is_occupied(w))
+
+        n = self.arena.block_to_free(address, order, is_block)
+        if not self._free_node(n, self.max_level, expected=found[n]):
+            raise DoubleFreeError(
+                f"no live block starts at {address:#x} any more: another thread's free of it came first "
+                "(double free)"
+            )
 
     def live_blocks(self) -> list[tuple[int, int]]:
         """(address, order) of every allocated block, by address.
@@ -125,9 +138,6 @@ class NBBS:
         return self._w.snapshot()
 
     # -- the algorithm ---------------------------------------------------------------------
-
-    def _is_block(self, n: int) -> bool:
-        return bool(self.transitions.is_occupied(self._w.load(n)))
 
     def _start(self, lvl: int) -> int:
         """This thread's first scan position on level ``lvl``: where it last succeeded."""
@@ -156,7 +166,8 @@ class NBBS:
                         self._local.last[lvl] = pos
                     return n
                 # Undo below the occupied ancestor, then skip its whole subtree.
-                self._free_node(n, g.level(failed) + 1, rollback=True)
+                if not self._free_node(n, g.level(failed) + 1, rollback=True):
+                    return None  # our own block's release lost: impossible unless the words are corrupt
                 nxt = g.after_subtree(failed, lvl) - first
                 scanned += nxt - pos
                 pos = nxt % size
@@ -181,24 +192,37 @@ class NBBS:
             child = p
         return None
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+    def _free_node(self, n: int, top_level: int, rollback: bool = False, expected: int | None = None) -> bool:
         """Free block ``n``: mark (five-bit variants), release, unmark, up to level ``top_level``.
 
-        A ``rollback`` (of an alloc whose climb failed) may go on above ``top_level`` in the
-        ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
+        The release is a CAS of ``n``'s word from ``expected`` (the word ``free``'s check
+        loaded; by default the word occupy wrote) to zero; False if it failed, which ends the
+        free there (another free of ``n`` released it first). A ``rollback`` (of an alloc whose
+        climb failed) may go on above ``top_level`` in the ``corrected`` variant, when a
+        climb's free handed it the path above (``_extend``).
         """
-        w, t = self._w, self.transitions
+        t = self.transitions
+        if expected is None or rollback or t.release_last:
+            # As model.steps: a rollback and a release after the unmark expect occupy's word.
+            expected = t.occupy(0)
         if t.marks:
             self._mark(n, top_level, rollback)
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level
-        if not t.release_last:
-            # Release: the block itself is free from here on.
-            w.store(n, t.release(bits.BUSY))
+        if not t.release_last and not self._release(n, expected):
+            return False
+        # Released (unless release_last): the block itself is free from here on.
         self._unmark(n, top_level)
-        if t.release_last:
-            w.store(n, t.release(bits.BUSY))
+        return self._release(n, expected) if t.release_last else True
+
+    def _release(self, n: int, expected: int) -> bool:
+        """Give the block ``n`` back: a CAS from ``expected`` (``release_cas``), else the published store."""
+        w, t = self._w, self.transitions
+        if t.release_cas:
+            return w.cas(n, expected, t.release(expected))
+        w.store(n, t.release(bits.BUSY))
+        return True
 
     def _mark(self, child: int, top_level: int, rollback: bool = False) -> None:
         """Announce the coalescing from ``child`` up to the first ancestor the buddy keeps busy."""

@@ -208,6 +208,11 @@ class Transitions:
     release_last: bool = False
     """Whether a free releases its block after its unmark instead of before it."""
 
+    release_cas: bool = False
+    """Whether the release is a CAS from the block's word (as the free found it) to ``release``
+    of it, which fails if another free released the block first (``counted``), or the published
+    plain store of ``release(BUSY)`` (the five-bit variants, kept as published)."""
+
     marks: bool = True
     """Whether a free marks (announces its coalescing with COAL bits) before it unmarks. The
     ``counted`` variant has no mark phase: its unmark alone gives the path back."""
@@ -291,7 +296,8 @@ def counted(width: int = COUNT_BITS) -> Transitions:
         occupy      0 -> BUSY                       (CAS; only a word with no claim and no OCC)
         climb       w -> w + one(s)                 (CAS, at every ancestor up to max_level,
                                                      failing at an occupied one)
-        release     BUSY -> 0                       (store)
+        release     BUSY -> 0                       (CAS from the word the free found, so of
+                                                     two racing frees of a block one fails)
         unmark      w -> w - one(s)                 (CAS, at every ancestor the claim climbed)
 
     A free releases its block, then unmarks its whole path; a rollback the part it climbed.
@@ -364,6 +370,7 @@ def counted(width: int = COUNT_BITS) -> Transitions:
         unmark=unmark_counted,
         unmark_stops=never,
         marks=False,
+        release_cas=True,
         word_bits=COUNT_SHIFT + 2 * width,
         count_bits=width,
         node_ok=node_ok_counted,

@@ -187,3 +187,24 @@ def test_stop_at_first_stops_at_whichever_property_fails_first() -> None:
         main, ["check", "-t", "2", "-d", "2", "--variant", "reference", "--stop-at-first"]
     )
     assert res.exit_code == 1 and "(b) fails" in res.output and "(a) fails" not in res.output
+
+
+# -- 6. the differential machines (and so `nbbs verify`) call alloc_bytes --------------------------
+
+
+class RoundsDown(NBBS):
+    """A mutant whose ``alloc_bytes`` rounds the pages down to a power of two, not up."""
+
+    def alloc_bytes(self, size: int) -> int | None:
+        if not isinstance(size, int) or size <= 0:
+            return super().alloc_bytes(size)
+        pages = -(-size // self.arena.page_size)
+        return self.alloc(min(pages.bit_length() - 1, self.max_order))
+
+
+def test_verify_s_differential_machine_catches_alloc_bytes_rounding_down() -> None:
+    from nbbs.check import differential
+
+    outcome = differential.run_for(differential.machine(RoundsDown), 20.0, "rounds down")
+    assert not outcome.ok and "alloc_bytes" in outcome.detail, outcome.detail
+    assert differential.run_for(differential.NBBSMachine, 1.0, "shipped").ok
