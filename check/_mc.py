@@ -80,6 +80,8 @@ class Config:
     checked_free: bool = False
     """Frees start with ``NBBS.free``'s argument-check loads (``Machine.free(checked=True)``)."""
     max_states: int | None = None
+    seconds: float | None = None
+    """Stop the search after this many seconds (reported incomplete)."""
 
     def __post_init__(self) -> None:
         if self.scenario is not None:
@@ -649,6 +651,9 @@ class Checker:
                 r.states, r.seconds = len(states), time.perf_counter() - started
                 self.progress(r, len(states) - i)
             if cfg.max_states and len(states) >= cfg.max_states:
+                r.complete = False
+                break
+            if cfg.seconds is not None and i % 512 == 0 and time.perf_counter() - started > cfg.seconds:
                 r.complete = False
                 break
         r.states = len(states)

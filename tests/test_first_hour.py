@@ -6,11 +6,14 @@ Each test below failed before its fix (the issue names the command that showed i
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from nbbs.check.modelcheck import Config
+from nbbs.check.modelcheck import check as check_model
 from nbbs.cli.main import main
 from nbbs.impl import NBBS, ConfigurationError
 from nbbs.model import bits
@@ -208,3 +211,64 @@ def test_verify_s_differential_machine_catches_alloc_bytes_rounding_down() -> No
     outcome = differential.run_for(differential.machine(RoundsDown), 20.0, "rounds down")
     assert not outcome.ok and "alloc_bytes" in outcome.detail, outcome.detail
     assert differential.run_for(differential.NBBSMachine, 1.0, "shipped").ok
+
+
+# -- 5. `nbbs verify` keeps to its budget, and reports every failure as a row ---------------------
+
+
+def test_verify_shares_out_only_the_time_that_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbbs.check.report import Outcome, Task
+
+    given: list[float] = []
+
+    def fake(name: str, share: float) -> Task:
+        def run(seconds: float) -> Outcome:
+            given.append(seconds)
+            time.sleep(seconds)  # uses its whole share
+            return Outcome(name, 1, True, seconds, complete=name != "b")
+
+        return Task(name, share, run)
+
+    monkeypatch.setattr("nbbs.cli.verify.tasks", lambda: [fake("a", 1.0), fake("b", 2.0), fake("c", 1.0)])
+    res = CliRunner().invoke(main, ["verify", "--seconds", "1.2"])
+    assert res.exit_code == 0, res.output
+    assert sum(given) <= 1.2 and given[1] > given[0] > 0
+    assert "ok*" in res.output and "budget ran out" in res.output
+
+
+def test_a_fixed_size_check_stops_when_its_time_is_up() -> None:
+    # 3 threads at depth 2 has 772,056 states; a quarter of a second sees a few thousand.
+    r = check_model(Config(3, 2, seconds=0.25))
+    assert not r.complete and not r.violations and r.states < 772_056
+
+
+def test_a_count_leaving_its_range_is_a_reported_failure_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nbbs.check.modelcheck import _outcome
+    from nbbs.check.mutants import COUNTED_MUTANTS
+    from nbbs.check.report import Task
+
+    broken = Config(2, 1, transitions=COUNTED_MUTANTS["unmark_wrong_side"][1])
+    r = check_model(broken)
+    assert "a count left" in r.violations["b"].message
+    monkeypatch.setattr(
+        "nbbs.cli.verify.tasks", lambda: [Task("model check mutant", 1.0, lambda s: _outcome(broken, True))]
+    )
+    res = CliRunner().invoke(main, ["verify", "--seconds", "5"])
+    assert res.exit_code == 1 and "FAILED" in res.output and "a count left" in res.output
+    assert not isinstance(res.exception, AssertionError)
+
+
+def test_a_failing_differential_check_prints_one_program_not_an_exception_group() -> None:
+    from nbbs.check import differential
+
+    outcome = differential.run_for(differential.machine(RoundsDown), 10.0, "rounds down", shrink_seconds=2.0)
+    assert not outcome.ok and "state.build(" in outcome.detail
+    assert "ExceptionGroup" not in outcome.detail and "distinct failures" not in outcome.detail
+
+
+def test_verify_help_says_what_it_runs() -> None:
+    text = CliRunner().invoke(main, ["verify", "--help"]).output
+    for part in ("differential", "model check", "explore", "proofs", "ok*", "double frees", "alloc_bytes"):
+        assert part in text, part
