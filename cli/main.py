@@ -80,9 +80,9 @@ def verify(seconds: float) -> None:
     In order, each with its share of what is left of the budget:
       differential   Hypothesis drives NBBS and LockedBuddy beside the spec (alloc,
                      alloc_bytes, free, bad input); a failure prints the shrunk program
-      model check    every state of 2-3 threads at depths 1-2, ten random 3-thread
-                     scenarios at depth 3, racing double frees, and the published
-                     algorithm's known lost block (found again)
+      model check    every state of 2 threads at depths 1-2 and 3 at depth 1, ten
+                     random 3-thread scenarios at depth 3, racing double frees,
+                     and the published algorithm's known lost block (found again)
       explore        the real allocator under controlled interleavings: every code
                      mutant caught, random 2-3 thread scenarios (algorithm and API)
       proofs         z3: counted's obligations to depth 4 and its step invariant for
