@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
-SCENARIO = "d3-m3-nbbs:a0@0+f0,a0@1+f0"
+SCENARIO = "d3-m3-counted:a0@0+f0,a0@1+f0"
 
 
 def _machine() -> dict[str, object]:

@@ -50,11 +50,11 @@ from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 OUT = Path(__file__).resolve().parent / "out"
 REFERENCE_SCENARIOS = ("d3-m3-{}:a0@0+f0,a0@1+f0", "d3-m3-{}:a1@3+f0,a1@2+a1@1,a2@0+f0", *SUITE)
 """For the variants: frees skip ``NBBS.free``'s argument check (``-U``) in the ``reference`` row, so
-what is found is the algorithm's; the ``nbbs: free check`` row keeps the check and hunts its race."""
+what is found is the algorithm's; the ``counted: free check`` row keeps the check and hunts its race."""
 
 
 def _texts(name: str) -> tuple[str, ...]:
-    return REFERENCE_SCENARIOS if name in ("reference", "nbbs") else SUITE
+    return REFERENCE_SCENARIOS if name in ("reference", "counted") else SUITE
 
 
 def _config(name: str, **kw: object) -> ExploreConfig:
@@ -64,9 +64,9 @@ def _config(name: str, **kw: object) -> ExploreConfig:
 
 
 def _base(name: str) -> str | None:
-    if name in ("reference", "nbbs"):
+    if name in ("reference", "counted"):
         return None
-    return "reference" if name in TRANSITION_MUTANTS else "nbbs"
+    return "reference" if name in TRANSITION_MUTANTS else "counted"
 
 
 def _own(name: str, schedule: str, cfg: ExploreConfig) -> bool:
@@ -146,13 +146,13 @@ def main() -> None:
     ap.add_argument("--per-scenario", type=int, default=300)
     ap.add_argument("--cap", type=int, default=20_000)
     args = ap.parse_args()
-    names = ["reference", "nbbs", *IMPL_MUTANTS, *TRANSITION_MUTANTS, *COUNTED_MUTANTS]
+    names = ["reference", "counted", *IMPL_MUTANTS, *TRANSITION_MUTANTS, *COUNTED_MUTANTS]
     rows = []
     print("| defect | random | pct (d=3) | exhaustive (≤3 preemptions) | hypothesis |")
     print("|---|---|---|---|---|")
     for name in names:
         texts = _texts(name)
-        row: dict[str, object] = {"defect": name if name != "nbbs" else "nbbs: free check"}
+        row: dict[str, object] = {"defect": name if name != "counted" else "counted: free check"}
         cells = []
         for strategy in ("random", "pct", "exhaustive"):
             n, secs = hunt(name, strategy, texts, args.per_scenario, args.cap)

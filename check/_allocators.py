@@ -1,10 +1,9 @@
 """The allocators a scenario may name, each built over the scheduler's words (and lock).
 
-``nbbs`` is the shipped allocator (its default variant); each variant of
-``model.bits.VARIANTS`` has its own name (``reference``, ``corrected``, ``rollback_only``,
-``skip_only``: ``-`` becomes ``_``); ``locked`` the lock-based baseline with its lock replaced
-by a scheduled one; every transition mutant of ``check.mutants`` and code mutant of
-``check.impl_mutants`` is available by its name.
+Each variant of ``model.bits.VARIANTS`` is available by its name there (``counted``, the
+shipped one, ``reference``, ``corrected``, ``rollback_only``, ...); ``locked`` is the
+lock-based baseline with its lock replaced by a scheduled one; every transition mutant of
+``check.mutants`` and code mutant of ``check.impl_mutants`` is available by its name.
 """
 
 from __future__ import annotations
@@ -38,24 +37,27 @@ def _locked(sc: Scenario, words: Callable[[int], ScheduledWords], lock: Callable
     return ScheduledLockedBuddy(sc.depth, sc.top_order, lock())
 
 
-def allocator_name(variant: str) -> str:
-    """The allocator name of a variant of ``bits.VARIANTS`` (``-`` separates header fields)."""
-    return variant.replace("-", "_")
-
-
 def allocator_classes() -> dict[str, type[NBBS]]:
     """Every NBBS-family allocator by name: the shipped one and all mutants."""
     from nbbs.check.impl_mutants import IMPL_MUTANTS
     from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS, mutant_allocator
 
-    out: dict[str, type[NBBS]] = {"nbbs": NBBS}
-    for variant, transitions in bits.VARIANTS.items():
-        doc = f"NBBS running the {variant} variant's transitions"
-        name = allocator_name(variant)
+    out: dict[str, type[NBBS]] = {}
+    for name, transitions in bits.VARIANTS.items():
+        doc = f"NBBS running the {name} variant's transitions"
         out[name] = type(f"NBBS_{name}", (NBBS,), {"transitions": transitions, "__doc__": doc})
     out.update({name: mutant_allocator(name) for name in (*TRANSITION_MUTANTS, *COUNTED_MUTANTS)})
     out.update({name: cls for name, (_, cls) in IMPL_MUTANTS.items()})
     return out
+
+
+def unknown_allocator(name: str) -> str:
+    """Why no allocator is called ``name``: the known names (and the new name of an old spelling)."""
+    known = f"known: locked, {', '.join(sorted(allocator_classes()))}"
+    hint = bits.unknown_variant(name)
+    if "did you mean" in hint:
+        return hint.split("? Known:")[0].replace("unknown variant", "unknown allocator") + "? " + known
+    return f"unknown allocator {name!r}; {known}"
 
 
 _REGISTERED: dict[str, AllocatorFactory] = {}
@@ -80,5 +82,5 @@ def factory(name: str) -> AllocatorFactory:
         return _locked
     classes = allocator_classes()
     if name not in classes:
-        raise ExplorerError(f"unknown allocator {name!r}; known: locked, {', '.join(sorted(classes))}")
+        raise ExplorerError(unknown_allocator(name))
     return _nbbs_family(classes[name])

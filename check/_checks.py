@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 
 from nbbs.check import linearizability as lin
 from nbbs.check._allocators import factory
-from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Op, Scenario, schedule_string
+from nbbs.check._scenario import (
+    AllocOp,
+    DoubleFree,
+    ExplorerError,
+    FreeOwn,
+    InternalBug,
+    Op,
+    Scenario,
+    schedule_string,
+)
 from nbbs.check._sched import (
     CALL,
     CAS_FAIL,
@@ -119,6 +128,13 @@ class Checker:
         words = out.final_words
         step = len(out.schedule)
         held = frozenset(out.held)
+        doubly = {op.node for ops in sc.threads for op in ops if isinstance(op, DoubleFree)}
+        won = {r.op.node for r in out.history if isinstance(r.op, sp.Free)}
+        if doubly - won:
+            n = min(doubly - won)
+            return Failure(
+                "double free", f"block {n} is still live: every racing free of it was refused", step
+            )
         live = tree.abstraction(words, sc.depth)
         if live != held:
             return Failure(
@@ -246,6 +262,8 @@ class Checker:
             op = ops.pop(0)
             if isinstance(op, AllocOp):
                 return m.alloc(op.order, op.hint)
+            if isinstance(op, DoubleFree):
+                return m.free(op.node, checked=True)
             node = got[op.k] if isinstance(op, FreeOwn) else op.node
             if node is not None:
                 return m.free(node, checked=self.scenario.checked_free)

@@ -36,7 +36,7 @@ def _thread(draw: st.DrawFn, depth: int, top: int, max_ops: int) -> tuple[Op, ..
 @st.composite
 def scenarios(
     draw: st.DrawFn,
-    allocator: str = "nbbs",
+    allocator: str = "counted",
     depths: tuple[int, ...] = (2, 3),
     max_threads: int = 4,
     max_ops: int = 3,

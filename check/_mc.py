@@ -22,6 +22,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nbbs.model import bits, spec, steps
 from nbbs.model import geometry as g
@@ -70,11 +71,35 @@ class Config:
     """End the search at the first violation (a test of a broken variant needs no more)."""
     scenario: tuple[tuple[tuple[str, int], ...], ...] | None = None
     """Instead of "any alloc, then free it" forever: thread ``k`` runs exactly the ops of
-    ``scenario[k]`` (``("alloc", node)`` or ``("free", node)``), once, in every interleaving;
-    a free of a block the thread does not hold (its alloc failed) is skipped."""
+    ``scenario[k]`` (``("alloc", node)``, ``("free", node)`` or ``("dfree", node)``), once, in
+    every interleaving; a free of a block the thread does not hold (its alloc failed) is
+    skipped. ``dfree`` is a racing double free: ``NBBS.free``'s checked free of ``node``, a
+    block of the initial live set (the user's), which several threads may free at once; of
+    those exactly one must succeed and the others be refused (``DoubleFreeError``) leaving
+    the arena intact (checked with (b)). A ``dfree`` block is not allocated in the scenario."""
     checked_free: bool = False
     """Frees start with ``NBBS.free``'s argument-check loads (``Machine.free(checked=True)``)."""
     max_states: int | None = None
+    seconds: float | None = None
+    """Stop the search after this many seconds (reported incomplete)."""
+
+    def __post_init__(self) -> None:
+        if self.scenario is not None:
+            last = g.node_count(self.depth) - 1
+            doubly = {n for ops in self.scenario for what, n in ops if what == "dfree"}
+            for k, ops in enumerate(self.scenario):
+                for what, n in ops:
+                    if what == "alloc" and any(g.overlaps(n, d) for d in doubly):
+                        raise ValueError(
+                            f"thread {k}: 'alloc {n}' overlaps a block the scenario double-frees "
+                            "(a dfree frees a block of the initial live set)"
+                        )
+                    if not 1 <= n <= last or g.level(n) < self.max_level:
+                        raise ValueError(
+                            f"thread {k}: '{what} {n}' names no block: at depth {self.depth} with max "
+                            f"order {self.top_order} the blocks are the nodes "
+                            f"{g.first_node(self.max_level)} to {last}"
+                        )
 
     @property
     def top_order(self) -> int:
@@ -182,6 +207,11 @@ def live_sets(depth: int, max_level: int) -> list[frozenset[int]]:
     return sorted(under(g.ROOT), key=lambda s: (len(s), sorted(s)))
 
 
+Ctx = tuple[Any, ...]
+"""In a scenario, an op state's context: (thread, index of its next op, blocks its racing
+double frees took); outside one, ``()``."""
+
+
 class _LazyRows(dict[int, tuple[int, int, bool]]):
     """An op state's table rows for wide words, each computed when first looked up."""
 
@@ -213,13 +243,15 @@ class Space:
         self.SB = self.WB + TID_BITS * self.T
         """Shift of the static set index."""
         self.ops: list[OpState] = [OpState(steps.DONE_FAIL, 0)]
-        self.ctx: list[tuple[int, ...]] = [()]
+        self.ctx: list[Ctx] = [()]
         """In a scenario, (thread, index of its next op) of each op state id; else ()."""
-        self.ids: dict[tuple[OpState, tuple[int, ...]], int] = {(self.ops[0], ()): IDLE}
+        self.ids: dict[tuple[OpState, Ctx], int] = {(self.ops[0], ()): IDLE}
         self.hold: list[int] = [0]
         """The node a thread holds in this op state (0 if none)."""
         self.idle: list[bool] = [True]
         """The thread is between operations, holding nothing."""
+        self.dfree_op: list[bool] = [False]
+        """The op is a scenario's racing double free (``dfree``) in flight."""
         self.scenario = cfg.scenario
         if self.scenario is not None and len(self.scenario) != cfg.threads:
             raise ValueError(
@@ -254,7 +286,7 @@ class Space:
 
     # -- op states ---------------------------------------------------------------------------
 
-    def intern(self, op: OpState, ctx: tuple[int, ...] = ()) -> int:
+    def intern(self, op: OpState, ctx: Ctx = ()) -> int:
         """The id of ``op`` (a finished alloc that failed and a finished free are both idle)."""
         if op.pc in (steps.DONE_FAIL, steps.DONE_FREE):
             if not ctx:
@@ -270,6 +302,9 @@ class Space:
             self.ctx.append(ctx)
             self.hold.append(op.n if op.pc == steps.DONE_OK else 0)
             self.idle.append(op.pc == steps.DONE_FAIL)
+            script = self.scenario
+            running = script is not None and bool(ctx) and ctx[1] > 0 and not steps.is_done(op)
+            self.dfree_op.append(running and script is not None and script[ctx[0]][ctx[1] - 1][0] == "dfree")
         return i
 
     def table(self, i: int) -> tuple[int, int, Rows]:
@@ -295,14 +330,19 @@ class Space:
 
     def row(self, i: int, acc: steps.Access, old: int) -> tuple[int, int, bool]:
         """What op ``i``'s access does to the word ``old``: (new word, next op, done)."""
-        nxt = self.intern(self.m.after(self.ops[i], old), self.ctx[i])
+        op, ctx = self.ops[i], self.ctx[i]
+        after = self.m.after(op, old)
+        if self.dfree_op[i] and after.pc == steps.DONE_FREE:
+            # A racing double free that succeeded: it took the user's block (recorded per thread).
+            ctx = (ctx[0], ctx[1], tuple(sorted((*ctx[2], op.n))))
+        nxt = self.intern(after, ctx)
         done = self.idle[nxt] or self.hold[nxt] != 0
         new = steps.effect(acc, old)
         if self.count_limit and new != old:
             w = self.m.transitions.count_bits
             counts = (new >> bits.COUNT_SHIFT & (1 << w) - 1, new >> bits.COUNT_SHIFT + w)
             if new < 0 or new >> self.word_bits or max(counts) > self.count_limit:
-                raise AssertionError(
+                raise CountRangeError(
                     f"[counted] a count left 0..{self.count_limit}: {steps.describe(self.ops[i])} turns "
                     f"{self.m.transitions.show(old)} into {new} (an algorithm bug, or a bound too small)"
                 )
@@ -314,7 +354,7 @@ class Space:
         if self.scenario is not None:
             if not between:
                 return [tid]
-            k, idx = self.ctx[tid]
+            k, idx, won = self.ctx[tid]
             script = self.scenario[k]
             # A free of a block the thread does not hold (its alloc failed) is skipped.
             while idx < len(script) and script[idx][0] == "free" and script[idx][1] != self.hold[tid]:
@@ -324,13 +364,15 @@ class Space:
             what, n = script[idx]
             if what == "alloc" and self.hold[tid]:
                 raise ValueError(f"scenario thread {k} allocates again while holding {self.hold[tid]}")
-            if what == "free":
+            if what == "dfree":
+                start = self.m.free(n, checked=True)
+            elif what == "free":
                 start = self.m.free(n, self.cfg.checked_free)
             elif self.cfg.mode == "attempt":
                 start = self.m.attempt(n)
             else:
                 start = self.m.alloc(g.order_of(self.cfg.depth, n), n - g.first_node(g.level(n)))
-            return [self.intern(start, (k, idx + 1))]
+            return [self.intern(start, (k, idx + 1, won))]
         if tid == IDLE:
             return self.start_ids
         n = self.hold[tid]
@@ -340,7 +382,11 @@ class Space:
         """Every thread's state before its first operation."""
         if self.scenario is None:
             return [IDLE] * self.T
-        return [self.intern(self.ops[IDLE], (k, 0)) for k in range(self.T)]
+        return [self.intern(self.ops[IDLE], (k, 0, ())) for k in range(self.T)]
+
+    def won(self, tids: Sequence[int]) -> list[int]:
+        """The blocks the threads' racing double frees (``dfree``) released, once per success."""
+        return [n for t in tids if self.ctx[t] for n in self.ctx[t][2]]
 
     # -- encoding ----------------------------------------------------------------------------
 
@@ -412,6 +458,10 @@ class Space:
         return self.encode(w, trial, self.static(s)), trial, steps.Event(node, Kind(kind), old, new)
 
 
+class CountRangeError(AssertionError):
+    """A ``counted`` word's count left its range: a broken variant (or a bound too small)."""
+
+
 def _overlapping(blocks: list[int]) -> tuple[int, int] | None:
     for i, a in enumerate(blocks):
         for b in blocks[i + 1 :]:
@@ -446,6 +496,7 @@ class Checker:
         static = sp.static(s)
         out = []
         holding = [sp.hold[t] for t in tids if sp.hold[t]]
+        won = sp.won(tids) if sp.scenario is not None else []
         if "a" in props or "c" in props:
             # Alloc takes effect at its last step, free at its first: the linearized state is
             # exactly the held blocks, so (a) is also (c)'s check at each alloc's
@@ -470,13 +521,17 @@ class Checker:
                 # allocs between occupy and their rollback's release, and the blocks of frees
                 # before their release.
                 want = sp.static_occ[static]
+                # A racing double free's block leaves the linearized state at its release.
+                gone = set(won) | {sp.ops[t].n for t in tids if self.released(t)}
+                for n in gone & sp.sets[static]:
+                    want &= ~sp.occ_of[n]
                 for t in tids:
                     n = sp.hold[t] or self.inflight(t)
                     if n:
                         want |= sp.occ_of[n]
                 if s & sp.occ_mask != want:
                     occ = [n for n in range(1, sp.nodes) if s & sp.occ_of[n]]
-                    ghost = sorted(sp.sets[static]) + holding
+                    ghost = sorted(sp.sets[static] - gone) + holding
                     flight = [self.inflight(t) for t in tids if self.inflight(t)]
                     out.append(
                         (
@@ -485,12 +540,22 @@ class Checker:
                             f" + blocks in flight {sorted(flight)}",
                         )
                     )
+        if "b" in props and won:
+            twice = sorted({n for n in won if won.count(n) > 1 or n not in sp.sets[static]})
+            if twice:
+                out.append(("b", f"block {twice[0]} was freed twice: two racing frees of it both succeeded"))
         if "b" in props and all(sp.idle[t] or sp.hold[t] for t in tids):
             self.result.quiescent += 1
             words = s & ((1 << sp.WB) - 1)
             if any(w & (bits.COAL_LEFT | bits.COAL_RIGHT) for w in sp.words_of(s)):
                 self.result.stale_quiescent += 1
-            held = frozenset(sp.sets[static]) | frozenset(holding)
+            held = (frozenset(sp.sets[static]) - frozenset(won)) | frozenset(holding)
+            if sp.scenario is not None and not any(sp.moves(t) for t in tids):
+                # Every thread has finished: each racing double free of a live block had a winner.
+                doubly = {n for ops in sp.scenario for what, n in ops if what == "dfree"}
+                kept = sorted((doubly & sp.sets[static]) - set(won))
+                if kept:
+                    out.append(("b", f"block {kept[0]} is still live: every racing free of it was refused"))
             key = (words, held)
             if key not in self._quiescent_cache:
                 self._quiescent_cache[key] = self.quiescent_problem(s, held)
@@ -499,12 +564,22 @@ class Checker:
                 out.append(("b", msg))
         return out
 
+    def released(self, t: int) -> bool:
+        """Op ``t`` is a racing double free past its release (its unmark), not yet finished."""
+        return (
+            self.sp.dfree_op[t] and self.sp.ops[t].pc in _UNMARKING and not self.sp.m.transitions.release_last
+        )
+
     def inflight(self, t: int) -> int:
         """The node op ``t`` has occupied without it being in the linearized state (0 if none)."""
         late = _UNMARKING if self.sp.m.transitions.release_last else frozenset()
         while len(self._inflight) <= t:
             op = self.sp.ops[len(self._inflight)]
-            self._inflight.append(op.n if op.pc in _OCCUPIED_IN_FLIGHT or op.pc in late else 0)
+            # A racing double free's block is the user's (static) until one of them wins it.
+            flying = (op.pc in _OCCUPIED_IN_FLIGHT or op.pc in late) and not self.sp.dfree_op[
+                len(self._inflight)
+            ]
+            self._inflight.append(op.n if flying else 0)
         return self._inflight[t]
 
     def quiescent_problem(self, s: int, held: frozenset[int]) -> str | None:
@@ -551,7 +626,16 @@ class Checker:
             if r.violations and cfg.stop_at_first:
                 r.complete = False
                 break
-            for child, done in sp.successors(s):
+            try:
+                successors = sp.successors(s)
+            except CountRangeError as e:
+                # A broken variant pushed a count out of range on the next step: report it as a
+                # corruption of the words ((b)) with the path here, and stop.
+                if "b" not in r.violations:
+                    r.violations["b"] = self.counterexample("b", f"the next step corrupts a word: {e}", i)
+                r.complete = False
+                break
+            for child, done in successors:
                 r.transitions += 1
                 j = index.get(child)
                 if j is None:
@@ -567,6 +651,9 @@ class Checker:
                 r.states, r.seconds = len(states), time.perf_counter() - started
                 self.progress(r, len(states) - i)
             if cfg.max_states and len(states) >= cfg.max_states:
+                r.complete = False
+                break
+            if cfg.seconds is not None and i % 512 == 0 and time.perf_counter() - started > cfg.seconds:
                 r.complete = False
                 break
         r.states = len(states)
@@ -648,7 +735,7 @@ class Checker:
             started = None
             if sp.idle[tids[k]] or sp.hold[tids[k]]:
                 started = self._describe_start(sp.ops[op])
-                v.ops[k].append(self._op_record(sp.ops[op]))
+                v.ops[k].append(self._op_record(sp.ops[op], sp.dfree_op[op]))
             before = steps.describe(sp.ops[op])
             tids = trial
             v.steps.append(Step(k, started, ev, before, self._describe_after(tids[k]), sp.words_of(cur)))
@@ -663,9 +750,11 @@ class Checker:
             return f"alloc(order {order}) scanning from node {op.n}"
         return f"free({op.n})"
 
-    def _op_record(self, op: OpState) -> dict[str, int | str]:
+    def _op_record(self, op: OpState, dfree: bool = False) -> dict[str, int | str]:
         if op.pc == steps.A_LOAD:
             return {"op": "alloc", "order": g.order_of(self.cfg.depth, op.n), "node": op.n}
+        if dfree:
+            return {"op": "dfree", "node": op.n}
         return {"op": "free", "node": op.n}
 
     def _describe_after(self, i: int) -> str:

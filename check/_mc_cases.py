@@ -49,7 +49,8 @@ class Case:
 
     @property
     def filename(self) -> str:
-        return f"{self.variant}-{self.prop}.json"
+        # The kept files predate the underscores in variant names (``rollback-only-b.json``).
+        return f"{self.variant.replace('_', '-')}-{self.prop}.json"
 
 
 _HANDED_OVER = (
@@ -135,11 +136,11 @@ _ONE_LEVEL_UP = (
 
 CASES = (
     Case("reference", "b", 2, 2, _HANDED_OVER),
-    Case("skip-only", "b", 2, 2, "The unmark repair alone leaves the rollback defect: " + _HANDED_OVER),
-    Case("rollback-only", "b", 2, 2, "The rollback repair alone leaves the unmark defect: " + _ABA),
+    Case("skip_only", "b", 2, 2, "The unmark repair alone leaves the rollback defect: " + _HANDED_OVER),
+    Case("rollback_only", "b", 2, 2, "The rollback repair alone leaves the unmark defect: " + _ABA),
     Case("reference", "a", 3, 2, _THREE_THREAD_ABA, search="attempt"),
     Case(
-        "rollback-skip",
+        "rollback_skip",
         "a",
         3,
         2,
@@ -148,7 +149,7 @@ CASES = (
         search="attempt",
     ),
     Case(
-        "rollback-skip-last",
+        "rollback_skip_last",
         "b",
         2,
         3,

@@ -3,15 +3,16 @@
 A *schedule string* names one execution completely, scenario included, so ``nbbs replay``
 needs nothing else. Three fields separated by ``:``::
 
-    d3-m3-nbbs-L9.12 : a0@0+f0,a0@1+F9 : a8b19a11
+    d3-m3-counted-L9.12 : a0@0+f0,a0@1+F9 : a8b19a11
     ^ header           ^ threads           ^ schedule
 
-* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``nbbs``, ``reference``,
+* header: ``d<depth>``, ``m<max_order>``, the allocator's name (``counted``, ``reference``,
   ``corrected``, a mutant, ``locked``), optionally ``L<node>.<node>...``, blocks allocated
   before the threads start, and optionally ``U``: frees skip the argument check (as the model's);
 * threads, separated by ``,``, each a ``+``-separated list of operations: ``a<order>@<hint>``
   (alloc with that scan start), ``f<k>`` (free the block this thread's ``k``-th alloc
-  returned; skipped if that alloc returned None), ``F<node>`` (free a live block by node);
+  returned; skipped if that alloc returned None), ``F<node>`` (free a live block by node),
+  ``D<node>`` (a racing double free of an initial block: several threads free it at once);
 * schedule: which thread performs each atomic access, run-length encoded with thread ``0``
   as ``a``, ``1`` as ``b`` ...: ``a8b19a11`` is eight accesses by thread 0, nineteen by thread
   1, eleven by thread 0.
@@ -69,7 +70,19 @@ class FreeNode:
         return f"F{self.node}"
 
 
-Op = AllocOp | FreeOwn | FreeNode
+@dataclass(frozen=True)
+class DoubleFree:
+    """A racing double free: ``NBBS.free`` of the initial block ``node``, which other threads free
+    too. Exactly one of them must succeed; the others must raise ``DoubleFreeError`` (recorded,
+    not a crash) having changed nothing, and the arena must be intact at the end."""
+
+    node: int
+
+    def code(self) -> str:
+        return f"D{self.node}"
+
+
+Op = AllocOp | FreeOwn | FreeNode | DoubleFree
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class Scenario:
     depth: int
     threads: tuple[tuple[Op, ...], ...]
     max_order: int | None = None
-    allocator: str = "nbbs"
+    allocator: str = "counted"
     initial: tuple[int, ...] = ()
     checked_free: bool = True
     """False: a free calls ``_free_node`` directly, skipping ``NBBS.free``'s argument check (its
@@ -133,6 +146,11 @@ class Scenario:
                 elif isinstance(op, FreeOwn):
                     if not 0 <= op.k < allocs:
                         raise ExplorerError(f"thread {t}: f{op.k} frees an alloc the thread has not made yet")
+                elif isinstance(op, DoubleFree):
+                    if op.node not in self.initial:
+                        raise ExplorerError(
+                            f"thread {t}: D{op.node} double-frees a block that is not initial"
+                        )
                 elif op.node in self.initial:
                     if op.node in freed:
                         raise ExplorerError(f"initial block {op.node} is freed twice")
@@ -181,7 +199,7 @@ def decode_schedule(text: str) -> list[int]:
     return out
 
 
-_OP = re.compile(r"a(\d+)@(\d+)|f(\d+)|F(\d+)")
+_OP = re.compile(r"a(\d+)@(\d+)|f(\d+)|F(\d+)|D(\d+)")
 
 
 def parse(text: str) -> tuple[Scenario, list[int]]:
@@ -193,7 +211,7 @@ def parse(text: str) -> tuple[Scenario, list[int]]:
     sched = decode_schedule(parts[2]) if len(parts) == 3 else []
     m = re.fullmatch(r"d(\d+)-m(\d+)-([A-Za-z_][A-Za-z0-9_]*)(?:-L([\d.]+))?(-U)?", header)
     if not m:
-        raise ExplorerError(f"header must look like d3-m3-nbbs or d3-m3-nbbs-L9.12, got {header!r}")
+        raise ExplorerError(f"header must look like d3-m3-counted or d3-m3-counted-L9.12, got {header!r}")
     initial = tuple(int(x) for x in m.group(4).split(".")) if m.group(4) else ()
     ops: list[tuple[Op, ...]] = []
     for chunk in threads.split(","):
@@ -201,13 +219,17 @@ def parse(text: str) -> tuple[Scenario, list[int]]:
         for code in chunk.split("+") if chunk else []:
             om = _OP.fullmatch(code)
             if not om:
-                raise ExplorerError(f"operation must be a<order>@<hint>, f<k> or F<node>, got {code!r}")
+                raise ExplorerError(
+                    f"operation must be a<order>@<hint>, f<k>, F<node> or D<node>, got {code!r}"
+                )
             if om.group(1) is not None:
                 thread.append(AllocOp(int(om.group(1)), int(om.group(2))))
             elif om.group(3) is not None:
                 thread.append(FreeOwn(int(om.group(3))))
-            else:
+            elif om.group(4) is not None:
                 thread.append(FreeNode(int(om.group(4))))
+            else:
+                thread.append(DoubleFree(int(om.group(5))))
         ops.append(tuple(thread))
     scenario = Scenario(int(m.group(1)), tuple(ops), int(m.group(2)), m.group(3), initial, not m.group(5))
     if any(not 0 <= t < len(ops) for t in sched):

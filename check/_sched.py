@@ -39,7 +39,8 @@ from typing import Any, Protocol
 
 from greenlet import getcurrent, greenlet
 
-from nbbs.check._scenario import AllocOp, ExplorerError, FreeOwn, InternalBug, Scenario
+from nbbs.check._scenario import AllocOp, DoubleFree, ExplorerError, FreeOwn, InternalBug, Scenario
+from nbbs.impl.errors import DoubleFreeError
 from nbbs.impl.nbbs import NBBS
 from nbbs.model import geometry as g
 from nbbs.model import steps
@@ -426,6 +427,8 @@ class Execution:
         self.held: dict[int, int] = {}
         """Block -> the thread holding it (-1 for initial blocks): alloc returned it, free not yet called."""
         self.failure: Failure | None = None
+        self.misuse: ExplorerError | None = None
+        """The strategy could not go on (a schedule that does not fit): raised by ``run``, not a crash."""
         self.words: ScheduledWords | None = None
         self._glets: list[Any] = [None] * n
         self._main: Any = None
@@ -587,6 +590,31 @@ class Execution:
                                 )
                                 return
                         held[node] = t
+                elif type(op) is DoubleFree:
+                    node = op.node
+                    # The user's block leaves their hands when the first racing free is called
+                    # (a free takes effect at its call); exactly one of the frees may succeed.
+                    held.pop(node, None)
+                    rec = OpRecord(t, Free(node), self._tick())
+                    trace.append((t, -1, CALL, op, None))
+                    try:
+                        alloc.free(g.first_page(depth, node), g.order_of(depth, node))
+                    except DoubleFreeError:
+                        # Refused: another free of the block came first. Not an operation of the history.
+                        trace.append((t, -1, RET, op, None))
+                        continue
+                    rec.ret = self._tick()
+                    trace.append((t, -1, RET, op, None))
+                    if any(r.op == Free(node) for r in self.history):
+                        self.failure = Failure(
+                            "double free",
+                            f"thread {t}'s free of block {node} succeeded, but another free of it "
+                            "already had",
+                            len(self.schedule),
+                            (node,),
+                        )
+                        return
+                    self.history.append(rec)
                 else:
                     node = mine[op.k] if type(op) is FreeOwn else op.node
                     if node is None:
@@ -601,6 +629,11 @@ class Execution:
                     rec.ret = self._tick()
                     trace.append((t, -1, RET, op, None))
                     self.history.append(rec)
+        except ExplorerError as e:
+            # The strategy was misused (a replayed schedule that does not fit), not the allocator.
+            self.misuse = e
+            self.failure = Failure("misuse", str(e), len(self.schedule))
+            return
         except Exception as e:  # the allocator under test raised: a crash of this thread
             import traceback
 
@@ -653,4 +686,6 @@ class Execution:
             [self.schedule.count(t) for t in range(n)],
         )
         self._glets = []
+        if self.misuse is not None:
+            raise self.misuse
         return out

@@ -82,7 +82,8 @@ class Replay:
             if t not in ex.enabled:
                 raise ExplorerError(
                     f"the schedule does not fit the scenario: step {step} names thread {t}, "
-                    f"but only threads {ex.enabled} can run there"
+                    f"but only threads {ex.enabled} can run there (a schedule replays only on the "
+                    f"allocator and operations it was found with; this one runs {ex.scenario.allocator!r})"
                 )
             return t
         return _default(ex, me)

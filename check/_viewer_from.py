@@ -18,7 +18,7 @@ from typing import Any
 
 from nbbs.check import modelcheck
 from nbbs.check._checks import _transitions
-from nbbs.check._scenario import AllocOp, FreeNode, FreeOwn, Scenario, parse, schedule_string
+from nbbs.check._scenario import AllocOp, DoubleFree, FreeNode, FreeOwn, Scenario, parse, schedule_string
 from nbbs.check._sched import CALL, CAS_FAIL, RET, Outcome
 from nbbs.check._viewer import KINDS, Step, Trace, ViewerError, Violation
 from nbbs.model import bits, steps
@@ -155,11 +155,14 @@ _KIND = {0: "load", 1: "cas", CAS_FAIL: "cas_fail", 3: "fetch_or", 4: "fetch_and
 assert set(_KIND.values()) == set(KINDS)
 
 
-def _explorer_op(op: AllocOp | FreeOwn | FreeNode) -> str:
+def _explorer_op(op: AllocOp | FreeOwn | FreeNode | DoubleFree) -> str:
     if isinstance(op, AllocOp):
         return f"alloc(order {op.order}, hint {op.hint})"
     if isinstance(op, FreeOwn):
         return f"free(the block of alloc #{op.k})"
+    if isinstance(op, DoubleFree):
+        # Which of the racing frees wins shows in its accesses; the page does not shade it.
+        return f"racing free(node {op.node})"
     return f"free(node {op.node})"
 
 

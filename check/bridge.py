@@ -40,10 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbbs.check._allocators import allocator_name
 from nbbs.check._checks import Checker
-from nbbs.check._scenario import AllocOp, ExplorerError, FreeNode, FreeOwn, Op, Scenario
-from nbbs.check._sched import CALL, Execution, Outcome, RemoteThreads
+from nbbs.check._scenario import AllocOp, DoubleFree, ExplorerError, FreeNode, FreeOwn, Op, Scenario
+from nbbs.check._sched import CALL, RET, Execution, Outcome, RemoteThreads
 from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 
@@ -111,15 +110,16 @@ class Counterexample:
                     mine.append(AllocOp(int(op["order"]), n - g.first_node(g.level(n))))
                     unfreed.append(allocs)
                     allocs += 1
+                elif op["op"] == "dfree":
+                    mine.append(DoubleFree(n))
                 elif n in self.initial_live and not unfreed:
                     mine.append(FreeNode(n))
                 else:
                     # The model's threads free the block their last alloc got.
                     mine.append(FreeOwn(unfreed.pop()))
             threads.append(tuple(mine))
-        name = allocator_name(self.variant)
         return Scenario(
-            self.depth, tuple(threads), self.max_order, name, self.initial_live, self.checked_free
+            self.depth, tuple(threads), self.max_order, self.variant, self.initial_live, self.checked_free
         )
 
 
@@ -160,7 +160,7 @@ def reproduce(cx: Counterexample, remote: RemoteThreads | None = None) -> Reprod
     counterexamples with ``checked_free`` apply.
     """
     if cx.variant not in bits.VARIANTS:
-        raise ExplorerError(f"unknown variant {cx.variant!r}; known: {sorted(bits.VARIANTS)}")
+        raise ExplorerError(bits.unknown_variant(cx.variant))
     sc = cx.scenario()
     checker = Checker(sc, 100_000, quiescent="obtainable", refinement=False, remote=remote)
     first = checker.execution()
@@ -228,7 +228,8 @@ def reproduce(cx: Counterexample, remote: RemoteThreads | None = None) -> Reprod
         return Reproduction(False, "the implementation's words differ from the model's at the end" + notes)
     in_flight = [k for k, op in enumerate(state) if op is not None]
     calls = sum(1 for ev in out.trace if ev[2] == CALL)
-    if cx.property == "b" and (in_flight or calls != len(out.history)):
+    returns = sum(1 for ev in out.trace if ev[2] == RET)  # a refused double free returns too
+    if cx.property == "b" and (in_flight or calls != returns):
         return Reproduction(
             False,
             f"the run is not quiescent at its end (threads {in_flight} are mid-operation), "
@@ -256,8 +257,8 @@ _KIND = (0, 1, 1, 2, 3, 4)  # the scheduler's kinds as model.steps.Kind (a lost 
 def _start(m: steps.Machine, queue: list[dict[str, Any]], mode: str, checked: bool) -> steps.OpState:
     spec = queue.pop(0)
     n = int(spec["node"])
-    if spec["op"] == "free":
-        return m.free(n, checked=checked)
+    if spec["op"] in ("free", "dfree"):
+        return m.free(n, checked=checked or spec["op"] == "dfree")
     if mode == "scan":
         return m.alloc(int(spec["order"]), n - g.first_node(g.level(n)))
     return m.attempt(n)

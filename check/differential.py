@@ -7,6 +7,7 @@ frees bogus addresses at random. After every rule:
 * the allocator's answer is one ``model.spec`` allows (``alloc`` returns ``None`` only if
   no block of that order is free: run alone, NBBS must never fail spuriously);
 * a rejected call raised the ``NBBSError`` the spec predicts, and left every word as it was;
+* ``alloc_bytes`` gets a block of the order its size needs (computed here, not by the arena);
 * the abstraction of ``words()`` is the spec's set of live blocks, ``live_blocks()`` lists
   them, and the quiescent invariant holds at every node.
 
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -56,6 +57,8 @@ class Allocator(Protocol):
     """What its words mean (``LockedBuddy`` shows the default variant's)."""
 
     def alloc(self, order: int, hint: int | None = None) -> int | None: ...
+
+    def alloc_bytes(self, size: int) -> int | None: ...
 
     def free(self, address: int, order: int | None = None) -> None: ...
 
@@ -159,6 +162,29 @@ def machine(factory: Factory, max_depth: int = MAX_DEPTH) -> type[RuleBasedState
             )
             return multiple() if address is None else multiple((address, order))
 
+        @rule(target=blocks, size=st.integers(-1, 1 << 20))
+        def alloc_bytes(self, size: int) -> Any:
+            """``alloc_bytes(size)``: a block of the fewest pages, a power of two, holding ``size``
+            bytes; a size that is not positive or needs more than the largest block is rejected."""
+            arena = self.arena
+            pages = -(-size // arena.page_size) if size > 0 else 0
+            order = next((o for o in range(arena.top_order + 1) if pages <= 1 << o), None)
+            if size <= 0 or order is None:
+                before = self.allocator.words()
+                try:
+                    self.allocator.alloc_bytes(size)
+                except errors.SizeError:
+                    assert self.allocator.words() == before, "a rejected alloc_bytes changed the words"
+                    return multiple()
+                raise AssertionError(
+                    f"alloc_bytes({size}) was accepted (largest block {arena.largest_block})"
+                )
+            address = self.allocator.alloc_bytes(size)
+            result = None if address is None else self.node(address, order)
+            ok, self.state = spec.step(self.spec, self.state, spec.Alloc(order, result))
+            assert ok, f"alloc_bytes({size}) (order {order}) returned {address!r} (node {result})"
+            return multiple() if address is None else multiple((address, order))
+
         @rule(block=consumes(blocks), give_order=st.booleans())
         def free(self, block: tuple[int, int], give_order: bool) -> None:
             address, order = block
@@ -226,34 +252,97 @@ NBBSMachine = machine(NBBS)
 LockedMachine = machine(LockedBuddy)
 
 
+class _OutOfTime(BaseException):
+    """Raised inside a shrinking run when its time is up: a BaseException, so Hypothesis does
+    not take it for a failure of the allocator but lets it through at once."""
+
+
+def _timed(
+    state_machine: type[RuleBasedStateMachine], deadline: list[float], started: list[int]
+) -> type[RuleBasedStateMachine]:
+    """The machine, refusing to start another example after ``deadline[0]`` (same printed name);
+    each example it starts is counted in ``started[0]``."""
+
+    class Timed(state_machine):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            if time.perf_counter() > deadline[0]:
+                raise _OutOfTime
+            started[0] += 1
+            super().__init__()
+
+    Timed.__name__ = Timed.__qualname__ = state_machine.__name__
+    return Timed
+
+
+def _program(e: BaseException) -> str:
+    """Hypothesis's program for a failure, and what failed."""
+    program = "\n".join(getattr(e, "__notes__", []))
+    return f"{program}\n{type(e).__name__}: {e}"
+
+
+SEARCH = (Phase.explicit, Phase.generate)
+"""The phases that look for a failure; shrinking (``Phase.shrink``) runs after, bounded."""
+
+
 def run_for(
-    state_machine: type[RuleBasedStateMachine], seconds: float, name: str, chunk: int = 20
+    state_machine: type[RuleBasedStateMachine],
+    seconds: float,
+    name: str,
+    chunk: int = 5,
+    shrink_seconds: float | None = None,
+    steps: int | None = None,
 ) -> Outcome:
     """Run the machine in chunks of ``chunk`` examples until ``seconds`` pass or it fails.
 
-    On failure the outcome's detail is Hypothesis's shrunk program, ready to paste and re-run.
+    On failure the outcome's detail is the failing program, ready to paste and re-run: shrunk
+    if shrinking ends within ``shrink_seconds`` (default: ``seconds``, at least 2 s), else the
+    first failing program as found, with a note. One failure is reported (not "Hypothesis found
+    2 distinct failures"), so the whole run takes at most about ``seconds + shrink_seconds``.
+    ``steps`` bounds the rules per program (the profile's ``stateful_step_count`` if None).
     """
     started = time.perf_counter()
-    examples = 0
-    chunk_settings = settings(
-        max_examples=chunk, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
+    common = {
+        "deadline": None,
+        "database": None,
+        "suppress_health_check": list(HealthCheck),
+        "report_multiple_bugs": False,
+        **({} if steps is None else {"stateful_step_count": steps}),
+    }
+    search = settings(max_examples=chunk, phases=SEARCH, **common)  # type: ignore[arg-type]
+    count, deadline = [0], [float("inf")]
+    # Counted, never cut short inside a chunk: an interrupted search reads to Hypothesis as a skip.
+    timed = _timed(state_machine, deadline, count)
     while True:
         try:
-            run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call,unused-ignore]
+            run_state_machine_as_test(timed, settings=search)  # type: ignore[no-untyped-call,unused-ignore]
         except Exception as e:  # the failure is the result; Hypothesis put the program in its notes
-            program = "\n".join(getattr(e, "__notes__", []))
-            detail = f"{program}\n{type(e).__name__}: {e}"
-            return Outcome(name, examples + chunk, False, time.perf_counter() - started, detail)
-        examples += chunk
+            found = _program(e)
+            break
         if time.perf_counter() - started >= seconds:
-            return Outcome(name, examples, True, time.perf_counter() - started)
+            return Outcome(name, count[0], True, time.perf_counter() - started)
+    # Search again and shrink, until the time is up. (Hypothesis does not shrink an example it
+    # replays from the database, so the second run finds the defect anew: the first did it
+    # quickly. Its explain phase, which traces coverage, is left out: it took most of the time.)
+    budget = max(seconds if shrink_seconds is None else shrink_seconds, 2.0)
+    shrink = settings(max_examples=10_000, phases=(*SEARCH, Phase.shrink), **common)  # type: ignore[arg-type]
+    detail = found + "\n(not shrunk: shrinking did not end within the time budget)"
+    try:
+        deadline[0] = time.perf_counter() + budget
+        run_state_machine_as_test(timed, settings=shrink)  # type: ignore[no-untyped-call,unused-ignore]
+    except _OutOfTime:
+        pass
+    except Exception as e:
+        # Cut short mid-shrink, Hypothesis may report its own confusion (a "flaky" run) instead
+        # of the program: keep the first program then.
+        if time.perf_counter() <= deadline[0] and getattr(e, "__notes__", None):
+            detail = _program(e)
+    return Outcome(name, count[0], False, time.perf_counter() - started, detail)
 
 
 def verify_tasks() -> list[Task]:
     """The differential checks of ``nbbs verify``."""
     nbbs, locked = "differential: NBBS vs spec", "differential: locked buddy vs spec"
     return [
-        Task(nbbs, 2.0, lambda s: run_for(NBBSMachine, s, nbbs)),
-        Task(locked, 0.5, lambda s: run_for(LockedMachine, s, locked)),
+        Task(nbbs, 1.2, lambda s: run_for(NBBSMachine, s, nbbs, shrink_seconds=max(2.0, s / 2))),
+        Task(locked, 0.3, lambda s: run_for(LockedMachine, s, locked, shrink_seconds=max(2.0, s / 2))),
     ]

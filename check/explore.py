@@ -12,7 +12,7 @@ Public surface::
     replay(text) -> str                          # its step-by-step trace, as text
     lock_freedom(scenario, config) -> Failure | None
     register_allocator(name, NBBS subclass or builder)
-    Scenario, AllocOp, FreeOwn, FreeNode, ExploreConfig, random_scenario
+    Scenario, AllocOp, FreeOwn, FreeNode, DoubleFree, ExploreConfig, random_scenario
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from nbbs.check._hypothesis import preemption_points, scenarios
 from nbbs.check._progress import op_bound, progress_bound
 from nbbs.check._scenario import (
     AllocOp,
+    DoubleFree,
     ExplorerError,
     FreeNode,
     FreeOwn,
@@ -48,6 +49,7 @@ from nbbs.model import geometry as g
 
 __all__ = [
     "AllocOp",
+    "DoubleFree",
     "ExploreConfig",
     "ExplorerError",
     "Failure",
@@ -71,6 +73,7 @@ __all__ = [
     "progress_bound",
     "random_scenario",
     "register_allocator",
+    "render_trace",
     "replay",
     "run_points",
     "run_schedule",
@@ -256,7 +259,7 @@ def replay(text: str, config: ExploreConfig = ExploreConfig()) -> tuple[Outcome,
 
 
 def random_scenario(
-    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = "nbbs"
+    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = "counted"
 ) -> Scenario:
     """``threads`` threads of ``ops`` operations each: allocs of small orders at random hints, and frees."""
     top = min(depth, 2)

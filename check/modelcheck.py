@@ -26,6 +26,7 @@ The machinery is in ``_mc``; this module is its surface.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator
@@ -117,6 +118,8 @@ def _start_replay(
     """A counterexample's machine, its initial words (the initial live blocks allocated), each
     thread's ops still to run, and no op running yet."""
     depth, max_order = data["depth"], data["max_order"]
+    if data["variant"] not in bits.VARIANTS:
+        raise ValueError(bits.unknown_variant(data["variant"]))
     m = Machine(depth, depth - max_order, bits.VARIANTS[data["variant"]])
     words = [0] * g.node_count(depth)
     for n in data["initial_live"]:
@@ -141,7 +144,9 @@ def replay_steps(
                 raise ValueError(f"thread {k} is scheduled but has no operation left")
             spec_op = todo[k].pop(0)
             n = spec_op["node"]
-            if spec_op["op"] == "free":
+            if spec_op["op"] == "dfree":
+                op = m.free(n, checked=True)
+            elif spec_op["op"] == "free":
                 op = m.free(n, data["checked_free"])
             elif data["mode"] == "scan":
                 lvl = g.level(n)
@@ -216,17 +221,18 @@ VERIFY_CONFIGS = ((2, 1), (3, 1), (2, 2))
 
 def _outcome(cfg: Config, expect_ok: bool) -> Outcome:
     r = check(cfg)
-    ok = r.ok if expect_ok else bool(r.violations)
+    cut = not r.complete and not r.violations
+    ok = (not r.violations) if expect_ok else bool(r.violations) or cut
     detail = "\n\n".join(render(v, cfg.depth) for v in r.violations.values())
-    if not expect_ok and not r.violations:
+    if not expect_ok and not r.violations and not cut:
         detail = f"{cfg.describe()}: expected a violation (the reference's known defect), found none"
     name = f"model check {cfg.label}" + ("" if expect_ok else " (finds the known defect)")
-    return Outcome(name, r.states, ok, r.seconds, detail)
+    return Outcome(name, r.states, ok, r.seconds, detail, complete=not cut)
 
 
 def _task(name: str, cfg: Config, expect_ok: bool) -> Task:
-    def run(_seconds: float) -> Outcome:
-        return _outcome(cfg, expect_ok)
+    def run(seconds: float) -> Outcome:
+        return _outcome(dataclasses.replace(cfg, seconds=seconds), expect_ok)
 
     return Task(name, 1.0, run)
 
@@ -235,18 +241,45 @@ SWEEP_SEED = 2026
 """The seed of ``random_scenario`` draws that ``nbbs verify``, the tests and bench/scenario_sweep.py use."""
 
 
-def _sweep(count: int) -> Outcome:
-    """Every interleaving of the first ``count`` random 3-thread scenarios at depth 3, all properties."""
+def _sweep(count: int, budget: float | None = None) -> Outcome:
+    """Every interleaving of the first ``count`` random 3-thread scenarios at depth 3, all
+    properties; within ``budget`` seconds if given (incomplete if it runs out)."""
     rng = random.Random(SWEEP_SEED)
     name = f"model check {count} scenarios, 3 threads, depth 3"
     states, seconds = 0, 0.0
     for _ in range(count):
-        cfg = Config(3, 3, scenario=random_scenario(rng, 3, 3), initial="empty")
+        left = None if budget is None else budget - seconds
+        if left is not None and left <= 0:
+            return Outcome(name, states, True, seconds, "", complete=False)
+        cfg = Config(3, 3, scenario=random_scenario(rng, 3, 3), initial="empty", seconds=left)
         r = check(cfg)
         states, seconds = states + r.states, seconds + r.seconds
-        if not r.ok:
+        if r.violations:
             detail = "\n\n".join(render(v, cfg.depth) for v in r.violations.values())
             return Outcome(name, states, False, seconds, detail)
+        if not r.complete:
+            return Outcome(name, states, True, seconds, "", complete=False)
+    return Outcome(name, states, True, seconds, "")
+
+
+def _double_frees(budget: float) -> Outcome:
+    """Racing double frees (``dfree``) of every block, 2 and 3 threads at depth 2, every live set."""
+    name = "model check racing double frees, depth 2"
+    states, seconds = 0, 0.0
+    for threads in (2, 3):
+        for n in g.all_nodes(2):
+            if seconds >= budget:
+                return Outcome(name, states, True, seconds, "", complete=False)
+            script = tuple((("dfree", n),) for _ in range(threads))
+            cfg = Config(threads, 2, scenario=script, seconds=budget - seconds)
+            r = check(cfg)
+            states, seconds = states + r.states, seconds + r.seconds
+            if r.violations:
+                return Outcome(
+                    name, states, False, seconds, "\n\n".join(render(v, 2) for v in r.violations.values())
+                )
+            if not r.complete:
+                return Outcome(name, states, True, seconds, "", complete=False)
     return Outcome(name, states, True, seconds, "")
 
 
@@ -254,7 +287,8 @@ def verify_tasks() -> list[Task]:
     """The shipped variant passes every property in the small configurations and on random
     3-thread scenarios at depth 3; the reference's known defect is still found."""
     tasks = [_task(f"model check {t} threads, depth {d}", Config(t, d), True) for t, d in VERIFY_CONFIGS]
-    tasks.append(Task("model check 3-thread scenarios, depth 3", 1.0, lambda _seconds: _sweep(10)))
+    tasks.append(Task("model check 3-thread scenarios, depth 3", 1.0, lambda seconds: _sweep(10, seconds)))
+    tasks.append(Task("model check racing double frees, depth 2", 0.8, _double_frees))
     reference = Config(2, 2, variant="reference", properties=("b",), stop_at_first=True)
     tasks.append(_task("model check reference, 2 threads, depth 2", reference, False))
     return tasks

@@ -21,6 +21,9 @@ class Outcome:
     seconds: float
     detail: str = ""
     """On failure, the reproducer (shrunk program, schedule or counterexample), printed as is."""
+    complete: bool = True
+    """False if the time budget ran out before the check did all its work (``ok`` then says
+    only that nothing failed in what it did)."""
 
 
 @dataclass(frozen=True)
@@ -30,4 +33,6 @@ class Task:
     name: str
     share: float
     run: Callable[[float], Outcome]
-    """Runs the check within the given number of seconds."""
+    """Runs the check within the given number of seconds: a check of fixed work stops where
+    the time runs out and reports itself incomplete; a failing check may take a little longer
+    (its shrinking, or the step in progress)."""

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -20,35 +21,42 @@ console = Console()
 
 
 def result_table(results: list[Result], title: str = "nbbs check") -> Table:
-    """One row per configuration: what was explored and which properties hold."""
-    table = Table(title=title)
-    for col in ("configuration", "states", "transitions", "s", "states/s", "complete"):
-        if col == "configuration":
-            table.add_column(col, no_wrap=True)
-        else:
-            table.add_column(col, justify="right")
+    """One row per configuration: what was explored and which properties hold.
+
+    Fits 80 columns: only the configuration wraps; the numbers and verdicts never shrink.
+    """
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("configuration", overflow="fold", ratio=1)
+    for col in ("states", "transitions", "s", "done"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for p in PROPERTIES:
-        table.add_column(f"({p})")
+        table.add_column(f"({p})", no_wrap=True, min_width=4)
     for r in results:
         row = [
-            r.config.label,
+            r.config.label.replace("+", " +"),
             f"{r.states:,}",
             f"{r.transitions:,}",
             f"{r.seconds:.1f}",
-            f"{r.rate:,.0f}",
             "yes" if r.complete else "[yellow]NO[/yellow]",
         ]
         for p in PROPERTIES:
             if p not in r.config.properties:
                 row.append("-")
             elif p in r.violations:
-                row.append("[red]FAILS[/red]")
+                row.append("[red]FAIL[/red]")
             elif p == "d" and not r.complete:
-                row.append("[yellow]not run[/yellow]")
+                row.append("[yellow]n/r[/yellow]")
             else:
                 row.append("[green]ok[/green]" if r.complete else "[yellow]ok*[/yellow]")
         table.add_row(*row)
     return table
+
+
+def known_variant(name: str | None) -> str | None:
+    """``name`` if it is a variant of ``bits.VARIANTS`` (or None); else a usage error that lists them."""
+    if name is not None and name not in bits.VARIANTS:
+        raise click.BadParameter(bits.unknown_variant(name), param_hint="--variant")
+    return name
 
 
 def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
@@ -58,9 +66,10 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
         ops = []
         for item in part.split(","):
             words = item.split()
-            if len(words) != 2 or words[0] not in ("alloc", "free") or not words[1].isdigit():
+            if len(words) != 2 or words[0] not in ("alloc", "free", "dfree") or not words[1].isdigit():
                 raise click.BadParameter(
-                    f"expected 'alloc N' or 'free N', got {item.strip()!r}", param_hint="--scenario"
+                    f"expected 'alloc N', 'free N' or 'dfree N', got {item.strip()!r}",
+                    param_hint="--scenario",
                 )
             ops.append((words[0], int(words[1])))
         threads.append(tuple(ops))
@@ -72,7 +81,11 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
 @click.option("--depth", "-d", type=click.IntRange(0, 5), default=2, show_default=True)
 @click.option("--max-order", type=int, default=None, help="Largest order (default: depth).")
 @click.option(
-    "--variant", type=click.Choice(sorted(bits.VARIANTS)), default=bits.DEFAULT_VARIANT, show_default=True
+    "--variant",
+    default=bits.DEFAULT_VARIANT,
+    show_default=True,
+    callback=lambda _ctx, _param, value: known_variant(value),
+    help="The algorithm: " + ", ".join(sorted(bits.VARIANTS)) + ".",
 )
 @click.option(
     "--property",
@@ -94,7 +107,9 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     "--scenario",
     default=None,
     help="Only these ops, every interleaving: threads separated by ';', ops by ',', "
-    "e.g. 'alloc 4, free 4, alloc 1; alloc 10, free 10; alloc 11' (sets --threads).",
+    "e.g. 'alloc 4, free 4, alloc 1; alloc 10, free 10; alloc 11' (sets --threads). "
+    "'dfree N' is a racing double free of N, a block of the initial live set: 'dfree 2; dfree 2' "
+    "checks that exactly one of two racing frees succeeds.",
 )
 @click.option("--empty", is_flag=True, help="Start from the empty tree only (default: every live set).")
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")
@@ -163,9 +178,10 @@ def check_command(
 ) -> None:
     """Explore every state of THREADS threads each repeating alloc-then-free on a tree of DEPTH.
 
-    Prints the shortest counterexample of each property that fails and exits 1; exits 2 if
+    Prints the shortest counterexample of each property that fails and exits 1; exits 3 if
     the search was cut short (--max-states; with SPIN: --bitstate, --swarm) without a
-    violation; exits 3 if --engine spin cannot run (SPIN or a C compiler is missing).
+    violation; exits 4 if --engine spin cannot run (SPIN or a C compiler is missing); a bad
+    option exits 2.
     """
     if max_order is not None and not 0 <= max_order <= depth:
         raise click.BadParameter(f"must be from 0 to depth={depth}", param_hint="--max-order")
@@ -177,19 +193,25 @@ def check_command(
             raise click.BadParameter(str(e), param_hint="--html") from e
     if script is not None:
         threads = len(script)
-    cfg = Config(
-        threads,
-        depth,
-        max_order=max_order,
-        variant=variant,
-        properties=props or PROPERTIES,
-        mode=mode,
-        initial="empty" if empty else "all",
-        checked_free=checked_free,
-        max_states=max_states,
-        stop_at_first=stop_at_first,
-        scenario=script,
-    )
+    if json_path is not None and not json_path.parent.is_dir():
+        # Say so now, not after the whole search has run.
+        raise click.BadParameter(f"no folder {str(json_path.parent)!r} to write into", param_hint="--json")
+    try:
+        cfg = Config(
+            threads,
+            depth,
+            max_order=max_order,
+            variant=variant,
+            properties=props or PROPERTIES,
+            mode=mode,
+            initial="empty" if empty else "all",
+            checked_free=checked_free,
+            max_states=max_states,
+            stop_at_first=stop_at_first,
+            scenario=script,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--scenario") from e
     if engine == "spin" and swarm is not None:
         _spin_swarm(cfg, swarm, bitstate or 24, json_path, html_path)
         return
@@ -211,15 +233,19 @@ def check_command(
     _counterexamples(result, json_path, html_path)
     console.print(result_table([result]))
     if not result.complete:
-        console.print("ok* = no violation in the states explored so far (the search was cut short)")
+        console.print(
+            "ok* = no violation in the states explored so far (the search was cut short); "
+            "n/r = not run (lock-freedom needs the whole graph)"
+        )
     console.print(
-        f"{result.initial_states} initial states (live sets), {result.quiescent:,} quiescent states "
+        f"{result.rate:,.0f} states/s; {result.initial_states} initial states (live sets), "
+        f"{result.quiescent:,} quiescent states "
         f"({result.stale_quiescent:,} with a COAL bit left)"
     )
     if result.violations:
         sys.exit(1)
     if not result.complete:
-        sys.exit(2)
+        sys.exit(3)
 
 
 def _counterexamples(result: Result, json_path: Path | None, html_path: Path | None = None) -> None:
@@ -227,7 +253,7 @@ def _counterexamples(result: Result, json_path: Path | None, html_path: Path | N
     page to ``html_path``."""
     cfg = result.config
     for p, v in result.violations.items():
-        console.rule(f"[red]({p}) {PROPERTY_NAMES[p]}: counterexample")
+        console.rule(f"[red]({p}) fails: counterexample")
         console.print(render(v, cfg.depth), markup=False, highlight=False)
     if json_path is not None and result.violations:
         v = next(iter(result.violations.values()))
@@ -260,7 +286,7 @@ def _spin_check(
             run = spin.run(cfg, bitstate=bitstate, keep=spin_dir)
     except spin.SpinUnavailable as e:
         console.print(f"[red]{e}[/red]")
-        sys.exit(3)
+        sys.exit(4)
     result = run.result
     _counterexamples(result, json_path, html_path)
     _on_allocator(result)
@@ -288,7 +314,7 @@ def _spin_check(
         console.print("SPIN stops at the first violation (its shortest: a breadth-first search).")
         sys.exit(1)
     if not result.complete:
-        sys.exit(2)
+        sys.exit(3)
 
 
 def _spin_swarm(
@@ -302,7 +328,7 @@ def _spin_swarm(
             run = spin.swarm(cfg, searches, bitstate=bitstate)
     except spin.SpinUnavailable as e:
         console.print(f"[red]{e}[/red]")
-        sys.exit(3)
+        sys.exit(4)
     result = run.result
     _counterexamples(result, json_path, html_path)
     _on_allocator(result)
@@ -326,7 +352,7 @@ def _spin_swarm(
         f"generate {t.get('generate', 0):.1f}, compile {t.get('compile', 0):.1f}, searches "
         f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm."
     )
-    sys.exit(1 if result.violations else 2)
+    sys.exit(1 if result.violations else 3)
 
 
 def _on_allocator(result: Result) -> None:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
 from pathlib import Path
 
 import click
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from nbbs.check import viewer
-from nbbs.check.explore import ExploreConfig, ExplorerError, Report, explore, parse, random_scenario, replay
+from nbbs.check.explore import (
+    ExploreConfig,
+    ExplorerError,
+    Report,
+    explore,
+    parse,
+    random_scenario,
+    render_trace,
+    replay,
+    schedule_string,
+)
 from nbbs.cli.main import console
+from nbbs.model import bits
 
 STRATEGIES = ("random", "pct", "exhaustive")
 
@@ -30,9 +43,10 @@ STRATEGIES = ("random", "pct", "exhaustive")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Time budget.")
 @click.option(
     "--variant",
-    default="nbbs",
+    default=bits.DEFAULT_VARIANT,
     show_default=True,
-    help="Allocator: nbbs (shipped), reference, corrected, rollback_only, skip_only, locked, or a mutant "
+    help="Allocator: a variant of bits.VARIANTS (counted, the shipped one; reference; corrected; "
+    "rollback_only; skip_only; rollback_skip; rollback_skip_last), locked, or a mutant "
     "(check.impl_mutants, check.mutants).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of scenarios and schedules.")
@@ -114,9 +128,14 @@ def explore_cmd(
         console.rule("[red]first failure")
         console.print(r.failures[0][1], markup=False, highlight=False)
     total = sum(r.schedules for r in reports)
-    table = Table(title=f"nbbs explore ({strategy}, {variant})")
+    table = Table(
+        title=f"nbbs explore ({strategy}, {variant})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in ("scenarios", "schedules", "schedules/s", "exhausted", "failures", "time (s)"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     table.add_row(
         str(len(reports)),
         str(total),
@@ -146,10 +165,18 @@ def explore_cmd(
     help="Also write the run as a self-contained HTML page to watch step by step.",
 )
 def replay_cmd(schedule: str, quiescent: str, html_path: Path | None) -> None:
-    """Re-run SCHEDULE (a schedule string from explore) and print every step, the trees and the checks."""
+    """Re-run SCHEDULE and print every step, the trees and the checks; exit 1 if a check fails.
+
+    SCHEDULE is a schedule string from ``nbbs explore`` (or a failing test), or the path of a
+    counterexample file that ``nbbs check --json`` wrote: the model's schedule is then replayed
+    on the real allocator, which must make the same accesses and show the same violation.
+    """
     try:
         if html_path is not None:
             html_path = viewer.check_target(html_path)
+        if schedule.endswith(".json") or Path(schedule).is_file():
+            _replay_counterexample(Path(schedule), quiescent, html_path)
+            return
         out, text = replay(schedule, ExploreConfig(quiescent=quiescent))  # type: ignore[arg-type]
     except viewer.ViewerError as e:
         raise click.BadParameter(str(e), param_hint="--html") from e
@@ -164,3 +191,35 @@ def replay_cmd(schedule: str, quiescent: str, html_path: Path | None) -> None:
         console.print(f"page written to {html_path} (open it in a browser)", soft_wrap=True)
     if out.failure is not None:
         sys.exit(1)
+
+
+def _replay_counterexample(path: Path, quiescent: str, html_path: Path | None = None) -> None:
+    """Replay a model checker counterexample file on the real allocator (``check.bridge``), and
+    write it as a viewer page (the model's steps, program counters and locals) to ``html_path``."""
+    from nbbs.check.bridge import Counterexample, reproduce
+
+    if not path.is_file():
+        raise ExplorerError(f"{path}: no such file (expected a schedule string or a counterexample file)")
+    try:
+        cx = Counterexample.load(path)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ExplorerError(f"{path}: not a counterexample file ({type(e).__name__}: {e})") from e
+    rep = reproduce(cx)
+    sc = cx.scenario()
+    text = schedule_string(sc, rep.schedule)
+    console.print(
+        f"{path}: ({cx.property}) on variant {cx.variant}, depth {cx.depth}; on the real allocator "
+        f"that schedule is\n  nbbs replay {text}",
+        markup=False,
+        highlight=False,
+    )
+    if rep.outcome is not None:
+        console.print(render_trace(rep.outcome, sc.depth), markup=False, highlight=False)
+    console.print(rep.detail if rep.reproduced else f"not reproduced: {rep.detail}", markup=False)
+    if html_path is not None:
+        try:
+            viewer.write(viewer.from_counterexample(json.loads(path.read_text()), str(path)), html_path)
+        except viewer.ViewerError as e:
+            raise click.BadParameter(f"no page written: {e}", param_hint="--html") from e
+        console.print(f"page written to {html_path} (open it in a browser)", soft_wrap=True)
+    sys.exit(1 if rep.reproduced else 0)

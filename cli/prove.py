@@ -70,6 +70,7 @@ def prove(
     """Prove the bit lemmas, the spec lemmas, the refinement of sequential alloc and free,
     the per-node lemmas that carry them to every depth and, for the shipped ``counted`` variant,
     the step-level invariant (one z3 query per thread and program counter)."""
+    from rich import box
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -85,7 +86,9 @@ def prove(
         subject = mutants[mutant][1]
     elif variant is not None:
         if variant not in VARIANTS:
-            raise click.BadParameter(f"unknown variant {variant!r}; one of: {', '.join(sorted(VARIANTS))}")
+            from nbbs.cli.check import known_variant
+
+            known_variant(variant)
         subject = VARIANTS[variant]
     else:
         subject = SHIPPED
@@ -156,14 +159,14 @@ def prove(
                 f"[red]{p.obligation} (depth {p.depth if p.depth is not None else 'any'}): {p.result}"
             )
             console.print(p.report(), markup=False, highlight=False, soft_wrap=True)
-        table = Table(title=f"nbbs prove ({subject.name})")
-        for col, just in (
-            ("obligation", "left"),
-            ("depth", "right"),
-            ("result", "left"),
-            ("z3 time (s)", "right"),
-        ):
-            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        # Fits 80 columns: only the obligation's name wraps.
+        table = Table(
+            title=f"nbbs prove ({subject.name})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+        )
+        table.add_column("obligation", overflow="fold", ratio=1)
+        table.add_column("depth", justify="right", no_wrap=True, min_width=5)
+        table.add_column("result", no_wrap=True, min_width=6)
+        table.add_column("z3 time (s)", justify="right", no_wrap=True, min_width=11)
         for p in proofs:
             colour = "green" if p.proved else "red"
             depth = "any" if p.depth is None else str(p.depth)

@@ -47,12 +47,9 @@ class PortError(RemoteError):
 
 
 def variant_of(allocator: str) -> str:
-    """The ``bits.VARIANTS`` name a scenario's allocator name stands for (``nbbs`` = the default)."""
-    if allocator == "nbbs":
-        return bits.DEFAULT_VARIANT
-    for v in bits.VARIANTS:
-        if v.replace("-", "_") == allocator:
-            return v
+    """The ``bits.VARIANTS`` name a scenario's allocator name stands for."""
+    if allocator in bits.VARIANTS:
+        return allocator
     raise PortError(f"allocator {allocator!r} is no variant a port can be asked for")
 
 

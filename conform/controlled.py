@@ -76,7 +76,7 @@ class ControlledConfig:
     ``scenarios``         how many random scenarios (default 3), or scenario strings
                           (``d3-m3-counted:a0@0+f0,a0@1``), explored; a schedule string (with its
                           third field) is replayed instead, one checked execution. The allocator
-                          field names the variant (``nbbs``: the one chosen below).
+                          field names the variant.
     ``threads``, ``ops``, ``depth``   the random scenarios' shape (2 threads of 2 operations, depth 3).
     ``seed``              every random choice (scenarios and strategy) derives from it.
     ``variant``           the variant to run (None: ``counted`` if the port lists it, else its first).
@@ -203,7 +203,7 @@ def _choose_variant(port: ControlledPort, config: ControlledConfig) -> tuple[str
 def _scenarios(config: ControlledConfig, variant: str) -> list[tuple[Scenario, list[int] | None]]:
     """The scenarios to run, each with the schedule to replay (None: explore it): random ones of
     ``variant``, or the given strings (their own variant unless ``config.variant`` names one)."""
-    name = variant.replace("-", "_")
+    name = variant
     if isinstance(config.scenarios, int):
         rng = random.Random(config.seed)
         return [
@@ -213,7 +213,7 @@ def _scenarios(config: ControlledConfig, variant: str) -> list[tuple[Scenario, l
     out: list[tuple[Scenario, list[int] | None]] = []
     for text in config.scenarios:
         sc, schedule = parse(text)
-        keep = config.variant is None and sc.allocator != "nbbs"
+        keep = config.variant is None
         out.append(
             (
                 sc if keep else dataclasses.replace(sc, allocator=name),

@@ -269,6 +269,11 @@ class PortAllocator:
         self._raise(reply)
         raise AssertionError("unreachable")
 
+    def alloc_bytes(self, size: int) -> int | None:
+        """The paper's ``bd_xx_malloc``: not a protocol command, but ``alloc`` of the order the
+        Python arena rounds ``size`` to (so a port is checked on the allocs it answers)."""
+        return self.alloc(self.arena.order_for_bytes(size))
+
     def free(self, address: int, order: int | None = None) -> None:
         """``free ADDR [ORDER]``."""
         self._words = None

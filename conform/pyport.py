@@ -49,12 +49,16 @@ def _leaky(cls: type[NBBS]) -> type[NBBS]:
 
     class Leaky(cls):  # type: ignore[valid-type,misc]
         def free(self, address: int, order: int | None = None) -> None:
-            n = self.arena.block_to_free(address, order, self._is_block)
             with self._leak_lock:
                 self._frees = getattr(self, "_frees", 0) + 1  # counted per arena: repeatable
-                if self._frees % 3 == 0:
-                    return  # defect: the block is never given back
-            self._free_node(n, self.max_level)
+                leak = self._frees % 3 == 0
+            if leak:
+                # defect: the block is checked, acknowledged and never given back
+                self.arena.block_to_free(
+                    address, order, lambda n: bool(self.transitions.is_occupied(self._w.load(n)))
+                )
+                return
+            super().free(address, order)
 
     Leaky._leak_lock = threading.Lock()
     return Leaky

@@ -13,7 +13,6 @@ policy for a scan without a hint.
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 from collections.abc import Iterator
@@ -141,11 +140,8 @@ def _bogus(
 
 
 def export(out_dir: str | Path) -> list[Path]:
-    """Write every trace of ``SHAPES`` to ``out_dir``; the paths written.
-
-    The controlled helper's schedule traces (``nbbs.conform.controlled.export_schedules``)
-    are written too when that module is built.
-    """
+    """Write every trace of ``SHAPES`` and the controlled mode's schedule traces
+    (``nbbs.conform.controlled.export_schedules``) to ``out_dir``; the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -154,13 +150,9 @@ def export(out_dir: str | Path) -> list[Path]:
         lines = generate(variant, depth, page_size, start, max_order, operations, seed)
         path.write_text("".join(line + "\n" for line in lines))
         written.append(path)
-    try:
-        controlled = importlib.import_module("nbbs.conform.controlled")
-    except ModuleNotFoundError as e:
-        if e.name != "nbbs.conform.controlled":
-            raise
-    else:
-        written += [Path(p) for p in controlled.export_schedules(out) or ()]
+    from nbbs.conform import controlled  # it imports this module's neighbours: import it late
+
+    written += [Path(p) for p in controlled.export_schedules(out)]
     return written
 
 

@@ -15,6 +15,7 @@ from nbbs.impl.errors import (
     ConfigurationError,
     DoubleFreeError,
     ForeignAddressError,
+    HintError,
     InteriorAddressError,
     MisalignedAddressError,
     OrderError,
@@ -24,7 +25,8 @@ from nbbs.impl.errors import (
 from nbbs.model import geometry as g
 
 MAX_DEPTH = 28
-"""The deepest tree one may build: the status words take ``2**(depth + 1)`` bytes, 512 MiB at
+"""The deepest tree one may build: the status words take 8 bytes per node, ``2**(depth + 4)``
+bytes in all (one byte per node, ``2**(depth + 1)``, for the five-bit variants), 4 GiB at
 depth 28. Deeper trees would not fit a process on the 24 GiB machines we test on next to
 their locks and the Python objects around them; a depth beyond this is a mistake, not a need."""
 
@@ -49,7 +51,8 @@ class Arena:
     def __post_init__(self) -> None:
         if not _is_int(self.depth) or not 0 <= self.depth <= MAX_DEPTH:
             raise ConfigurationError(
-                f"depth must be an int from 0 to {MAX_DEPTH} (the status words take 2**(depth+1) bytes), "
+                f"depth must be an int from 0 to {MAX_DEPTH} (the status words take 8 bytes per node, "
+                f"2**(depth+4) bytes in all), "
                 f"got {self.depth!r}"
             )
         if not _is_int(self.page_size) or not _is_power_of_two(self.page_size):
@@ -99,6 +102,13 @@ class Arena:
         if order > self.top_order:
             raise OrderError(f"order {order} is above the maximum order {self.top_order}")
         return order
+
+    def check_hint(self, hint: object) -> int | None:
+        """``hint`` as an int or None, or ``HintError``: any int is a scan start (taken modulo the level)."""
+        if hint is not None and not _is_int(hint):
+            raise HintError(f"hint must be an int or None, got {hint!r}")
+        assert hint is None or isinstance(hint, int)
+        return hint
 
     def order_for_bytes(self, size: object) -> int:
         """The smallest order whose block holds ``size`` bytes (``bd_xx_malloc``'s rounding)."""

@@ -19,6 +19,10 @@ class OrderError(NBBSError, ValueError):
     """An order that is not an int, negative, or above the allocator's maximum order."""
 
 
+class HintError(NBBSError, TypeError):
+    """A scan hint that is not an int (or None)."""
+
+
 class SizeError(NBBSError, ValueError):
     """A byte size that is not a positive int, or needs a block above the maximum order."""
 

@@ -37,9 +37,10 @@ class LockedBuddy:
     def alloc(self, order: int, hint: int | None = None) -> int | None:
         """The address of a free block of ``2**order`` pages (lowest first), or None if none is free.
 
-        ``hint`` is accepted for API compatibility and ignored.
+        ``hint`` is checked as ``NBBS`` checks it (an int or None), then ignored.
         """
         order = self.arena.check_order(order)
+        self.arena.check_hint(hint)
         with self._lock:
             o = order
             while o <= self.max_order and not self._free[o]:

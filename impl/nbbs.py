@@ -13,7 +13,8 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
 ``free(block)``
     In the published algorithm (``variant="reference"``): *mark* (fetch-or the child-side
     COAL bit into each ancestor, stopping after the first whose other side was occupied and
-    not coalescing), *release* (store 0 into the block), *unmark* (CAS-clear the child-side
+    not coalescing), *release* (a CAS of the block's word to 0; the published code stores),
+    *unmark* (CAS-clear the child-side
     COAL and OCC bits while the COAL bit is still there, stopping where the other side stays
     occupied).
 
@@ -34,10 +35,10 @@ import threading
 
 from nbbs.impl.arena import Arena
 from nbbs.impl.atomics import Backend, StripedWords, Words
-from nbbs.impl.errors import ConfigurationError
+from nbbs.impl.errors import ConfigurationError, DoubleFreeError
 from nbbs.model import bits
 from nbbs.model import geometry as g
-from nbbs.model.tree import abstraction
+from nbbs.model.tree import live_walk
 
 
 def _spread(tid: int, lvl: int) -> int:
@@ -71,8 +72,8 @@ class NBBS:
         variant: str | None = None,
     ) -> None:
         if variant is not None:
-            if variant not in bits.VARIANTS:
-                raise ConfigurationError(f"variant must be one of {sorted(bits.VARIANTS)}, got {variant!r}")
+            if not isinstance(variant, str) or variant not in bits.VARIANTS:
+                raise ConfigurationError(bits.unknown_variant(variant))
             self.transitions = bits.VARIANTS[variant]
         self.arena = Arena(depth, page_size, start, max_order)
         self.depth = depth
@@ -94,8 +95,7 @@ class NBBS:
         it may also when every free block was transiently busy or freed behind the scan.
         """
         order = self.arena.check_order(order)
-        if hint is not None and (not isinstance(hint, int) or isinstance(hint, bool)):
-            raise TypeError(f"hint must be an int or None, got {hint!r}")
+        hint = self.arena.check_hint(hint)
         n = self._alloc_node(g.level_of_order(self.depth, order), hint)
         return None if n is None else self.arena.address(n)
 
@@ -107,14 +107,30 @@ class NBBS:
         """Give back the live block at ``address`` (its order is found when not given).
 
         Raises an ``NBBSError`` subclass, touching no word, if no live block of that order
-        starts there.
+        starts there. Of two frees of one block racing, exactly one succeeds: the release is a
+        CAS expecting the word the argument check loaded, and the loser raises
+        ``DoubleFreeError`` (under ``counted``, having written nothing).
         """
-        n = self.arena.block_to_free(address, order, self._is_block)
-        self._free_node(n, self.max_level)
+        found: dict[int, int] = {}
+
+        def is_block(n: int) -> bool:
+            found[n] = w = self._w.load(n)
+            return bool(self.transitions.is_occupied(w))
+
+        n = self.arena.block_to_free(address, order, is_block)
+        if not self._free_node(n, self.max_level, expected=found[n]):
+            raise DoubleFreeError(
+                f"no live block starts at {address:#x} any more: another thread's free of it came first "
+                "(double free)"
+            )
 
     def live_blocks(self) -> list[tuple[int, int]]:
-        """(address, order) of every allocated block, by address."""
-        live = abstraction(self._w.snapshot(), self.depth)
+        """(address, order) of every allocated block, by address.
+
+        Walks down only the sides whose words show a claim (``tree.live_walk``): the cost grows
+        with the blocks held, not the arena. Exact when no operation is in flight.
+        """
+        live = live_walk(self._w.load, self.depth, self.max_level, self.transitions)
         return sorted((self.arena.address(n), g.order_of(self.depth, n)) for n in live)
 
     def words(self) -> tuple[int, ...]:
@@ -122,9 +138,6 @@ class NBBS:
         return self._w.snapshot()
 
     # -- the algorithm ---------------------------------------------------------------------
-
-    def _is_block(self, n: int) -> bool:
-        return bool(self.transitions.is_occupied(self._w.load(n)))
 
     def _start(self, lvl: int) -> int:
         """This thread's first scan position on level ``lvl``: where it last succeeded."""
@@ -153,7 +166,8 @@ class NBBS:
                         self._local.last[lvl] = pos
                     return n
                 # Undo below the occupied ancestor, then skip its whole subtree.
-                self._free_node(n, g.level(failed) + 1, rollback=True)
+                if not self._free_node(n, g.level(failed) + 1, rollback=True):
+                    return None  # our own block's release lost: impossible unless the words are corrupt
                 nxt = g.after_subtree(failed, lvl) - first
                 scanned += nxt - pos
                 pos = nxt % size
@@ -178,24 +192,37 @@ class NBBS:
             child = p
         return None
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+    def _free_node(self, n: int, top_level: int, rollback: bool = False, expected: int | None = None) -> bool:
         """Free block ``n``: mark (five-bit variants), release, unmark, up to level ``top_level``.
 
-        A ``rollback`` (of an alloc whose climb failed) may go on above ``top_level`` in the
-        ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
+        The release is a CAS of ``n``'s word from ``expected`` (the word ``free``'s check
+        loaded; by default the word occupy wrote) to zero; False if it failed, which ends the
+        free there (another free of ``n`` released it first). A ``rollback`` (of an alloc whose
+        climb failed) may go on above ``top_level`` in the ``corrected`` variant, when a
+        climb's free handed it the path above (``_extend``).
         """
-        w, t = self._w, self.transitions
+        t = self.transitions
+        if expected is None or rollback or t.release_last:
+            # As model.steps: a rollback and a release after the unmark expect occupy's word.
+            expected = t.occupy(0)
         if t.marks:
             self._mark(n, top_level, rollback)
         if rollback and t.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top_level = self.max_level
-        if not t.release_last:
-            # Release: the block itself is free from here on.
-            w.store(n, t.release(bits.BUSY))
+        if not t.release_last and not self._release(n, expected):
+            return False
+        # Released (unless release_last): the block itself is free from here on.
         self._unmark(n, top_level)
-        if t.release_last:
-            w.store(n, t.release(bits.BUSY))
+        return self._release(n, expected) if t.release_last else True
+
+    def _release(self, n: int, expected: int) -> bool:
+        """Give the block ``n`` back: a CAS from ``expected`` (``release_cas``), else the published store."""
+        w, t = self._w, self.transitions
+        if t.release_cas:
+            return w.cas(n, expected, t.release(expected))
+        w.store(n, t.release(bits.BUSY))
+        return True
 
     def _mark(self, child: int, top_level: int, rollback: bool = False) -> None:
         """Announce the coalescing from ``child`` up to the first ancestor the buddy keeps busy."""

@@ -194,6 +194,9 @@ class Transitions:
     unmark_applies: Callable[[int, int], bool] = unmark_applies
     unmark: Callable[[int, int], int] = unmark
     unmark_stops: Callable[[int, int], bool] = unmark_stops
+    side_claimed: Callable[[int, int], bool] = side_occupied
+    """Whether the word shows a claim (when quiescent: a live block) under side ``s``: the side's
+    ``OCC_*`` bit, or (``counted``) its count. ``live_blocks`` descends only where it holds."""
     unmark_skips: Callable[[int, int], bool] = never
     """Whether unmark, finding its COAL bit gone, goes on above (``corrected``) instead of stopping."""
     rollback_continues: Callable[[int, int], bool] = never
@@ -204,6 +207,11 @@ class Transitions:
 
     release_last: bool = False
     """Whether a free releases its block after its unmark instead of before it."""
+
+    release_cas: bool = False
+    """Whether the release is a CAS from the block's word (as the free found it) to ``release``
+    of it, which fails if another free released the block first (``counted``), or the published
+    plain store of ``release(BUSY)`` (the five-bit variants, kept as published)."""
 
     marks: bool = True
     """Whether a free marks (announces its coalescing with COAL bits) before it unmarks. The
@@ -288,7 +296,8 @@ def counted(width: int = COUNT_BITS) -> Transitions:
         occupy      0 -> BUSY                       (CAS; only a word with no claim and no OCC)
         climb       w -> w + one(s)                 (CAS, at every ancestor up to max_level,
                                                      failing at an occupied one)
-        release     BUSY -> 0                       (store)
+        release     BUSY -> 0                       (CAS from the word the free found, so of
+                                                     two racing frees of a block one fails)
         unmark      w -> w - one(s)                 (CAS, at every ancestor the claim climbed)
 
     A free releases its block, then unmarks its whole path; a rollback the part it climbed.
@@ -357,9 +366,11 @@ def counted(width: int = COUNT_BITS) -> Transitions:
     return Transitions(
         climb=climb_counted,
         unmark_applies=claimed,
+        side_claimed=claimed,
         unmark=unmark_counted,
         unmark_stops=never,
         marks=False,
+        release_cas=True,
         word_bits=COUNT_SHIFT + 2 * width,
         count_bits=width,
         node_ok=node_ok_counted,
@@ -373,10 +384,10 @@ COUNTED = counted()
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
     "corrected": CORRECTED,
-    "rollback-only": ROLLBACK_ONLY,
-    "skip-only": SKIP_ONLY,
-    "rollback-skip": ROLLBACK_SKIP,
-    "rollback-skip-last": ROLLBACK_SKIP_LAST,
+    "rollback_only": ROLLBACK_ONLY,
+    "skip_only": SKIP_ONLY,
+    "rollback_skip": ROLLBACK_SKIP,
+    "rollback_skip_last": ROLLBACK_SKIP_LAST,
     "counted": COUNTED,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
@@ -385,6 +396,21 @@ candidates on the way, kept so their counterexamples replay."""
 
 DEFAULT_VARIANT = "counted"
 """The variant the allocator runs unless told otherwise."""
+
+_OLD_NAMES = {"nbbs": DEFAULT_VARIANT, **{k.replace("_", "-"): k for k in VARIANTS if "_" in k}}
+"""Spellings used before the names were unified: ``rollback-only`` and the shipped ``nbbs``."""
+
+
+def unknown_variant(name: object) -> str:
+    """Why ``name`` is not a key of ``VARIANTS``: the known names, and the new name of an old spelling."""
+    known = ", ".join(sorted(VARIANTS))
+    new = _OLD_NAMES.get(name) if isinstance(name, str) else None
+    if new is not None:
+        return (
+            f"unknown variant {name!r}: variant names are spelled with underscores and the shipped one "
+            f"is 'counted'; did you mean {new!r}? Known: {known}"
+        )
+    return f"unknown variant {name!r}; known: {known}"
 
 
 def show(w: int) -> str:

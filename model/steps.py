@@ -51,14 +51,22 @@ level it may touch (``F_CHECK``, only in a checked free, first loads what ``NBBS
 loads to check its argument)::
 
     F_MARK    fetch_or parent(child) with mark_mask;  buddy keeps it busy or at top? -> F_RELEASE
-    F_RELEASE store release(BUSY) into n
+    F_RELEASE (release_cas) cas n: cur -> release(cur);  failed -> DONE_FAIL (another free
+              of n came first);  else store release(BUSY) into n
     F_ULOAD   load p = parent(child);  unmark_applies(old)? -> F_UCAS (cur = old)
               else unmark_skips(old)? -> on to the next ancestor  else done
     F_UCAS    cas p: cur -> unmark(cur);  failed -> F_ULOAD;  unmark_stops or at top -> done
 
+With ``release_cas`` (``counted``) the release is a CAS so that of two frees racing on one
+block exactly one gets it: ``cur`` is the block's word as the free found it (``F_CHECK``'s
+load that accepted it; an unchecked free or a rollback expects ``occupy(0)``, the word its
+occupy wrote), and the loser, finding the word already released, ends in ``DONE_FAIL``
+having written nothing (the release is ``counted``'s first write). ``cur`` carries that word
+from the free's start to its release. The five-bit variants keep the published store.
 With ``release_last`` (a bundle flag) the release comes after the unmark instead: mark,
-unmark, then F_RELEASE, then done. Without ``marks`` (``counted``) there is no F_MARK: a free
-releases, then unmarks (uncounts) every ancestor up to ``top``. Which bundle flags and
+unmark, then F_RELEASE (expecting ``occupy(0)``: the unmark used ``cur``), then done.
+Without ``marks`` (``counted``) there is no F_MARK: a free releases, then unmarks (uncounts)
+every ancestor up to ``top``. Which bundle flags and
 predicates each variant uses is in ``bits.VARIANTS``.
 
 A trace record is an ``Event(node, kind, old, new)``; the checker adds the thread.
@@ -185,7 +193,7 @@ def describe(op: OpState) -> str:
     extra = []
     if op.child:
         extra.append(f"child={op.child}")
-    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS, R_PCAS):
+    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS, R_PCAS) or (op.pc in (F_RELEASE, R_RELEASE) and op.cur):
         extra.append(f"cur={op.cur:05b}")
     if F_MARK <= op.pc <= R_UCAS or op.pc >= R_PLOAD:
         extra.append(f"top={op.top}")
@@ -261,6 +269,8 @@ class Machine:
             if base == F_MARK:
                 return Access(Kind.FETCH_OR, g.parent(op.child), t.mark_mask(g.side(op.child)))
             if base == F_RELEASE:
+                if t.release_cas:
+                    return Access(Kind.CAS, op.n, op.cur, t.release(op.cur))
                 return Access(Kind.STORE, op.n, t.release(bits.BUSY))
             if base == F_ULOAD:
                 return Access(Kind.LOAD, g.parent(op.child))
@@ -310,6 +320,8 @@ class Machine:
         if pc == F_CHECK:
             live = t.is_occupied(old)
             found = self.free(op.n) if op.child == op.n else OpState(DONE_FAIL, 0)
+            if t.release_cas and op.child == op.n:
+                found = found._replace(cur=old)  # the release will expect the word found here
             # The next node down that starts at the block's first page.
             lvl = g.level(op.child)
             below = g.ancestor_at(op.n, lvl + 1) if lvl < g.level(op.n) else g.left(op.child)
@@ -358,23 +370,34 @@ class Machine:
     # -- free and rollback -------------------------------------------------------------------
 
     def _free_from(self, n: int, top: int, rb: int, left: int) -> OpState:
-        """Start freeing ``n`` below level ``top``: mark if there is a parent to mark, else release."""
+        """Start freeing ``n`` below level ``top``: mark if there is a parent to mark, else release.
+
+        ``cur`` starts as the word occupy wrote into ``n`` (what an unchecked release expects).
+        """
+        held = self._held()
         if self.transitions.marks and g.level(n) > top:
-            return OpState(F_MARK + rb, n, child=n, top=top, left=left)
-        return self._release(OpState(F_RELEASE + rb, n, left=left), rb, top)
+            return OpState(F_MARK + rb, n, child=n, top=top, cur=held, left=left)
+        return self._release(OpState(F_RELEASE + rb, n, cur=held, left=left), rb, top)
+
+    def _held(self) -> int:
+        """What a release CAS expects by default: the word occupy wrote (0 without ``release_cas``)."""
+        return self.transitions.occupy(0) if self.transitions.release_cas else 0
 
     def _release(self, op: OpState, rb: int, top: int) -> OpState:
         """The mark phase is over: release, or (``release_last``) unmark first."""
         if rb and self.transitions.rollback_extends:
             # The corrected rollback's unmark goes on above its bound like a free's.
             top = self.max_level
-        base = OpState(F_RELEASE + rb, op.n, top=top, left=op.left, fail=op.fail)
+        # A free's ``cur`` is still its block's word; a rollback's may be an ancestor's (R_PCAS).
+        held = self._held() if rb else op.cur
+        base = OpState(F_RELEASE + rb, op.n, top=top, cur=held, left=op.left, fail=op.fail)
         return self._unmark_from(base, op.n, rb) if self.transitions.release_last else base
 
     def _unmark_done(self, op: OpState, rb: int) -> OpState:
         """The unmark is over: finish, or (``release_last``) release now."""
         if self.transitions.release_last:
-            return OpState(F_RELEASE + rb, op.n, top=op.top, left=op.left, fail=op.fail)
+            held = self._held()
+            return OpState(F_RELEASE + rb, op.n, top=op.top, cur=held, left=op.left, fail=op.fail)
         return self._finish_free(op, rb)
 
     def _finish_free(self, op: OpState, rb: int) -> OpState:
@@ -395,10 +418,17 @@ class Machine:
         t = self.transitions
         rb = ROLLBACK if R_MARK <= op.pc <= R_UCAS else 0
         base = op.pc - rb
-        if base == F_RELEASE:
+        if base == F_RELEASE and not t.release_cas:
             if t.release_last:
                 return [(True, self._finish_free(op, rb))]
             return [(True, self._unmark_from(op, op.n, rb))]
+        if base == F_RELEASE:
+            ok = old == op.cur
+            # Lost: another free released the block first; this one ends having written nothing.
+            lost = OpState(DONE_FAIL, 0)
+            if t.release_last:
+                return [(ok, self._finish_free(op._replace(cur=0), rb)), (logic.not_(ok), lost)]
+            return [(ok, self._unmark_from(op._replace(cur=0), op.n, rb)), (logic.not_(ok), lost)]
         s, p = g.side(op.child), g.parent(op.child)
         if base == F_MARK:
             release = self._release(op, rb, op.top)

@@ -65,6 +65,31 @@ def abstraction(words: Sequence[int], depth: int) -> State:
     return frozenset(n for n in g.all_nodes(depth) if words[n] & bits.OCC)
 
 
+def live_walk(load: Callable[[int], int], depth: int, max_level: int, t: bits.Transitions) -> list[int]:
+    """The live blocks, by node, found by walking down from the nodes at ``max_level`` into the
+    sides whose word shows a claim (``t.side_claimed``), reading each visited word once with ``load``.
+
+    On quiescent words (``inv_quiescent``) this is ``abstraction``: every side with a block
+    below shows a claim. It reads ``2**max_level`` words plus about ``depth`` per live block,
+    where ``abstraction`` reads all ``2**(depth + 1)``. With operations in flight it may miss a
+    candidate whose climb has not yet reached the top, which no caller holds yet anyway.
+    """
+    found: list[int] = []
+    todo = list(reversed(g.nodes_at(max_level)))
+    while todo:
+        n = todo.pop()
+        w = load(n)
+        if t.is_occupied(w):
+            found.append(n)
+        elif g.level(n) < depth:
+            # Right first onto the stack, so the left subtree (lower addresses) comes out first.
+            if t.side_claimed(w, 0):
+                todo.append(g.right(n))
+            if t.side_claimed(w, 1):
+                todo.append(g.left(n))
+    return found
+
+
 def leaf_ok(w: int, logic: Logic = PY) -> Any:
     """A page's word: free or a block."""
     return logic.or_(w == 0, w == bits.BUSY)

@@ -30,7 +30,8 @@ symbolic ``R`` (per side) that the step does not change:
   the node free and unclaimed (``R = 0``, not held) and gives ``NI(BUSY, 0, 0, held)``; the
   load's check holds only on zero;
 * ``cparam_release``: the occupier's release of a held ``NI(w, R_L, R_R, held)`` finds both
-  totals zero and leaves ``NI(0, 0, 0, not held)``;
+  totals zero and the word its CAS expects (``BUSY``: it cannot fail) and leaves
+  ``NI(0, 0, 0, not held)``;
 * ``cparam_climb_load``: a climb load at a held node sees ``OCC`` (the climb fails there and
   rolls back: no claim is taken through a block), at an unheld one does not.
 
@@ -180,6 +181,8 @@ def _release(v: Variant) -> Query:
         [pre],
         [
             ("nothing is claimed through a held node", z3.And(r_l == 0, r_r == 0)),
+            # The release is a CAS expecting occupy's word (the occupier's cur): it succeeds.
+            ("a held node's word is the one the release CAS expects", t.occupy(_W & 0) == _W),
             ("release leaves it unheld and unclaimed", ni(t.release(_W), r_l, r_r, z3.BoolVal(False))),
         ],
         _explain([("w", _W), ("R_L", r_l), ("R_R", r_r)]),
@@ -296,6 +299,8 @@ def frame_violations(v: Variant, depth: int, threads: int = 2) -> list[str]:
                 continue  # e.g. ``climb(old) == old``: never, the word has no such value
             if op.pc in (steps.F_ULOAD, steps.R_ULOAD) and k == 0:
                 continue  # the unmark finds no claim to give back: ``cparam_unmark`` shows it never does
+            if op.pc in (steps.F_RELEASE, steps.R_RELEASE) and k == 1:
+                continue  # the release CAS fails: ``cparam_release`` shows the occupier's never does
             b = cs._normal(nxt)
             gained = cs.claims(b, ml) - cs.claims(op, ml)
             lost = cs.claims(op, ml) - cs.claims(b, ml)
@@ -307,7 +312,9 @@ def frame_violations(v: Variant, depth: int, threads: int = 2) -> list[str]:
             if lost:
                 ok = ok and kind == steps.Kind.CAS and op.pc in (steps.F_UCAS, steps.R_UCAS)
             if moved:
-                ok = ok and (op.pc == steps.A_OCC or kind == steps.Kind.STORE)
+                ok = (
+                    ok and op.pc in (steps.A_OCC, steps.F_RELEASE, steps.R_RELEASE) and kind == steps.Kind.CAS
+                )
             if not ok:
                 out.append(
                     f"{steps.describe(op)} -> {steps.describe(b)}: claims +{sorted(gained)} -{sorted(lost)}, "

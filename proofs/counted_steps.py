@@ -23,7 +23,9 @@ adds to, computed from its op state by ``claims``)::
                  c_s(w[a]) == #static blocks under c (c included)
                               + #threads whose op's block lies under c and that claim a
     per thread:  its op state is one the machine reaches; at A_OCC cur == 0; at C_CAS
-                 cur is no block; at any pc whose next access uses no cur, cur == 0
+                 cur is no block; at a release (a CAS) cur == BUSY, the word occupy wrote,
+                 so the occupier's release always succeeds; at any pc whose next access
+                 uses no cur, cur == 0
 
 A climb that has incremented the ancestors strictly below ``parent(child)`` claims those; a
 free or rollback unmarking ``parent(child)`` still claims it and every ancestor above it up to
@@ -59,7 +61,8 @@ IDLE = OpState(steps.DONE_FAIL, 0)
 
 _CLIMBING = (steps.C_LOAD, steps.C_CAS)
 _UNMARKING = (steps.F_ULOAD, steps.F_UCAS, steps.R_ULOAD, steps.R_UCAS)
-_HAS_CUR = (steps.A_OCC, steps.C_CAS, steps.F_UCAS, steps.R_UCAS)
+_HAS_CUR = (steps.A_OCC, steps.C_CAS, steps.F_UCAS, steps.R_UCAS, steps.F_RELEASE, steps.R_RELEASE)
+_RELEASING = (steps.F_RELEASE, steps.R_RELEASE)
 
 
 def width_for(depth: int, threads: int) -> int:
@@ -210,6 +213,13 @@ def invariant(st: State) -> list[tuple[str, Any]]:
                 z3.Implies(st.among(i, at_cas), st.cur[i] & bits.OCC == 0),
             )
         )
+        releasing = [o for o in s.ops if o.pc in _RELEASING]
+        out.append(
+            (
+                f"thread {i}: at release, cur == BUSY",
+                z3.Implies(st.among(i, releasing), st.cur[i] == t.occupy(0)),
+            )
+        )
         out.append((f"thread {i}: cur == 0 where unused", z3.Implies(st.among(i, no_cur), st.cur[i] == 0)))
     for a in s.nodes:
         lvl = g.level(a)
@@ -294,12 +304,14 @@ def _step(s: System, pre: State, post: State, k: int, pc: int) -> tuple[Any, lis
             continue
         here = pre.at(k, op)
         if steps.is_done(op):
-            for nxt in map(_normal, s.starts(op)):
+            for start in s.starts(op):
+                # A free starts with cur = the word its release will expect.
+                nxt = _normal(start)
                 options.append(
                     z3.And(
                         here,
                         post.op[k] == s.ids[nxt],
-                        post.cur[k] == 0,
+                        post.cur[k] == start.cur,
                         *[post.w[x] == pre.w[x] for x in s.nodes],
                     )
                 )

@@ -10,6 +10,7 @@ from nbbs.impl import (
     ConfigurationError,
     DoubleFreeError,
     ForeignAddressError,
+    HintError,
     InteriorAddressError,
     LockedBuddy,
     MisalignedAddressError,
@@ -138,3 +139,13 @@ def test_a_start_aligned_to_the_largest_block_is_an_offset() -> None:
     assert a.alloc(2, hint=0) == 4 * PAGE
     assert a.alloc(2, hint=0) == 8 * PAGE
     assert a.alloc(0) is None
+
+
+@pytest.mark.parametrize("hint", ["5", 5.0, True, [1]])
+def test_a_hint_that_is_not_an_int_is_rejected_by_both_allocators(busy: NBBS, hint: object) -> None:
+    rejects(busy, HintError, "hint must be an int", lambda: busy.alloc(0, hint=hint))  # type: ignore[arg-type]
+
+
+def test_the_depth_error_states_the_size_the_words_take() -> None:
+    with pytest.raises(ConfigurationError, match=r"8 bytes per node, 2\*\*\(depth\+4\) bytes"):
+        NBBS(MAX_DEPTH + 1)

@@ -35,16 +35,22 @@ TWO_ALLOC_FREE = Scenario(3, ((AllocOp(0, 0), FreeOwn(0)), (AllocOp(0, 1), FreeO
 
 
 def test_a_schedule_string_names_scenario_and_schedule_and_parses_back() -> None:
-    sc = Scenario(3, ((AllocOp(0, 0), FreeOwn(0)), (FreeNode(12), AllocOp(1, 2))), 2, "nbbs", (12,))
+    sc = Scenario(3, ((AllocOp(0, 0), FreeOwn(0)), (FreeNode(12), AllocOp(1, 2))), 2, "counted", (12,))
     text = schedule_string(sc, [0, 0, 0, 1, 1, 0])
-    assert text == "d3-m2-nbbs-L12:a0@0+f0,F12+a1@2:a3b2a"
+    assert text == "d3-m2-counted-L12:a0@0+f0,F12+a1@2:a3b2a"
     assert parse(text) == (sc, [0, 0, 0, 1, 1, 0])
     assert decode_schedule(encode_schedule([2] * 12 + [0])) == [2] * 12 + [0]
 
 
 @pytest.mark.parametrize(
     "text",
-    ["d3-m3-nbbs:a0@0", "d3-m3-nbbs:a9@0:", "d3-m3-nbbs:f0:", "d3-m3-nobody:a0@0:", "d3-m3-nbbs:a0@0:c"],
+    [
+        "d3-m3-counted:a0@0",
+        "d3-m3-counted:a9@0:",
+        "d3-m3-counted:f0:",
+        "d3-m3-nobody:a0@0:",
+        "d3-m3-counted:a0@0:c",
+    ],
     ids=[
         "no-schedule-field-is-fine",
         "order-too-big",
@@ -54,7 +60,7 @@ def test_a_schedule_string_names_scenario_and_schedule_and_parses_back() -> None
     ],
 )
 def test_misuse_is_an_explorer_error_not_an_internal_bug(text: str) -> None:
-    if text == "d3-m3-nbbs:a0@0":
+    if text == "d3-m3-counted:a0@0":
         assert parse(text)[1] == []
         return
     with pytest.raises(ExplorerError) as err:
@@ -69,7 +75,7 @@ def test_an_internal_bug_says_so() -> None:
 
 def test_a_schedule_that_does_not_fit_the_scenario_is_refused() -> None:
     with pytest.raises(ExplorerError, match="does not fit"):
-        run_schedule("d3-m3-nbbs:a0@0,a0@1:a30b")
+        run_schedule("d3-m3-counted:a0@0,a0@1:a30b")
 
 
 def test_the_same_seed_replays_the_same_trace() -> None:
@@ -209,8 +215,8 @@ def test_free_accepts_a_live_block_while_an_alloc_is_inside_it() -> None:
     # Thread 0 occupies page 8 inside the live block 4 (its climb will fail and roll back);
     # thread 1 frees 4. The free's argument check used to look at the smallest order first,
     # saw page 8 occupied and raised WrongOrderError (the explorer's finding, schedule
-    # d3-m3-nbbs-L4:a0@0,F4:a3b then); it now looks at the largest order first.
-    sc, _ = parse("d3-m3-nbbs-L4:a0@0,F4:")
+    # d3-m3-counted-L4:a0@0,F4:a3b then); it now looks at the largest order first.
+    sc, _ = parse("d3-m3-counted-L4:a0@0,F4:")
     rep = explore(sc, ExploreConfig(strategy="exhaustive", preemption_bound=3))
     assert rep.ok and rep.exhausted, rep.failures[:1]
 
@@ -220,7 +226,7 @@ def test_free_accepts_a_live_block_while_an_alloc_is_inside_it() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["d3-m3-nbbs:a0@0+f0,a0@1+f0", "d2-m2-nbbs:a0@0+f0,a1@0,a0@3"],
+    ["d3-m3-counted:a0@0+f0,a0@1+f0", "d2-m2-counted:a0@0+f0,a1@0,a0@3"],
     ids=["two-threads", "three-threads"],
 )
 def test_nbbs_threads_finish_within_the_bound_whichever_thread_stalls(text: str) -> None:
@@ -242,7 +248,7 @@ def test_an_allocator_that_scans_until_it_succeeds_fails_the_lock_freedom_check(
     assert (
         failure is not None and failure.kind == "progress" and "did not all finish within" in failure.message
     )
-    assert lock_freedom(parse("d2-m2-nbbs:a2@0+f0,a2@0:")[0]) is None
+    assert lock_freedom(parse("d2-m2-counted:a2@0+f0,a2@0:")[0]) is None
 
 
 def test_the_lock_based_allocator_fails_the_lock_freedom_check() -> None:
@@ -267,7 +273,7 @@ def test_the_shipped_allocator_passes_every_check_on_small_random_scenarios() ->
     rng = random.Random(2026)
     for i in range(100 if DEEP else 6):
         drawn = random_scenario(rng, rng.choice((2, 3)), 2 if i % 2 else 3, 3)
-        sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "nbbs", (), i % 2 == 0)
+        sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "counted", (), i % 2 == 0)
         for strategy in ("exhaustive", "pct", "random"):
             cfg = ExploreConfig(strategy=strategy, seed=i, max_schedules=2000 if DEEP else 150)  # type: ignore[arg-type]
             rep = explore(sc, cfg)
@@ -283,6 +289,6 @@ def test_exhaustive_search_finds_the_corrected_variants_three_thread_overlap() -
 
 
 def test_the_shipped_variant_passes_every_schedule_of_that_scenario() -> None:
-    sc, _ = parse("d3-m3-nbbs:a1@0+f0+a3@0,a0@2+f0,a0@3:")
+    sc, _ = parse("d3-m3-counted:a1@0+f0+a3@0,a0@2+f0,a0@3:")
     rep = explore(sc, ExploreConfig(strategy="exhaustive", max_schedules=200_000))
     assert rep.ok and rep.exhausted, rep.failures[:1]

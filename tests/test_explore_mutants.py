@@ -40,7 +40,7 @@ def _suite(allocator: str) -> list[Scenario]:
 
 @pytest.mark.parametrize("text", SUITE)
 def test_both_variants_pass_every_suite_scenario_with_up_to_three_preemptions(text: str) -> None:
-    rep = explore(parse(text.format("nbbs") + ":")[0], BEHAVIOUR)
+    rep = explore(parse(text.format("counted") + ":")[0], BEHAVIOUR)
     assert rep.ok and rep.exhausted, rep.failures[:1]
     rep = explore(parse(text.format("reference") + ":")[0], TRANSITION)
     assert rep.ok and rep.exhausted, rep.failures[:1]

@@ -96,7 +96,7 @@ def _inv_fails_on(cfg: Config, every: int) -> tuple[int, list[int]]:
         subst += [(st.static[x], z3.BoolVal(x in live)) for x in s.nodes]
         for i, tid in enumerate(sp.tids(state)):
             op = sp.ops[tid]
-            has_cur = op.pc in (steps.A_OCC, steps.C_CAS, steps.F_UCAS, steps.R_UCAS)
+            has_cur = op.pc in counted_steps._HAS_CUR
             cur = _recode(op.cur, src, dst) if has_cur else 0
             subst.append((st.op[i], z3.BitVecVal(s.ids[counted_steps._normal(op)], st.id_bits)))
             subst.append((st.cur[i], z3.BitVecVal(cur, s.t.word_bits)))

@@ -213,7 +213,7 @@ def test_the_cli_runs_spin_and_writes_the_counterexample(tmp_path: Path) -> None
 def test_without_spin_the_cli_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_spin, "available", lambda: False)
     res = CliRunner().invoke(main, ["check", "-t", "2", "-d", "1", "--engine", "spin"])
-    assert res.exit_code == 3
+    assert res.exit_code == 4
     assert "apt-get install -y spin" in res.output
 
 

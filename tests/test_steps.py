@@ -72,7 +72,13 @@ def _compare(
                 live.append(got)
             tally.allocs += 1
             tally.failures += got is None
-            tally.rollbacks += any(e.kind == Kind.STORE for e in trace)
+            # A rollback releases its candidate: a CAS from an occupied word to the released one.
+            tally.rollbacks += any(
+                e.kind in (Kind.CAS, Kind.STORE)
+                and transitions.is_occupied(e.old)
+                and e.new == transitions.release(e.old)
+                for e in trace
+            )
             what = f"alloc(order={order}, hint={hint}) -> impl {address}, model {got}"
         if trace != rec.events[before:]:
             return f"seed {seed}, op {i}: {what}\n  model: {trace}\n  impl:  {rec.events[before:]}"

@@ -78,7 +78,7 @@ def test_a_lost_cas_is_marked_failed_in_the_model_and_in_the_explorer_alike() ->
             "message": "none: a made-up trace",
         }
     )
-    real = viewer.from_schedule("d2-m2-nbbs:a0@0,a0@0:abab")
+    real = viewer.from_schedule("d2-m2-counted:a0@0,a0@0:abab")
     for trace in (model, real):
         assert [s.kind for s in trace.steps[:4]] == ["load", "load", "cas", "cas_fail"]
         assert trace.steps[3].old == trace.steps[3].new == bits.BUSY
@@ -187,7 +187,7 @@ def test_check_html_without_a_counterexample_writes_nothing(tmp_path: Path) -> N
 @pytest.mark.parametrize("command", ["check", "replay"])
 def test_a_page_path_in_a_missing_folder_is_refused_before_any_work(command: str, tmp_path: Path) -> None:
     bad = tmp_path / "no" / "such" / "folder" / "x.html"
-    args = ["check", "-t", "2", "-d", "2"] if command == "check" else ["replay", "d2-m2-nbbs:a0@0:a"]
+    args = ["check", "-t", "2", "-d", "2"] if command == "check" else ["replay", "d2-m2-counted:a0@0:a"]
     res = CliRunner().invoke(main, [*args, "--html", str(bad)])
     assert res.exit_code == 2
     assert (
@@ -253,7 +253,7 @@ def transcript_of(schedule: str) -> tuple[list[str], viewer.Trace]:
 
 @pytest.mark.parametrize(
     "schedule",
-    ["d3-m3-reference:a0@0+f0,a0@1+f0:a19b14a2b5", "d2-m2-nbbs:a0@0,a0@0:abab"],
+    ["d3-m3-reference:a0@0+f0,a0@1+f0:a19b14a2b5", "d2-m2-counted:a0@0,a0@0:abab"],
     ids=["leak", "lost-cas"],
 )
 def test_a_ports_protocol_transcript_gives_the_same_page_as_the_explorers_run(schedule: str) -> None:
@@ -334,7 +334,9 @@ def test_a_counterexample_found_now_replays_to_the_checkers_own_steps() -> None:
 
 
 def test_a_run_too_deep_to_draw_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
-    res = CliRunner().invoke(main, ["replay", "d9-m9-nbbs:a0@0,a0@0:ab", "--html", str(tmp_path / "x.html")])
+    res = CliRunner().invoke(
+        main, ["replay", "d9-m9-counted:a0@0,a0@0:ab", "--html", str(tmp_path / "x.html")]
+    )
     assert res.exit_code == 2 and "depth 0 to 8" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.html").exists()
 
@@ -342,7 +344,7 @@ def test_a_run_too_deep_to_draw_is_a_usage_error_not_a_traceback(tmp_path: Path)
 def test_a_skipped_free_does_not_shift_the_threads_current_operation() -> None:
     # Both threads load the root empty, thread 1 occupies it and keeps it, so thread 0's alloc
     # fails: its free is skipped and its next call is its third operation.
-    trace = viewer.from_schedule("d2-m2-nbbs:a2@0+f0+a0@1,a2@0:ab")
+    trace = viewer.from_schedule("d2-m2-counted:a2@0+f0+a0@1,a2@0:ab")
     calls = [(s.thread, s.op, s.call) for s in trace.steps if s.call is not None]
     assert calls == [
         (0, 0, "alloc(order 2, hint 0)"),

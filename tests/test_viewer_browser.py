@@ -144,7 +144,7 @@ def test_stepping_to_the_overlap_shows_the_node_the_pc_and_the_violation(
 
 
 def test_a_lost_cas_is_marked_on_its_node_and_in_the_access(browser: Browser, tmp_path: Path) -> None:
-    trace = viewer.from_schedule("d2-m2-nbbs:a0@0,a0@0:abab")
+    trace = viewer.from_schedule("d2-m2-counted:a0@0,a0@0:abab")
     page = viewer.write(trace, tmp_path / "lost-cas.html")
     tab, errors = open_page(browser, page)
     for _ in range(4):

@@ -501,9 +501,9 @@ static void cmd_arena(char **tok, int n, FILE *out) {
     nbbs_variant v;
     if (strcmp(variant, "counted") == 0) v = NBBS_COUNTED;
     else if (strcmp(variant, "reference") == 0) v = NBBS_REFERENCE;
-    else if (strcmp(variant, "corrected") == 0 || strcmp(variant, "rollback-only") == 0 ||
-             strcmp(variant, "skip-only") == 0 || strcmp(variant, "rollback-skip") == 0 ||
-             strcmp(variant, "rollback-skip-last") == 0) {
+    else if (strcmp(variant, "corrected") == 0 || strcmp(variant, "rollback_only") == 0 ||
+             strcmp(variant, "skip_only") == 0 || strcmp(variant, "rollback_skip") == 0 ||
+             strcmp(variant, "rollback_skip_last") == 0) {
         fprintf(out, "error Unsupported variant %s is not in this port (it has counted and reference)\n", variant);
         return;
     } else {
