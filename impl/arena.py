@@ -100,6 +100,13 @@ class Arena:
             raise OrderError(f"order {order} is above the maximum order {self.top_order}")
         return order
 
+    def check_hint(self, hint: object) -> int | None:
+        """``hint`` as given (an int or None), or ``TypeError``: a scan position is not an argument error."""
+        if hint is not None and not _is_int(hint):
+            raise TypeError(f"hint must be an int or None, got {hint!r}")
+        assert hint is None or isinstance(hint, int)
+        return hint
+
     def order_for_bytes(self, size: object) -> int:
         """The smallest order whose block holds ``size`` bytes (``bd_xx_malloc``'s rounding)."""
         if not _is_int(size) or size <= 0:  # type: ignore[operator]

@@ -13,6 +13,17 @@ DEPTH = 16 if DEEP else differential.MAX_DEPTH
 
 TestNBBSAgreesWithTheSpec = differential.machine(NBBS, DEPTH).TestCase
 TestLockedBuddyAgreesWithTheSpec = differential.machine(LockedBuddy, DEPTH).TestCase
+# The C engine's machines check the binding (argument paths, errors, words) more than the C
+# code, which tests/test_port_c.py and `nbbs conform` check at length: fewer examples by default.
+TestTheCEngineAgreesWithTheSpec = differential.machine(differential.c_engine(), DEPTH).TestCase
+TestTheCEngineReferenceAgreesWithTheSpec = differential.machine(
+    differential.c_engine("reference"), DEPTH
+).TestCase
+if not DEEP:
+    TestTheCEngineAgreesWithTheSpec.settings = settings(TestNBBSAgreesWithTheSpec.settings, max_examples=60)
+    TestTheCEngineReferenceAgreesWithTheSpec.settings = settings(
+        TestNBBSAgreesWithTheSpec.settings, max_examples=30
+    )
 
 
 @pytest.mark.parametrize("name", [*SEQUENTIALLY_VISIBLE, *COUNTED_MUTANTS])
