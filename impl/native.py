@@ -59,7 +59,7 @@ class NativeNBBS(Engine, NBBS):
         variant: str | None = None,
         engine: str | None = "c",
     ) -> None:
-        arena = _check(depth, page_size, start, max_order, backend, variant, engine)
+        arena = check_arguments(depth, page_size, start, max_order, backend, variant, engine)
         self._memory = mmap.mmap(-1, words_bytes(depth))
         self._setup(arena, variant, self._memory, 0, fresh=True)
 
@@ -137,7 +137,7 @@ class NativeNBBS(Engine, NBBS):
         )
 
 
-def _check(
+def check_arguments(
     depth: int,
     page_size: int,
     start: int,
