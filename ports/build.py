@@ -30,13 +30,14 @@ SOURCE_DIR = Path(__file__).resolve().parent / "c"
 FLAGS = ("-O2", "-std=c11", "-pthread", "-Wall", "-Wextra", "-Werror")
 """Every build compiles warning-free with these."""
 
-Kind = Literal["port", "lib", "traces", "ext"]
+Kind = Literal["port", "lib", "traces", "ext", "bench"]
 
 _SOURCES: dict[str, tuple[str, ...]] = {
     "port": ("port_main.c", "port_proto.c", "nbbs.c"),
     "traces": ("test_traces.c", "port_proto.c", "nbbs.c"),
     "lib": ("nbbs.c",),
     "ext": ("nbbs_pyext.c", "nbbs.c"),
+    "bench": ("bench.c", "nbbs.c"),
 }
 
 DEFECTS: dict[str, str] = {
@@ -92,7 +93,8 @@ def build(
     ``kind``: ``"port"`` the protocol executable (PORTING.md), ``"lib"`` the shared library
     ``libnbbs.so``, ``"traces"`` the trace replayer, ``"ext"`` the CPython extension module
     ``_nbbs_engine`` behind ``NBBS(..., engine="c")`` (built against this interpreter's
-    headers; ``nbbs.impl.native`` loads it). ``controlled`` builds the controlled-mode
+    headers; ``nbbs.impl.native`` loads it), ``"bench"`` the native benchmark
+    (``ports/c/bench.c``, driven by ``bench/engine_bench.py``). ``controlled`` builds the controlled-mode
     shim, ``defects`` names flags of ``DEFECTS``, ``count_atomics`` the per-thread counters.
     """
     if kind not in _SOURCES:
