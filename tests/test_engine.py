@@ -115,3 +115,32 @@ def test_engine_c_without_a_compiler_says_what_is_missing(tmp_path: object) -> N
     )
     assert done.returncode == 1
     assert "PortBuildError: no C compiler" in done.stderr, done.stderr
+
+
+MUTANT = """
+import importlib.machinery, importlib.util, sys
+from nbbs.ports import build
+path = build("ext", defects=[{defect!r}])
+loader = importlib.machinery.ExtensionFileLoader("_nbbs_engine", str(path))
+spec = importlib.util.spec_from_file_location("_nbbs_engine", path, loader=loader)
+module = importlib.util.module_from_spec(spec)
+loader.exec_module(module)
+sys.modules["_nbbs_engine"] = module  # nbbs.impl._native takes the engine already loaded
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
+from nbbs.check import differential
+run_state_machine_as_test(differential.machine(differential.c_engine(), 4), settings=settings(
+    max_examples=300, stateful_step_count=15, database=None, derandomize=True,
+    report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+    phases=[Phase.generate]))  # unshrunk: the test only shows the catch, and shrinking took 10 s
+"""
+
+
+@pytest.mark.parametrize("defect", ["IGNORE_START", "WRONG_SHIFT", "NO_ARG_CHECKS"])
+def test_the_differential_machine_catches_a_broken_c_engine(defect: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", MUTANT.format(defect=defect)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "state = " in done.stderr and "state.build(" in done.stderr, done.stderr[-2000:]
+    print(done.stderr[-1500:])
