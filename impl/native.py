@@ -98,6 +98,10 @@ class NativeNBBS(Engine, NBBS):
         """Let go of the words' memory; any later call raises ``ValueError``. Idempotent."""
         self._release_buffer()
 
+    def __del__(self) -> None:
+        # Before the attributes go: a shared segment's close() refuses while we hold its buffer.
+        self._release_buffer()
+
     def __enter__(self) -> NativeNBBS:
         return self
 

@@ -22,12 +22,15 @@ def test_engine_c_builds_a_native_nbbs_with_the_same_answers_as_python() -> None
         NBBS(8, page_size=64, start=1 << 20, max_order=5, engine="c"),
     )
     assert isinstance(c, NativeNBBS) and isinstance(c, NBBS) and type(py) is NBBS
-    for order, hint in [(0, None), (3, 5), (5, None), (1, -3), (2, 1 << 70), (0, None)]:
-        assert c.alloc(order, hint) == py.alloc(order, hint)
+    for order, hint in [(0, None), (3, 5), (5, None), (1, -3), (2, 1 << 70), (0, None), (1, 7)]:
+        assert c.alloc(order, hint=hint) == py.alloc(order, hint)  # the keyword too takes the C path
         assert c.words() == py.words()
     for address, order in py.live_blocks()[::2]:
         py.free(address, order)
-        c.free(address, order)
+        c.free(address=address, order=order)
+    address = py.live_blocks()[0][0]
+    py.free(address)
+    c.free(address)
     assert c.words() == py.words() and c.live_blocks() == py.live_blocks()
 
 

@@ -108,6 +108,26 @@ static int plain_u64(PyObject *o, uint64_t *out) {
     return 1;
 }
 
+/* f(first, second=None) called with (args, nargs, kwnames): *first and *second (NULL if not
+ * given), or 0 if the call is anything else (the Python side then sorts it out). */
+static int two_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, const char *first_name,
+                    const char *second_name, PyObject **first, PyObject **second) {
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs + nkw < 1 || nargs + nkw > 2 || nargs > 2) return 0;
+    *first = nargs > 0 ? args[0] : NULL;
+    *second = nargs > 1 ? args[1] : NULL;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (*first == NULL && PyUnicode_CompareWithASCIIString(key, first_name) == 0)
+            *first = args[nargs + i];
+        else if (*second == NULL && PyUnicode_CompareWithASCIIString(key, second_name) == 0)
+            *second = args[nargs + i];
+        else
+            return 0;
+    }
+    return *first != NULL;
+}
+
 /* Call the Python side's method `name` with the arguments as given. */
 static PyObject *delegate(PyObject *self, const char *name, PyObject *const *args, Py_ssize_t nargs,
                           PyObject *kwnames) {
@@ -132,9 +152,10 @@ static PyObject *run_alloc(Engine *self, int64_t order, int64_t hint) {
 /* alloc(order, hint=None) -> int | None. Plain ints in range: here; anything else: _alloc_slow. */
 static PyObject *Engine_alloc(Engine *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     int64_t order, hint = NBBS_NO_HINT;
-    if (kwnames != NULL || nargs < 1 || nargs > 2 || !plain_i64(args[0], &order) || order < 0 ||
-        order > (int64_t)self->a.max_order ||
-        (nargs == 2 && args[1] != Py_None && (!plain_i64(args[1], &hint) || hint == NBBS_NO_HINT)))
+    PyObject *order_o, *hint_o;
+    if (!two_args(args, nargs, kwnames, "order", "hint", &order_o, &hint_o) || !plain_i64(order_o, &order) ||
+        order < 0 || order > (int64_t)self->a.max_order ||
+        (hint_o != NULL && hint_o != Py_None && (!plain_i64(hint_o, &hint) || hint == NBBS_NO_HINT)))
         return delegate((PyObject *)self, "_alloc_slow", args, nargs, kwnames);
     if (!self->open) return closed_error();
     return run_alloc(self, order, hint);
@@ -156,8 +177,9 @@ static PyObject *Engine_alloc_checked(Engine *self, PyObject *const *args, Py_ss
 static PyObject *Engine_free(Engine *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
     uint64_t addr;
     int64_t order = NBBS_ANY_ORDER;
-    if (kwnames != NULL || nargs < 1 || nargs > 2 || !plain_u64(args[0], &addr) ||
-        (nargs == 2 && args[1] != Py_None && (!plain_i64(args[1], &order) || order == NBBS_ANY_ORDER)))
+    PyObject *addr_o, *order_o;
+    if (!two_args(args, nargs, kwnames, "address", "order", &addr_o, &order_o) || !plain_u64(addr_o, &addr) ||
+        (order_o != NULL && order_o != Py_None && (!plain_i64(order_o, &order) || order == NBBS_ANY_ORDER)))
         return delegate((PyObject *)self, "_free_slow", args, nargs, kwnames);
     if (!self->open) return closed_error();
     nbbs_status st;
@@ -165,8 +187,8 @@ static PyObject *Engine_free(Engine *self, PyObject *const *args, Py_ssize_t nar
     st = nbbs_free(&self->a, addr, order);
     Py_END_ALLOW_THREADS
     if (st == NBBS_OK) Py_RETURN_NONE;
-    PyObject *order_o = nargs == 2 ? args[1] : Py_None;
-    return PyObject_CallMethod((PyObject *)self, "_free_refused", "OOs", args[0], order_o, nbbs_status_name(st));
+    return PyObject_CallMethod((PyObject *)self, "_free_refused", "OOs", addr_o, order_o ? order_o : Py_None,
+                               nbbs_status_name(st));
 }
 
 /* _free_checked(address, order): no Python-side fallback; the status name, or None if freed. */
