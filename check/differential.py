@@ -248,6 +248,17 @@ def machine(factory: Factory, max_depth: int = MAX_DEPTH) -> type[RuleBasedState
     return Differential
 
 
+def c_engine(variant: str | None = None) -> Factory:
+    """A factory of ``NBBS(..., engine="c", variant=variant)``, for ``machine`` (the extension is built
+    on the first arena)."""
+
+    def factory(depth: int, **shape: Any) -> Allocator:
+        return NBBS(depth, engine="c", variant=variant, **shape)
+
+    factory.__name__ = f"NBBS_c_{variant or bits.DEFAULT_VARIANT}"
+    return factory
+
+
 NBBSMachine = machine(NBBS)
 LockedMachine = machine(LockedBuddy)
 

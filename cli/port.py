@@ -26,6 +26,9 @@ def port() -> None:
     "--lib", "kind", flag_value="lib", help="The shared library libnbbs.so instead of the executable."
 )
 @click.option("--traces", "kind", flag_value="traces", help="The trace replayer (test_traces) instead.")
+@click.option(
+    "--ext", "kind", flag_value="ext", help='The CPython extension behind NBBS(..., engine="c") instead.'
+)
 @click.option("--count-atomics", is_flag=True, help="Per-thread counters of word accesses (benchmarks).")
 def build_cmd(controlled: bool, defects: tuple[str, ...], kind: str | None, count_atomics: bool) -> None:
     """Compile with $CC (else cc), cached under ports/c/build/; print the path.
@@ -37,7 +40,7 @@ def build_cmd(controlled: bool, defects: tuple[str, ...], kind: str | None, coun
 
     try:
         path = build(
-            "lib" if kind == "lib" else "traces" if kind == "traces" else "port",
+            kind if kind in ("lib", "traces", "ext") else "port",  # type: ignore[arg-type]
             controlled=controlled,
             defects=[d.upper() for d in defects],
             count_atomics=count_atomics,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Any
 
 from nbbs.impl.arena import Arena
 from nbbs.impl.atomics import Backend, StripedWords, Words
@@ -39,6 +40,10 @@ from nbbs.impl.errors import ConfigurationError, DoubleFreeError
 from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import live_walk
+
+ENGINES = ("python", "c")
+"""What runs the algorithm: ``"python"`` (this module, the reference and the default) or ``"c"``
+(the C port as a CPython extension, ``nbbs.impl.native``)."""
 
 
 def _spread(tid: int, lvl: int) -> int:
@@ -61,6 +66,21 @@ class NBBS:
     """The word transitions this allocator runs: the variant's (``bits.VARIANTS``); a checker's
     mutant overrides them in a subclass."""
 
+    def __new__(cls, *args: Any, engine: str | None = None, **kwargs: Any) -> NBBS:
+        """``engine="c"`` builds a ``nbbs.impl.native.NativeNBBS`` (a subclass): same API, C code."""
+        if engine is None or engine == "python":
+            return super().__new__(cls)
+        if engine != "c":
+            raise ConfigurationError(f"engine must be one of {ENGINES}, got {engine!r}")
+        from nbbs.impl.native import NativeNBBS  # builds the extension on first use
+
+        if not issubclass(NativeNBBS, cls):
+            raise ConfigurationError(
+                f"engine='c' runs the C port's code; {cls.__name__} overrides the Python engine's, "
+                "so it exists only with engine='python'"
+            )
+        return NativeNBBS.__new__(NativeNBBS)
+
     def __init__(
         self,
         depth: int,
@@ -70,7 +90,10 @@ class NBBS:
         max_order: int | None = None,
         backend: Backend | None = None,
         variant: str | None = None,
+        engine: str | None = None,
     ) -> None:
+        if engine not in (None, "python"):
+            raise ConfigurationError(f"engine must be one of {ENGINES}, got {engine!r}")  # __new__ took "c"
         if variant is not None:
             if not isinstance(variant, str) or variant not in bits.VARIANTS:
                 raise ConfigurationError(bits.unknown_variant(variant))

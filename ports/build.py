@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,12 +30,14 @@ SOURCE_DIR = Path(__file__).resolve().parent / "c"
 FLAGS = ("-O2", "-std=c11", "-pthread", "-Wall", "-Wextra", "-Werror")
 """Every build compiles warning-free with these."""
 
-Kind = Literal["port", "lib", "traces"]
+Kind = Literal["port", "lib", "traces", "ext", "bench"]
 
 _SOURCES: dict[str, tuple[str, ...]] = {
     "port": ("port_main.c", "port_proto.c", "nbbs.c"),
     "traces": ("test_traces.c", "port_proto.c", "nbbs.c"),
     "lib": ("nbbs.c",),
+    "ext": ("nbbs_pyext.c", "nbbs.c"),
+    "bench": ("bench.c", "nbbs.c"),
 }
 
 DEFECTS: dict[str, str] = {
@@ -88,7 +91,10 @@ def build(
     """Compile the C port and return the path of the result (cached by sources and flags).
 
     ``kind``: ``"port"`` the protocol executable (PORTING.md), ``"lib"`` the shared library
-    ``libnbbs.so``, ``"traces"`` the trace replayer. ``controlled`` builds the controlled-mode
+    ``libnbbs.so``, ``"traces"`` the trace replayer, ``"ext"`` the CPython extension module
+    ``_nbbs_engine`` behind ``NBBS(..., engine="c")`` (built against this interpreter's
+    headers; ``nbbs.impl.native`` loads it), ``"bench"`` the native benchmark
+    (``ports/c/bench.c``, driven by ``bench/engine_bench.py``). ``controlled`` builds the controlled-mode
     shim, ``defects`` names flags of ``DEFECTS``, ``count_atomics`` the per-thread counters.
     """
     if kind not in _SOURCES:
@@ -99,8 +105,16 @@ def build(
         raise PortBuildError(f"unknown defect {unknown[0]!r}; the defects are {', '.join(DEFECTS)}")
     cc = compiler()
     flags = list(FLAGS)
-    if kind == "lib":
+    if kind in ("lib", "ext"):
         flags += ["-shared", "-fPIC"]
+    if kind == "ext":
+        include = sysconfig.get_paths()["include"]
+        if not (Path(include) / "Python.h").exists():
+            raise PortBuildError(
+                f"no Python.h in {include}: the C engine needs this interpreter's headers "
+                "(Debian: apt-get install python3-dev)"
+            )
+        flags += [f"-I{include}", f"-DNBBS_PYTHON_ABI={sysconfig.get_config_var('SOABI')}"]
     if controlled:
         flags.append("-DNBBS_CONTROLLED")
     if count_atomics:
@@ -110,10 +124,10 @@ def build(
     digest = hashlib.sha256("\0".join([*cc, _compiler_version(tuple(cc)), *flags, kind]).encode())
     for src in sorted(SOURCE_DIR.glob("*.[ch]")):
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
-    name = "libnbbs" if kind == "lib" else f"nbbs-{kind}"
+    name = {"lib": "libnbbs", "ext": "_nbbs_engine"}.get(kind, f"nbbs-{kind}")
     tags = (["controlled"] if controlled else []) + (["count"] if count_atomics else []) + chosen
     stem = "-".join([name, *[t.lower() for t in tags], digest.hexdigest()[:16]])
-    out = build_dir() / (stem + (".so" if kind == "lib" else ""))
+    out = build_dir() / (stem + {"lib": ".so", "ext": ".so"}.get(kind, ""))
     if out.exists():
         return out
 

@@ -1,6 +1,7 @@
 """Every bad argument raises the NBBSError that names it, and leaves every word as it was."""
 
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 
@@ -23,8 +24,17 @@ from nbbs.impl import (
 PAGE = 4096
 START = 1 << 20
 
+ENGINES = [pytest.param(NBBS, id="python"), pytest.param(partial(NBBS, engine="c"), id="c")]
+"""Both engines of ``NBBS``: every check below runs on each."""
 
-@pytest.fixture(params=[NBBS, LockedBuddy], ids=["nbbs", "locked"])
+
+@pytest.fixture(params=ENGINES)
+def make(request: pytest.FixtureRequest) -> Callable[..., NBBS]:
+    """``NBBS`` with the Python engine, or with the C one."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=[*ENGINES, pytest.param(LockedBuddy, id="locked")])
 def busy(request: pytest.FixtureRequest) -> Iterator[NBBS]:
     """An arena of 16 pages from START, max order 3, holding blocks of orders 0, 1 and 2."""
     a = request.param(4, page_size=PAGE, start=START, max_order=3)
@@ -104,38 +114,40 @@ def test_a_size_above_the_largest_block_is_rejected(busy: NBBS) -> None:
     rejects(busy, SizeError, "above the maximum order", lambda: busy.alloc_bytes(8 * PAGE + 1))
 
 
-def test_alloc_bytes_rounds_up_to_a_power_of_two_pages() -> None:
-    a = NBBS(4, page_size=PAGE)
+def test_alloc_bytes_rounds_up_to_a_power_of_two_pages(make: Callable[..., NBBS]) -> None:
+    a = make(4, page_size=PAGE)
     address = a.alloc_bytes(3 * PAGE - 1)
     assert a.live_blocks() == [(address, 2)]
 
 
 @pytest.mark.parametrize("depth", [-1, MAX_DEPTH + 1, 2.0, None])
-def test_a_depth_outside_the_limit_is_rejected(depth: object) -> None:
+def test_a_depth_outside_the_limit_is_rejected(make: Callable[..., NBBS], depth: object) -> None:
     with pytest.raises(ConfigurationError, match=f"from 0 to {MAX_DEPTH}"):
-        NBBS(depth)  # type: ignore[arg-type]
+        make(depth)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("page_size", [0, 3, 4095, -4096, 4096.0])
-def test_a_page_size_that_is_not_a_power_of_two_is_rejected(page_size: object) -> None:
+def test_a_page_size_that_is_not_a_power_of_two_is_rejected(
+    make: Callable[..., NBBS], page_size: object
+) -> None:
     with pytest.raises(ConfigurationError, match="power of two"):
-        NBBS(3, page_size=page_size)  # type: ignore[arg-type]
+        make(3, page_size=page_size)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("start", [PAGE, 3 * PAGE, 1])
-def test_a_start_not_aligned_to_the_largest_block_is_rejected(start: int) -> None:
+def test_a_start_not_aligned_to_the_largest_block_is_rejected(make: Callable[..., NBBS], start: int) -> None:
     with pytest.raises(ConfigurationError, match="not aligned to the largest block"):
-        NBBS(3, page_size=PAGE, start=start, max_order=2)
+        make(3, page_size=PAGE, start=start, max_order=2)
 
 
 @pytest.mark.parametrize("max_order", [-1, 4, 1.5])
-def test_a_max_order_outside_the_tree_is_rejected(max_order: object) -> None:
+def test_a_max_order_outside_the_tree_is_rejected(make: Callable[..., NBBS], max_order: object) -> None:
     with pytest.raises(ConfigurationError, match="max_order"):
-        NBBS(3, max_order=max_order)  # type: ignore[arg-type]
+        make(3, max_order=max_order)  # type: ignore[arg-type]
 
 
-def test_a_start_aligned_to_the_largest_block_is_an_offset() -> None:
-    a = NBBS(3, page_size=PAGE, start=4 * PAGE, max_order=2)
+def test_a_start_aligned_to_the_largest_block_is_an_offset(make: Callable[..., NBBS]) -> None:
+    a = make(3, page_size=PAGE, start=4 * PAGE, max_order=2)
     assert a.alloc(2, hint=0) == 4 * PAGE
     assert a.alloc(2, hint=0) == 8 * PAGE
     assert a.alloc(0) is None

@@ -2,6 +2,7 @@
 
 import pytest
 from conftest import DEEP
+from hypothesis import settings
 
 from nbbs.check import differential
 from nbbs.check.mutants import COUNTED_MUTANTS, SEQUENTIALLY_VISIBLE, TRANSITION_MUTANTS, mutant_allocator
@@ -11,6 +12,18 @@ DEPTH = 16 if DEEP else differential.MAX_DEPTH
 
 TestNBBSAgreesWithTheSpec = differential.machine(NBBS, DEPTH).TestCase
 TestLockedBuddyAgreesWithTheSpec = differential.machine(LockedBuddy, DEPTH).TestCase
+# The C engine's machines check the binding (argument paths, errors, words) more than the C
+# code, which tests/test_port_c.py and `nbbs conform` check at length: fewer examples by default
+# (their time goes to the checker's invariants, not to the engine).
+TestTheCEngineAgreesWithTheSpec = differential.machine(differential.c_engine(), DEPTH).TestCase
+TestTheCEngineReferenceAgreesWithTheSpec = differential.machine(
+    differential.c_engine("reference"), DEPTH
+).TestCase
+if not DEEP:
+    TestTheCEngineAgreesWithTheSpec.settings = settings(TestNBBSAgreesWithTheSpec.settings, max_examples=40)
+    TestTheCEngineReferenceAgreesWithTheSpec.settings = settings(
+        TestNBBSAgreesWithTheSpec.settings, max_examples=20
+    )
 
 
 @pytest.mark.parametrize("name", [*SEQUENTIALLY_VISIBLE, *COUNTED_MUTANTS])

@@ -91,6 +91,9 @@ CONFIGS = [
     pytest.param("lib", True, (), True, id="lib-controlled-count-atomics"),
     pytest.param("traces", False, (), False, id="traces"),
     pytest.param("traces", True, (), False, id="traces-controlled"),
+    pytest.param("ext", False, (), False, id="ext"),
+    pytest.param("bench", False, (), False, id="bench"),
+    pytest.param("bench", False, (), True, id="bench-count-atomics"),
     *(pytest.param("port", False, (d,), False, id=f"defect-{d}") for d in DEFECTS),
     *(
         pytest.param("port", True, (d,), False, id=f"controlled-defect-{d}")

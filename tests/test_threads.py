@@ -2,18 +2,26 @@
 
 import random
 import threading
+from collections.abc import Callable
 
 import pytest
 from conftest import DEEP
 
 from nbbs.impl import NBBS
-from nbbs.impl.atomics import Backend, CereggiiWords, StripedWords
+from nbbs.impl.atomics import CereggiiWords, StripedWords
+
+ARENAS: dict[str, Callable[[int], NBBS]] = {
+    "striped": lambda depth: NBBS(depth, page_size=1, backend=StripedWords),
+    "cereggii": lambda depth: NBBS(depth, page_size=1, backend=CereggiiWords),
+    "c": lambda depth: NBBS(depth, page_size=1, engine="c"),
+}
+"""The Python engine on each word backend, and the C engine (which releases the GIL in every call)."""
 
 
-@pytest.mark.parametrize("backend", [StripedWords, CereggiiWords], ids=["striped", "cereggii"])
-def test_threads_never_hold_overlapping_blocks_and_free_everything(backend: Backend) -> None:
+@pytest.mark.parametrize("engine", list(ARENAS))
+def test_threads_never_hold_overlapping_blocks_and_free_everything(engine: str) -> None:
     depth, threads, rounds = 6, (8 if DEEP else 4), (3000 if DEEP else 400)
-    a = NBBS(depth, page_size=1, backend=backend)
+    a = ARENAS[engine](depth)
     owner = [-1] * (1 << depth)  # who holds each page; a claim over a held page is an overlap
     owner_lock = threading.Lock()  # guards only the test's bookkeeping, not the allocator
     overlaps: list[str] = []

@@ -1,0 +1,411 @@
+"""The C engine: native costs (counted, reference, spin-locked buddy), bindings, the engines from Python.
+
+Usage::
+
+    python bench/engine_bench.py native   [--repeat 5] [--pairs 200000]   # ports/c/bench.c
+    python bench/engine_bench.py callgrind [--pairs 20000]                # instructions per pair
+    python bench/engine_bench.py bindings [--repeat 5]                    # ctypes, cffi, extension
+    python bench/engine_bench.py python   [--repeat 5]                    # the engines from Python
+    python bench/engine_bench.py plot                                     # the figures
+
+Each subcommand writes ``bench/results/engine_<name>.json`` (command, date, machine, every run)
+and prints a table of min and median; ``plot`` draws ``engine_native.png`` and
+``engine_python.png`` from the JSON files. Ratios are taken between runs of one invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import mmap
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nbbs.impl import NBBS, LockedBuddy
+from nbbs.ports import build
+
+RESULTS = Path(__file__).parent / "results"
+ALLOCATORS = ("counted", "reference", "locked")
+WORKLOADS = ("linux-scalability", "thread-test", "constant-occupancy")
+
+
+def machine() -> dict[str, Any]:
+    """Where and when: the figures mean nothing without it."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "load_average": os.getloadavg(),
+        "command": "python " + " ".join(sys.argv),
+    }
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values)}
+
+
+def save(name: str, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"engine_{name}.json"
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+# -- native ------------------------------------------------------------------------------------
+
+
+def bench_run(
+    exe: Path, allocator: str, pages: int, workload: str, threads: int, pairs: int, fill: float, seed: int
+):
+    depth = pages.bit_length() - 1
+    cmd = [
+        str(exe),
+        allocator,
+        str(pages),
+        str(depth),
+        workload,
+        str(threads),
+        str(pairs),
+        str(fill),
+        str(seed),
+    ]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def native(args: argparse.Namespace) -> None:
+    """Single-thread pairs by fill, and the paper's workloads with 1 and 2 threads."""
+    plain, counting = build("bench"), build("bench", count_atomics=True)
+    configs = [(p, "pairs", 1, f) for p in (1024, 32768) for f in (0.0, 0.5, 0.95)]
+    configs += [
+        (p, w, t, 0.5 if w == "constant-occupancy" else 0.0)
+        for p in (1024, 32768)
+        for w in WORKLOADS
+        for t in (1, 2)
+    ]
+    rows = []
+    for pages, workload, threads, fill in configs:
+        row: dict[str, Any] = {"pages": pages, "workload": workload, "threads": threads, "fill": fill}
+        for allocator in ALLOCATORS:
+            # Interleave the allocators within each repeat: the machine's load drifts.
+            row[allocator] = []
+        for r in range(args.repeat):
+            for allocator in ALLOCATORS:
+                out = bench_run(plain, allocator, pages, workload, threads, args.pairs, fill, r + 1)
+                row[allocator].append(out["ns_per_pair"])
+        for allocator in ALLOCATORS:
+            times = row.pop(allocator)
+            acc = bench_run(counting, allocator, pages, workload, threads, args.pairs // 4, fill, 1)
+            row[allocator] = {
+                "ns_per_pair": times,
+                **summary(times),
+                "accesses_per_pair": acc["accesses_per_pair"],
+            }
+        c, ref, lk = (row[a]["median"] for a in ALLOCATORS)
+        row["counted/reference"] = c / ref
+        row["counted/locked"] = c / lk
+        rows.append(row)
+        print(
+            f"{pages:>6} {workload:<19} t={threads} fill={fill:<4} ns/pair min|median: "
+            + "  ".join(f"{a} {row[a]['min']:.0f}|{row[a]['median']:.0f}" for a in ALLOCATORS)
+            + f"  counted/reference {c / ref:.2f}  counted/locked {c / lk:.2f}",
+            flush=True,
+        )
+    save("native", {**machine(), "max_order": "depth (the whole tree)", "rows": rows})
+
+
+def callgrind(args: argparse.Namespace) -> None:
+    """Instructions per pair (valgrind --tool=callgrind), repeatable on a noisy machine: one thread."""
+    exe = build("bench")
+    rows = []
+    for pages in (1024, 32768):
+        for fill in (0.0, 0.5, 0.95):
+            row: dict[str, Any] = {"pages": pages, "fill": fill}
+            for allocator in ALLOCATORS:
+                counts = []
+                for pairs in (0, args.pairs):  # the difference removes set-up and fill
+                    with tempfile.TemporaryDirectory() as d:
+                        depth = pages.bit_length() - 1
+                        cmd = [
+                            "valgrind",
+                            "--tool=callgrind",
+                            f"--callgrind-out-file={d}/cg.out",
+                            str(exe),
+                            allocator,
+                            str(pages),
+                            str(depth),
+                            "pairs",
+                            "1",
+                            str(pairs),
+                            str(fill),
+                            "1",
+                        ]
+                        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                        line = next(x for x in done.stderr.splitlines() if "Collected" in x)
+                        counts.append(int(line.split(":")[-1].strip()))
+                row[allocator] = (counts[1] - counts[0]) / args.pairs
+            row["counted/reference"] = row["counted"] / row["reference"]
+            row["counted/locked"] = row["counted"] / row["locked"]
+            rows.append(row)
+            print(
+                f"{pages:>6} fill={fill:<4} instructions/pair: "
+                + "  ".join(f"{a} {row[a]:.0f}" for a in ALLOCATORS)
+                + f"  counted/reference {row['counted/reference']:.2f}",
+                flush=True,
+            )
+    save("callgrind", {**machine(), "rows": rows})
+
+
+# -- bindings ----------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], None], calls: int) -> float:
+    """ns per call of ``fn`` run ``calls`` times (``fn`` does one pair)."""
+    started = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - started) / calls
+
+
+def bindings(args: argparse.Namespace) -> None:
+    """One alloc + free pair through ctypes, cffi (ABI mode) and the extension, on an empty 1,024 pages."""
+    n = args.pairs
+    lib_path = build("lib")
+    words = mmap.mmap(-1, 8 << 11)
+    results: dict[str, list[float]] = {"ctypes": [], "cffi": [], "extension": [], "extension (C loop)": []}
+
+    lib = ctypes.CDLL(str(lib_path))
+    handle = ctypes.create_string_buffer(256)
+    buf = (ctypes.c_char * len(words)).from_buffer(words)
+    lib.nbbs_init.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
+    lib.nbbs_alloc.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int64,
+        ctypes.POINTER(ctypes.c_uint64),
+    ]
+    lib.nbbs_free.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int64]
+    assert lib.nbbs_init(handle, buf, 10, 4096, 0, 10, 0) == 0
+    out = ctypes.c_uint64()
+    c_alloc, c_free, ref, no_hint = lib.nbbs_alloc, lib.nbbs_free, ctypes.byref(out), -(2**63)
+
+    def via_ctypes() -> None:
+        for _ in range(n):
+            if c_alloc(handle, 0, no_hint, ref) == 0:
+                c_free(handle, out.value, no_hint)
+
+    try:
+        import cffi
+
+        ffi = cffi.FFI()
+        ffi.cdef(
+            "int nbbs_init(void *, void *, unsigned, uint64_t, uint64_t, int, int);"
+            "int nbbs_alloc(void *, int64_t, int64_t, uint64_t *);"
+            "int nbbs_free(void *, uint64_t, int64_t);"
+        )
+        flib = ffi.dlopen(str(lib_path))
+        fhandle, fwords, fout = ffi.new("char[256]"), ffi.new("uint64_t[]", 1 << 11), ffi.new("uint64_t *")
+        assert flib.nbbs_init(fhandle, fwords, 10, 4096, 0, 10, 0) == 0
+        f_alloc, f_free = flib.nbbs_alloc, flib.nbbs_free
+
+        def via_cffi() -> None:
+            for _ in range(n):
+                if f_alloc(fhandle, 0, no_hint, fout) == 0:
+                    f_free(fhandle, fout[0], no_hint)
+    except ImportError:
+        via_cffi = None  # type: ignore[assignment]
+
+    heap = NBBS(10, engine="c")
+    alloc, free = heap.alloc, heap.free
+
+    def via_extension() -> None:
+        for _ in range(n):
+            a = alloc(0)
+            if a is not None:
+                free(a)
+
+    def c_loop() -> None:
+        heap._pairs(0, None, n)  # type: ignore[attr-defined]
+
+    for _ in range(args.repeat):
+        results["ctypes"].append(timed(via_ctypes, n))
+        if via_cffi is not None:
+            results["cffi"].append(timed(via_cffi, n))
+        results["extension"].append(timed(via_extension, n))
+        results["extension (C loop)"].append(timed(c_loop, n))
+    rows = {k: {"ns_per_pair": v, **summary(v)} for k, v in results.items() if v}
+    for k, v in rows.items():
+        print(f"{k:<20} ns per alloc+free pair: min {v['min']:.0f}, median {v['median']:.0f}")
+    save("bindings", {**machine(), "pages": 1024, "pairs": n, "rows": rows})
+
+
+# -- the engines from Python ---------------------------------------------------------------------
+
+
+OCCUPANCY = (0.01, 0.5, 0.9, 0.99, 0.999)
+ENGINES: dict[str, Callable[[int], Any]] = {
+    "python": lambda depth: NBBS(depth),
+    "c": lambda depth: NBBS(depth, engine="c"),
+    "locked": lambda depth: LockedBuddy(depth),
+}
+
+
+def filled(make: Callable[[int], Any], depth: int, fraction: float, seed: int) -> Any:
+    """An arena with ``fraction`` of its pages held as single pages at random (random holes)."""
+    heap = make(depth)
+    pages = [heap.alloc(0, hint=p) for p in range(1 << depth)]
+    random.Random(seed).shuffle(pages)
+    for address in pages[round(fraction * len(pages)) :]:
+        heap.free(address, 0)
+    return heap
+
+
+def python_engines(args: argparse.Namespace) -> None:
+    """ns per alloc(0) + free pair as occupancy grows, per engine; with and without random hints."""
+    depth = args.depth
+    rows = []
+    for fraction in OCCUPANCY:
+        row: dict[str, Any] = {"occupancy": fraction}
+        samples: dict[str, list[float]] = {f"{e}/{h}": [] for e in ENGINES for h in ("last", "random")}
+        native: list[float] = []
+        for r in range(args.repeat):
+            for engine, make in ENGINES.items():
+                heap = filled(make, depth, fraction, r)
+                alloc, free = heap.alloc, heap.free
+                pairs = args.pairs if engine != "python" else max(args.pairs // 50, 200)
+                rng = random.Random(r)
+                hints = [rng.randrange(1 << depth) for _ in range(pairs)]
+
+                def last(alloc=alloc, free=free, pairs=pairs) -> None:
+                    for _ in range(pairs):
+                        free(alloc(0), 0)
+
+                def spread(alloc=alloc, free=free, hints=hints) -> None:
+                    for h in hints:
+                        free(alloc(0, h), 0)
+
+                samples[f"{engine}/last"].append(timed(last, pairs))
+                samples[f"{engine}/random"].append(timed(spread, pairs))
+                if engine == "c":
+                    native.append(timed(lambda heap=heap, pairs=pairs: heap._pairs(0, None, pairs), pairs))
+        for key, values in samples.items():
+            row[key] = {"ns_per_pair": values, **summary(values)}
+        row["c native loop"] = {"ns_per_pair": native, **summary(native)}
+        row["c from python / c native loop"] = row["c/last"]["median"] / row["c native loop"]["median"]
+        rows.append(row)
+        print(
+            f"occupancy {fraction:<6} ns/pair median (hint last|random): "
+            + "  ".join(
+                f"{e} {row[e + '/last']['median']:.0f}|{row[e + '/random']['median']:.0f}" for e in ENGINES
+            )
+            + f"  c native loop {row['c native loop']['median']:.0f}",
+            flush=True,
+        )
+    for key in (f"{e}/{h}" for e in ENGINES for h in ("last", "random")):
+        ratio = rows[-1][key]["median"] / rows[0][key]["median"]
+        print(f"{key:<16} cost at {OCCUPANCY[-1]:.1%} / at {OCCUPANCY[0]:.0%}: {ratio:.2f}")
+    save("python", {**machine(), "depth": depth, "rows": rows})
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def plot(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads((RESULTS / "engine_native.json").read_text())
+    pairs = [r for r in data["rows"] if r["workload"] == "pairs"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.27
+    for i, a in enumerate(ALLOCATORS):
+        xs = [j + (i - 1) * width for j in range(len(pairs))]
+        ax.bar(xs, [r[a]["median"] for r in pairs], width, label=a)
+    ax.set_xticks(range(len(pairs)), [f"{r['pages']} pages\n{r['fill']:.0%} held" for r in pairs], fontsize=8)
+    ax.set_ylabel("ns per alloc+free pair (median)")
+    ax.set_title("Native C, one thread, random hints", fontsize=10)
+    ax.legend()
+    fig.text(
+        0.01,
+        0.01,
+        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
+        fontsize=6,
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(RESULTS / "engine_native.png", dpi=120)
+
+    data = json.loads((RESULTS / "engine_python.json").read_text())
+    fig, ax = plt.subplots(figsize=(10, 4))
+    occ = [r["occupancy"] for r in data["rows"]]
+    for e in ENGINES:
+        for h, style in (("last", "-"), ("random", "--")):
+            ax.plot(
+                occ,
+                [r[f"{e}/{h}"]["median"] for r in data["rows"]],
+                style,
+                marker="o",
+                label=f"{e}, hint {h}",
+            )
+    ax.plot(
+        occ, [r["c native loop"]["median"] for r in data["rows"]], ":", marker="x", label="c, native loop"
+    )
+    ax.set_xscale("logit")
+    ax.set_yscale("log")
+    ax.set_xlabel("occupancy (pages held at random)")
+    ax.set_ylabel("ns per alloc(0)+free pair (median)")
+    ax.set_title(f"From Python, 2**{data['depth']} pages", fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.text(
+        0.01,
+        0.01,
+        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
+        fontsize=6,
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(RESULTS / "engine_python.png", dpi=120)
+    print("wrote", RESULTS / "engine_native.png", RESULTS / "engine_python.png")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("native")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=200_000, help="per thread")
+    p = sub.add_parser("callgrind")
+    p.add_argument("--pairs", type=int, default=20_000)
+    p = sub.add_parser("bindings")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=200_000)
+    p = sub.add_parser("python")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=50_000, help="per run (the Python engine does 1/50)")
+    p.add_argument("--depth", type=int, default=12)
+    sub.add_parser("plot")
+    args = ap.parse_args()
+    {"native": native, "callgrind": callgrind, "bindings": bindings, "python": python_engines, "plot": plot}[
+        args.what
+    ](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+/* bench.c: native benchmarks of the C port: counted vs reference (the published algorithm, the
+ * same code) vs a buddy allocator behind one spin lock. Built by nbbs.ports.build("bench");
+ * driven by bench/engine_bench.py, which repeats each run and writes bench/results/.
+ *
+ *   nbbs-bench ALLOCATOR PAGES MAX_ORDER WORKLOAD THREADS PAIRS FILL SEED
+ *
+ * ALLOCATOR  counted | reference | locked
+ * PAGES      a power of two (the arena; page size 4096, start 0)
+ * WORKLOAD   pairs              fill FILL of the pages with order-0 blocks at random (random
+ *                               holes), then each thread does PAIRS alloc(0, random hint) + free
+ *            linux-scalability  each thread: PAIRS times alloc(0) then free it at once (no hint)
+ *            thread-test        each thread: rounds of alloc(0) x BATCH then free them all, until
+ *                               PAIRS allocs (BATCH = PAGES / (4 * THREADS))
+ *            constant-occupancy fill FILL at random, the blocks dealt to the threads; each thread:
+ *                               PAIRS times free one of its blocks at random, alloc(0) (no hint)
+ *
+ * Prints one JSON object: the wall time of the timed phase (all threads, started together),
+ * ns per pair, failed allocs, and with -DNBBS_COUNT_ATOMICS the word accesses per pair.
+ *
+ * The locked buddy: the classic implicit-tree buddy ("longest free order below each node"):
+ * alloc descends to the leftmost fitting node, free climbs merging buddies; O(depth) each,
+ * under one test-and-test-and-set spin lock. It takes no hint.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nbbs.h"
+
+/* -- the spin-locked buddy ---------------------------------------------------------------------- */
+
+typedef struct locked {
+    atomic_flag lock;
+    unsigned depth;
+    uint8_t *longest; /* per node: 1 + the largest free order in its subtree, 0 if none */
+} locked_t;
+
+static unsigned lvl_of(uint64_t n) { return 63u - (unsigned)__builtin_clzll(n); }
+
+static void spin_lock(locked_t *l) {
+    while (atomic_flag_test_and_set_explicit(&l->lock, memory_order_acquire))
+        __builtin_ia32_pause();
+}
+
+static void spin_unlock(locked_t *l) { atomic_flag_clear_explicit(&l->lock, memory_order_release); }
+
+static void locked_init(locked_t *l, unsigned depth) {
+    atomic_flag_clear(&l->lock);
+    l->depth = depth;
+    l->longest = malloc((size_t)2 << depth);
+    for (uint64_t n = 1; n < ((uint64_t)2 << depth); n++) l->longest[n] = (uint8_t)(depth - lvl_of(n) + 1);
+}
+
+static void locked_fix_up(locked_t *l, uint64_t n) {
+    while (n > 1) {
+        n >>= 1;
+        uint8_t a = l->longest[2 * n], b = l->longest[2 * n + 1], full = (uint8_t)(l->depth - lvl_of(n));
+        l->longest[n] = (a == full && b == full) ? (uint8_t)(full + 1) : (a > b ? a : b);
+    }
+}
+
+static int locked_alloc(locked_t *l, unsigned order, uint64_t *addr) {
+    spin_lock(l);
+    if (l->longest[1] < order + 1) {
+        spin_unlock(l);
+        return 0;
+    }
+    uint64_t n = 1;
+    for (unsigned lv = 0; lv < l->depth - order; lv++) n = l->longest[2 * n] >= order + 1 ? 2 * n : 2 * n + 1;
+    l->longest[n] = 0;
+    locked_fix_up(l, n);
+    spin_unlock(l);
+    unsigned lv = lvl_of(n);
+    *addr = ((n - ((uint64_t)1 << lv)) << (l->depth - lv)) * 4096;
+    return 1;
+}
+
+static void locked_free(locked_t *l, uint64_t addr, unsigned order) {
+    uint64_t page = addr / 4096, lv = l->depth - order;
+    uint64_t n = ((uint64_t)1 << lv) + (page >> order);
+    spin_lock(l);
+    l->longest[n] = (uint8_t)(order + 1);
+    locked_fix_up(l, n);
+    spin_unlock(l);
+}
+
+/* -- one interface over both ------------------------------------------------------------------- */
+
+static int use_locked;
+static nbbs_t arena;
+static locked_t lk;
+
+static int do_alloc(unsigned order, int64_t hint, uint64_t *addr) {
+    if (use_locked) return locked_alloc(&lk, order, addr);
+    return nbbs_alloc(&arena, order, hint, addr) == NBBS_OK;
+}
+
+static void do_free(uint64_t addr, unsigned order) {
+    if (use_locked)
+        locked_free(&lk, addr, order);
+    else if (nbbs_free(&arena, addr, order) != NBBS_OK)
+        abort();
+}
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* -- workloads ---------------------------------------------------------------------------------- */
+
+enum workload { PAIRS, LINUX_SCALABILITY, THREAD_TEST, CONSTANT_OCCUPANCY };
+
+typedef struct worker {
+    pthread_t thread;
+    unsigned id;
+    uint64_t seed, pairs, failed;
+    uint64_t *held; /* constant-occupancy: this thread's blocks */
+    uint64_t nheld;
+    uint64_t counts[NBBS_ACC_KINDS];
+} worker_t;
+
+static enum workload workload;
+static uint64_t pages;
+static unsigned nthreads;
+static pthread_barrier_t barrier;
+
+static void *run(void *arg) {
+    worker_t *w = arg;
+    uint64_t rng = w->seed, addr, failed = 0;
+    uint64_t batch = pages / (4 * nthreads);
+    if (batch == 0) batch = 1;
+    uint64_t *mine = workload == THREAD_TEST ? malloc(batch * sizeof *mine) : NULL;
+    pthread_barrier_wait(&barrier);
+    nbbs_reset_access_counts();
+    switch (workload) {
+    case PAIRS:
+        for (uint64_t i = 0; i < w->pairs; i++) {
+            if (do_alloc(0, (int64_t)(splitmix(&rng) % pages), &addr))
+                do_free(addr, 0);
+            else
+                failed++;
+        }
+        break;
+    case LINUX_SCALABILITY:
+        for (uint64_t i = 0; i < w->pairs; i++) {
+            if (do_alloc(0, NBBS_NO_HINT, &addr))
+                do_free(addr, 0);
+            else
+                failed++;
+        }
+        break;
+    case THREAD_TEST:
+        for (uint64_t done = 0; done < w->pairs;) {
+            uint64_t got = 0;
+            for (uint64_t i = 0; i < batch && done < w->pairs; i++, done++) {
+                if (do_alloc(0, NBBS_NO_HINT, &mine[got]))
+                    got++;
+                else
+                    failed++;
+            }
+            for (uint64_t i = 0; i < got; i++) do_free(mine[i], 0);
+        }
+        break;
+    case CONSTANT_OCCUPANCY:
+        for (uint64_t i = 0; i < w->pairs; i++) {
+            if (w->nheld == 0) break;
+            uint64_t k = splitmix(&rng) % w->nheld;
+            do_free(w->held[k], 0);
+            if (!do_alloc(0, NBBS_NO_HINT, &w->held[k])) {
+                failed++;
+                w->held[k] = w->held[--w->nheld];
+            }
+        }
+        break;
+    }
+    nbbs_access_counts(w->counts);
+    w->failed = failed;
+    free(mine);
+    return NULL;
+}
+
+static double now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 9) {
+        fprintf(stderr, "usage: %s counted|reference|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
+                        "constant-occupancy THREADS PAIRS FILL SEED\n", argv[0]);
+        return 2;
+    }
+    const char *alloc_name = argv[1], *wl = argv[4];
+    pages = strtoull(argv[2], NULL, 10);
+    int max_order = atoi(argv[3]);
+    nthreads = (unsigned)atoi(argv[5]);
+    uint64_t pairs = strtoull(argv[6], NULL, 10);
+    double fill = atof(argv[7]);
+    uint64_t seed = strtoull(argv[8], NULL, 10);
+    unsigned depth = (unsigned)__builtin_ctzll(pages);
+    if (pages == 0 || (pages & (pages - 1)) || nthreads == 0 || fill < 0 || fill > 1) {
+        fprintf(stderr, "bad arguments\n");
+        return 2;
+    }
+    if (!strcmp(wl, "pairs")) workload = PAIRS;
+    else if (!strcmp(wl, "linux-scalability")) workload = LINUX_SCALABILITY;
+    else if (!strcmp(wl, "thread-test")) workload = THREAD_TEST;
+    else if (!strcmp(wl, "constant-occupancy")) workload = CONSTANT_OCCUPANCY;
+    else {
+        fprintf(stderr, "unknown workload %s\n", wl);
+        return 2;
+    }
+    void *words = NULL;
+    if (!strcmp(alloc_name, "locked")) {
+        use_locked = 1;
+        locked_init(&lk, depth);
+    } else {
+        nbbs_variant v = !strcmp(alloc_name, "reference") ? NBBS_REFERENCE : NBBS_COUNTED;
+        if (strcmp(alloc_name, "reference") && strcmp(alloc_name, "counted")) {
+            fprintf(stderr, "unknown allocator %s\n", alloc_name);
+            return 2;
+        }
+        words = aligned_alloc(64, (nbbs_words_bytes(depth) + 63) / 64 * 64);
+        if (nbbs_init(&arena, words, depth, 4096, 0, max_order, v) != NBBS_OK) {
+            fprintf(stderr, "bad shape\n");
+            return 2;
+        }
+    }
+
+    /* Random holes: take every page, give back a random (1 - FILL) of them. */
+    uint64_t rng = seed ^ 0xA5A5A5A5ull, keep = (uint64_t)(fill * (double)pages + 0.5), nkept = 0;
+    uint64_t *all = malloc(pages * sizeof *all);
+    if (keep > 0) {
+        for (uint64_t p = 0; p < pages; p++)
+            if (!do_alloc(0, (int64_t)p, &all[p])) abort();
+        for (uint64_t i = pages - 1; i > 0; i--) { /* Fisher-Yates: the kept ones are all[0..keep) */
+            uint64_t j = splitmix(&rng) % (i + 1), t = all[i];
+            all[i] = all[j];
+            all[j] = t;
+        }
+        for (uint64_t i = keep; i < pages; i++) do_free(all[i], 0);
+        nkept = keep;
+    }
+
+    worker_t *ws = calloc(nthreads, sizeof *ws);
+    pthread_barrier_init(&barrier, NULL, nthreads + 1);
+    for (unsigned t = 0; t < nthreads; t++) {
+        ws[t].id = t;
+        ws[t].seed = seed * 1000003 + t;
+        ws[t].pairs = pairs;
+        if (workload == CONSTANT_OCCUPANCY) { /* deal the kept blocks out */
+            ws[t].held = malloc((nkept / nthreads + 1) * sizeof(uint64_t));
+            for (uint64_t i = t; i < nkept; i += nthreads) ws[t].held[ws[t].nheld++] = all[i];
+        }
+        pthread_create(&ws[t].thread, NULL, run, &ws[t]);
+    }
+    double t0 = now_ns();
+    pthread_barrier_wait(&barrier);
+    for (unsigned t = 0; t < nthreads; t++) pthread_join(ws[t].thread, NULL);
+    double elapsed = now_ns() - t0;
+
+    uint64_t failed = 0, counts[NBBS_ACC_KINDS] = {0};
+    for (unsigned t = 0; t < nthreads; t++) {
+        failed += ws[t].failed;
+        for (int k = 0; k < NBBS_ACC_KINDS; k++) counts[k] += ws[t].counts[k];
+    }
+    uint64_t total = pairs * nthreads;
+    printf("{\"allocator\": \"%s\", \"pages\": %llu, \"max_order\": %d, \"workload\": \"%s\", \"threads\": %u, "
+           "\"pairs\": %llu, \"fill\": %g, \"seed\": %llu, \"elapsed_ns\": %.0f, \"ns_per_pair\": %.2f, "
+           "\"failed\": %llu, \"accesses_per_pair\": {",
+           alloc_name, (unsigned long long)pages, max_order, wl, nthreads, (unsigned long long)total, fill,
+           (unsigned long long)seed, elapsed, total ? elapsed / (double)total : 0.0, (unsigned long long)failed);
+    for (int k = 0; k < NBBS_ACC_KINDS; k++)
+        printf("%s\"%s\": %.3f", k ? ", " : "", nbbs_access_name((nbbs_access)k),
+               total ? (double)counts[k] / (double)total : 0.0);
+    printf("}}\n");
+    free(words);
+    free(all);
+    return 0;
+}
