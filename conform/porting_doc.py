@@ -135,11 +135,14 @@ ROLES: dict[str, str] = {
     "alloc:climb-cas": "CAS `p`: `cur -> climb(cur, side(child))`; lost: load again",
     "free:check": "(the argument check) load the nodes that start at the address, largest order first",
     "free:mark": "fetch-or `mark_mask(side(child))` into the parent; `buddy_keeps_busy(old)`: stop after it",
-    "free:release": "store `release` (0) into the block",
+    "free:release": (
+        "`counted`: CAS the block `expected -> release(expected)` (expected: the word free:check "
+        "loaded); lost: DoubleFreeError, nothing written. `reference`: store `release` (0)"
+    ),
     "free:unmark-load": "load the parent `p`; unless `unmark_applies`, stop",
     "free:unmark-cas": "CAS `p`: `cur -> unmark(cur, side(child))`; lost: load again; `unmark_stops`: stop",
     "rollback:mark": "as free:mark, bounded below the occupied ancestor",
-    "rollback:release": "as free:release, for the candidate",
+    "rollback:release": "as free:release, for the candidate (`counted` expects `occupy(0)`, its own word)",
     "rollback:unmark-load": "as free:unmark-load, bounded below the occupied ancestor",
     "rollback:unmark-cas": "as free:unmark-cas; then the scan resumes after the ancestor's subtree",
 }
@@ -161,7 +164,8 @@ ORDERING: dict[str, tuple[str, str]] = {
     "free:mark": ("acq_rel", "`reference`: the mark must be seen before the release of the block"),
     "free:release": (
         "release",
-        "the owner's writes to the block happen before the next occupy (acquire) of any node over it",
+        "the owner's writes to the block happen before the next occupy (acquire) of any node over it "
+        "(`counted`'s CAS: `release` on success, `relaxed` on failure, which writes nothing)",
     ),
     "free:unmark-load": ("acquire", "decides whether to stop (`reference`)"),
     "free:unmark-cas": (
