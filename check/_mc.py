@@ -86,9 +86,9 @@ class Config:
 
     def machine(self) -> Machine:
         t = self.transitions if self.transitions is not None else bits.VARIANTS[self.variant]
-        if t.count_bits and self.transitions is None:
+        if t.at_width is not None and self.transitions is None:
             # The counts only need room for this tree and these threads (``count_bound``).
-            t = bits.counted(self.count_bound.bit_length())
+            t = t.at_width(self.count_bound.bit_length())
         return Machine(self.depth, self.max_level, t, self.gives_up)
 
     @property

@@ -173,7 +173,11 @@ class NBBS:
                 if t.is_occupied(cur):
                     return p
                 new = t.climb(cur, s)
-                if new == cur or w.cas(p, cur, new):
+                if new == cur:
+                    break
+                if w.cas(p, cur, new):
+                    if t.climb_stops(cur, s):
+                        return None
                     break
             child = p
         return None

@@ -29,6 +29,7 @@ on z3 bit-vectors of ``word_bits`` bits (the proofs) unchanged. Predicates retur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -198,6 +199,10 @@ class Transitions:
     """Whether unmark, finding its COAL bit gone, goes on above (``corrected``) instead of stopping."""
     rollback_continues: Callable[[int, int], bool] = never
     """Whether a rollback goes on above its bound (``corrected``) given the word above it."""
+    climb_stops: Callable[[int, int], bool] = never
+    """Whether a climb whose CAS on side ``s`` succeeded over the word ``old`` stops there, the
+    alloc done (``stop_early``: the side was already claimed); ``never``: it goes on to
+    ``max_level``."""
     rollback_extends: bool = False
     """Whether a rollback that would go on at its bound looks above it at all: ``False``
     for the published algorithm, which makes no access there."""
@@ -221,6 +226,10 @@ class Transitions:
 
     show: Callable[[int], str] = lambda w: show(w)
     """A word in binary with its fields named, for counterexamples."""
+
+    at_width: Callable[[int], Transitions] | None = None
+    """The same variant with ``width``-bit counts (the model checker's narrow words), for the
+    variants with counts; None for the five-bit ones."""
 
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
@@ -364,11 +373,81 @@ def counted(width: int = COUNT_BITS) -> Transitions:
         count_bits=width,
         node_ok=node_ok_counted,
         show=show_counted,
+        at_width=counted,
     )
 
 
 COUNTED = counted()
 """The algorithm we ship: ``counted(COUNT_BITS)`` (ALGORITHM.md)."""
+
+
+def _count_fields(width: int) -> tuple[int, int, int]:
+    """Where side ``s``'s count sits in a ``width``-bit counted word: (c_R's mask, c_L's mask,
+    one claim on the right)."""
+    field_r = ((1 << width) - 1) << COUNT_SHIFT
+    return field_r, field_r << width, 1 << COUNT_SHIFT
+
+
+def stop_early(width: int = COUNT_BITS) -> Transitions:
+    """The naive *stop-early* ``counted``: cheap near the root, and unsafe (ALGORITHM.md §1.4).
+
+    The words are ``counted``'s; a count now says how many of the child's claims were handed
+    up, as in a scalable non-zero indicator without its "arrival in progress" state::
+
+        climb       w -> w + one(s), then stop (the alloc is done) if c_s(w) was not zero
+        unmark      w -> w - one(s), then stop if c_s stays non-zero
+
+    Quiescent (``node_ok``): ``c_s(w) = [child s is a block] + [c_L(child) > 0] + [c_R(child) > 0]``.
+    The climb trusts a non-zero count to be held up above by whoever made it non-zero, but
+    that claim may still be climbing (and fail and roll back): a block is handed out with
+    nothing above its parent, and a larger block is occupied over it.
+    """
+    base = counted(width)
+    field_r, field_l, one_r = _count_fields(width)
+
+    def claimed(w: int, s: int) -> bool:
+        """Side ``s`` has a claim (before a climb: someone else holds the path up above)."""
+        return w & (field_r << (s * width)) != 0
+
+    def node_ok_stop_early(w: int, wl: int, wr: int, logic: Any) -> Any:
+        """Quiescent: a block has nothing below it; otherwise each side counts the child's
+        non-zero sides, or one if the child is a block."""
+
+        def handed_up(c: int, own: int, one: int) -> Any:
+            # own = c's count field in w; one = one claim there.
+            cl, cr = c & field_l != 0, c & field_r != 0
+            return logic.and_(
+                logic.implies(c & OCC != 0, own == one),
+                logic.implies(logic.and_(c & OCC == 0, cl, cr), own == one + one),
+                logic.implies(logic.and_(c & OCC == 0, logic.not_(cl), logic.not_(cr)), own == 0),
+                logic.implies(logic.and_(c & OCC == 0, logic.not_(cl == cr)), own == one),
+            )
+
+        occupied = w & OCC != 0
+        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
+        return logic.and_(
+            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
+            logic.implies(
+                logic.not_(occupied),
+                logic.and_(
+                    w & low == 0,
+                    handed_up(wl, w & field_l, one_r << width),
+                    handed_up(wr, w & field_r, one_r),
+                ),
+            ),
+        )
+
+    return dataclasses.replace(
+        base,
+        climb_stops=claimed,
+        unmark_stops=claimed,
+        node_ok=node_ok_stop_early,
+        at_width=stop_early,
+    )
+
+
+STOP_EARLY = stop_early()
+"""A rejected candidate: ``counted`` stopping its climb and its unmark early (issue 12)."""
 
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
@@ -378,6 +457,7 @@ VARIANTS: dict[str, Transitions] = {
     "rollback-skip": ROLLBACK_SKIP,
     "rollback-skip-last": ROLLBACK_SKIP_LAST,
     "counted": COUNTED,
+    "stop-early": STOP_EARLY,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
 ``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected

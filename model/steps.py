@@ -37,7 +37,8 @@ of the level the scan may still visit (``m.attempt`` starts with 1, so any failu
     A_OCC     cas n: cur -> occupy(cur);  ok -> climb from n  else advance
     C_LOAD    load p = parent(child);  occupied? -> roll back below p
               else climb(old) == old ? -> next level  else C_CAS (cur = old)
-    C_CAS     cas p: cur -> climb(cur);  ok -> next level  else C_LOAD
+    C_CAS     cas p: cur -> climb(cur);  ok -> climb_stops(cur)? -> done  else next level;
+              failed -> C_LOAD
     R_*       the free below, of n, bounded by top = level(p) + 1; then skip p's subtree
     R_PLOAD   (rollback_extends) the mark reached top and would go on: load the failed
               ancestor;  rollback_continues(old)? -> R_PCAS (cur = old)  else release
@@ -344,7 +345,12 @@ class Machine:
         t, s, p = self.transitions, g.side(op.child), g.parent(op.child)
         if op.pc == C_CAS:
             ok = old == op.cur
-            return [(ok, self._climb_from(op, p)), (logic.not_(ok), op._replace(pc=C_LOAD, cur=0))]
+            stops = t.climb_stops(op.cur, s)
+            return [
+                (logic.and_(ok, stops), OpState(DONE_OK, op.n)),
+                (logic.and_(ok, logic.not_(stops)), self._climb_from(op, p)),
+                (logic.not_(ok), op._replace(pc=C_LOAD, cur=0)),
+            ]
         occupied = t.is_occupied(old)
         same = t.climb(old, s) == old
         rollback = self._free_from(op.n, g.level(p) + 1, ROLLBACK, op.left)._replace(fail=p)
