@@ -32,6 +32,7 @@ TID_BITS = 16
 TID_MASK = (1 << TID_BITS) - 1
 _OCCUPIED_IN_FLIGHT = frozenset(
     {steps.C_LOAD, steps.C_CAS, steps.R_MARK, steps.R_RELEASE, steps.R_PLOAD, steps.R_PCAS}
+    | {steps.D_LOAD, steps.D_CAS, steps.U_LOAD, steps.U_CAS}
     | {steps.F_CHECK, steps.F_MARK, steps.F_RELEASE}
 )
 """Program counters at which an op's node ``n`` is occupied although not in the linearized state."""

@@ -75,9 +75,9 @@ class ReleaseBeforeMark(NBBS):
 
     transitions = bits.CORRECTED  # only the five-bit variants mark; this one releases last
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+    def _free_node(self, n: int, top_level: int, rollback: bool = False, start: int | None = None) -> None:
         self._w.store(n, self.transitions.release(bits.BUSY))  # defect: released before the mark phase
-        super()._free_node(n, top_level, rollback)
+        super()._free_node(n, top_level, rollback, start)
 
 
 class DroppedUnmarkRetry(NBBS):

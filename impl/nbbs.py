@@ -147,13 +147,19 @@ class NBBS:
             n = first + pos
             cur = w.load(n)
             if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
-                failed = self._climb(n)
+                failed, wrote = self._climb_top_down(n) if t.top_down else (self._climb(n), True)
                 if failed is None:
                     if hint is None:
                         self._local.last[lvl] = pos
                     return n
                 # Undo below the occupied ancestor, then skip its whole subtree.
-                self._free_node(n, g.level(failed) + 1, rollback=True)
+                if not t.top_down:
+                    self._free_node(n, g.level(failed) + 1, rollback=True)
+                elif wrote:
+                    # The descent counted the path above ``failed``: uncount from there up.
+                    self._free_node(n, self.max_level, rollback=True, start=failed)
+                else:
+                    self._free_node(n, g.level(n), rollback=True)
                 nxt = g.after_subtree(failed, lvl) - first
                 scanned += nxt - pos
                 pos = nxt % size
@@ -182,11 +188,56 @@ class NBBS:
             child = p
         return None
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+    def _climb_top_down(self, n: int) -> tuple[int | None, bool]:
+        """The ``top-down`` climb: read up to the anchor, then count from there down to ``n``.
+
+        Returns (None, _) on success, else the occupied node that stopped it and whether the
+        descent had counted the path above that node (it must then be uncounted).
+        """
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            # Ascend (loads only) to the anchor: a side already claimed, or max_level.
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p, False
+            if g.level(p) > self.max_level and not t.climb_stops(cur, s):
+                child = p
+                continue
+            top = g.level(p)
+            # Descend: count every node from the anchor down to n's parent.
+            while True:
+                x, s = g.parent(child), g.side(child)
+                if not w.cas(x, cur, t.climb(cur, s)):
+                    cur = w.load(x)
+                    if t.is_occupied(cur):
+                        return x, g.level(x) != top
+                    if g.level(x) == top and top > self.max_level and not t.climb_stops(cur, s):
+                        break  # the anchor holds nothing up any more: ascend again from it
+                    continue
+                if g.level(x) != top and t.climb_stops(cur, s):
+                    # Another descent claimed this side first: our claim above x is one too many.
+                    q, sq = g.parent(x), g.side(x)
+                    while True:
+                        u = w.load(q)
+                        if w.cas(q, u, t.unmark(u, sq)):
+                            break
+                if child == n:
+                    return None, False
+                child = g.ancestor_at(n, g.level(child) + 1)
+                cur = w.load(g.parent(child))
+                if t.is_occupied(cur):
+                    return g.parent(child), True
+            child = x
+        return None, False
+
+    def _free_node(self, n: int, top_level: int, rollback: bool = False, start: int | None = None) -> None:
         """Free block ``n``: mark (five-bit variants), release, unmark, up to level ``top_level``.
 
         A ``rollback`` (of an alloc whose climb failed) may go on above ``top_level`` in the
-        ``corrected`` variant, when a climb's free handed it the path above (``_extend``).
+        ``corrected`` variant, when a climb's free handed it the path above (``_extend``); a
+        ``top-down`` rollback uncounts from ``start``'s parent up (default: ``n``'s).
         """
         w, t = self._w, self.transitions
         if t.marks:
@@ -197,7 +248,7 @@ class NBBS:
         if not t.release_last:
             # Release: the block itself is free from here on.
             w.store(n, t.release(bits.BUSY))
-        self._unmark(n, top_level)
+        self._unmark(n if start is None else start, top_level)
         if t.release_last:
             w.store(n, t.release(bits.BUSY))
 

@@ -210,6 +210,11 @@ class Transitions:
     release_last: bool = False
     """Whether a free releases its block after its unmark instead of before it."""
 
+    top_down: bool = False
+    """Whether the climb only *reads* up to the first ancestor whose side is already claimed (or
+    ``max_level``), then writes its claims from there back down (``top-down``, ALGORITHM.md
+    §1.4.2): a count is made non-zero only under an ancestor that already holds it up."""
+
     marks: bool = True
     """Whether a free marks (announces its coalescing with COAL bits) before it unmarks. The
     ``counted`` variant has no mark phase: its unmark alone gives the path back."""
@@ -449,6 +454,27 @@ def stop_early(width: int = COUNT_BITS) -> Transitions:
 STOP_EARLY = stop_early()
 """A rejected candidate: ``counted`` stopping its climb and its unmark early (issue 12)."""
 
+
+def top_down(width: int = COUNT_BITS) -> Transitions:
+    """``stop-early``'s words and transitions, with the claims written from the top down.
+
+    The climb *reads* from the candidate's parent up to the *anchor*: the first ancestor
+    whose side count is already non-zero (or the one at ``max_level``), failing at an
+    occupied one having written nothing. It then *descends*, adding one at the anchor and
+    at every node below it on the path (load, CAS). A count therefore becomes non-zero only
+    after the claim that holds it up above was written, and (the free being ``stop-early``'s,
+    bottom-up) stops being held up only after it is zero again: a non-zero count always has
+    claims above it all the way to ``max_level``. A descent that finds a side already claimed
+    by another has one claim too many above it and takes it back (one CAS on the parent); one
+    that finds a node occupied takes back what it wrote above (the free's uncounting from
+    there) and releases its candidate. Quiescent words are ``stop-early``'s.
+    """
+    return dataclasses.replace(stop_early(width), top_down=True, at_width=top_down)
+
+
+TOP_DOWN = top_down()
+"""Issue 12's candidate: ``stop-early`` made safe by writing the claims from the top down."""
+
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
     "corrected": CORRECTED,
@@ -458,6 +484,7 @@ VARIANTS: dict[str, Transitions] = {
     "rollback-skip-last": ROLLBACK_SKIP_LAST,
     "counted": COUNTED,
     "stop-early": STOP_EARLY,
+    "top-down": TOP_DOWN,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
 ``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected
