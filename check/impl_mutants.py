@@ -45,10 +45,10 @@ class DroppedCasRetry(NBBS):
 class MissedRollback(NBBS):
     """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False) -> None:
+    def _free_node(self, n: int, top_level: int, rollback: bool = False, start: int | None = None) -> None:
         if rollback:
             return  # defect: the candidate stays occupied, the path below the ancestor marked
-        super()._free_node(n, top_level, rollback)
+        super()._free_node(n, top_level, rollback, start)
 
 
 class ClimbStopsEarly(NBBS):
