@@ -1,0 +1,136 @@
+"""Issue 12's variants: ``stop-early`` (unsafe, kept with its counterexample) and ``top-down``.
+
+``top-down`` passes the model checker here at the small configurations (the larger ones are in
+the deep profile and ``bench/modelcheck_figures.py --variant top-down``); each test next to it
+shows a broken neighbour caught by the same check, so none of them passes vacuously.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from nbbs.check import differential
+from nbbs.check._allocators import allocator_classes
+from nbbs.check._mc import Config, check
+from nbbs.check.bridge import Counterexample, reproduce
+from nbbs.check.trace import Tracing
+from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits, tree
+from nbbs.model.steps import Kind
+
+DATA = Path(__file__).parent / "data" / "counterexamples"
+SMALL = [(2, 1), (3, 1), (2, 2)]
+
+
+@pytest.mark.parametrize(("threads", "depth"), SMALL, ids=[f"{t}threads-depth{d}" for t, d in SMALL])
+def test_the_top_down_variant_passes_every_property(threads: int, depth: int) -> None:
+    result = check(Config(threads, depth, variant="top-down"))
+    assert result.ok, {p: v.message for p, v in result.violations.items()}
+    assert result.complete and result.quiescent > 0
+
+
+def test_the_top_down_variant_passes_below_a_max_order() -> None:
+    result = check(Config(2, 2, max_order=1, variant="top-down"))
+    assert result.ok, {p: v.message for p, v in result.violations.items()}
+
+
+if os.environ.get("HYPOTHESIS_PROFILE") == "deep":
+    DEEP_CONFIGS = [(3, 2), (2, 3)]
+
+    @pytest.mark.parametrize(
+        ("threads", "depth"), DEEP_CONFIGS, ids=[f"{t}threads-depth{d}" for t, d in DEEP_CONFIGS]
+    )
+    def test_the_top_down_variant_passes_the_larger_configurations(threads: int, depth: int) -> None:
+        result = check(Config(threads, depth, variant="top-down"))
+        assert result.ok, {p: v.message for p, v in result.violations.items()}
+
+    def test_the_top_down_variant_passes_in_scan_mode_with_checked_frees() -> None:
+        # About 30 s on the shared machine: deep profile only.
+        result = check(Config(2, 2, variant="top-down", mode="scan", checked_free=True))
+        assert result.ok, {p: v.message for p, v in result.violations.items()}
+
+
+def test_the_same_checker_finds_the_stop_early_overlap() -> None:
+    # top-down's neighbour without the descent: the checker must not pass it.
+    result = check(Config(2, 2, variant="stop-early", stop_at_first=True, properties=("a",)))
+    assert "a" in result.violations
+
+
+def test_a_top_down_descent_that_never_gives_back_a_surplus_claim_loses_blocks() -> None:
+    # With climb_stops never true, the ascent always goes to max_level and the descent never
+    # sees that another one claimed a side first, so it never takes back its claim above:
+    # the counts keep claims the free (which stops where a count stays non-zero) never removes.
+    broken = dataclasses.replace(bits.TOP_DOWN, climb_stops=bits.never)
+    result = check(Config(2, 2, transitions=broken, stop_at_first=True, properties=("b",)))
+    assert "b" in result.violations
+
+
+def test_the_stop_early_counterexample_does_not_reproduce_on_top_down() -> None:
+    cx = Counterexample.load(DATA / "stop-early-a.json")
+    fixed = Counterexample(
+        "top-down", cx.depth, cx.max_order, cx.initial_live, cx.threads, cx.schedule, cx.property
+    )
+    assert not reproduce(fixed).reproduced
+
+
+def test_the_three_thread_stop_early_overlap_from_the_empty_tree() -> None:
+    # ALGORITHM.md 1.4.1's second schedule: no rollback needed, a climb still in progress.
+    ops = ((("alloc", 8),), (("alloc", 9),), (("alloc", 1),))
+    for variant, fails in (("stop-early", True), ("top-down", False)):
+        cfg = Config(3, 3, variant=variant, scenario=ops, initial="empty", properties=("a",))
+        assert ("a" in check(cfg).violations) == fails, variant
+
+
+TopDownAgreesWithTheSpec = differential.machine(allocator_classes()["top_down"], 5)
+
+
+def test_the_top_down_allocator_agrees_with_the_spec_sequentially() -> None:
+    run_state_machine_as_test(
+        TopDownAgreesWithTheSpec,
+        settings=settings(max_examples=30, database=None, suppress_health_check=list(HealthCheck)),
+    )
+
+
+def test_top_down_quiescent_words_are_stop_early_s_canonical_ones() -> None:
+    a = NBBS(4, page_size=1, variant="top-down")
+    got = [a.alloc(0, hint=p) for p in (0, 1, 5, 9)]
+    assert got == [0, 1, 5, 9]
+    assert tree.inv_quiescent(a.words(), 4, 0, a.transitions)
+    # Root: left side counts node 2's two claimed sides, right side node 3's one.
+    show = a.transitions.show
+    assert show(a.words()[1]) == "L=2 R=1"
+    broken = list(a.words())
+    broken[1] = bits.TOP_DOWN.climb(broken[1], 0)
+    assert not tree.inv_quiescent(broken, 4, 0, a.transitions)
+
+
+def test_top_down_touches_nothing_above_the_first_claimed_ancestor() -> None:
+    # Page 0 is held. Page 1 (node 1025) is its buddy: the parent (512) has page 1's side
+    # unclaimed, the grandparent (256) has node 512's side claimed. The alloc of page 1
+    # loads 512 and 256, counts 256 and 512 (top down), and reads nothing above 256.
+    tracing = Tracing()
+    a = NBBS(10, page_size=1, variant="top-down", backend=tracing)
+    assert a.alloc(0, hint=0) == 0
+    assert tracing.words is not None
+    tracing.words.events.clear()
+    assert a.alloc(0, hint=1) == 1
+    assert {e.node for e in tracing.events} == {1025, 512, 256}
+    assert [(e.node, e.kind) for e in tracing.events if e.kind == Kind.CAS] == [
+        (1025, Kind.CAS),
+        (256, Kind.CAS),
+        (512, Kind.CAS),
+    ]
+    # counted, for contrast, counts every ancestor up to the root.
+    counted = Tracing()
+    c = NBBS(10, page_size=1, variant="counted", backend=counted)
+    c.alloc(0, hint=0)
+    assert counted.words is not None
+    counted.words.events.clear()
+    c.alloc(0, hint=1)
+    assert 1 in {e.node for e in counted.events}
