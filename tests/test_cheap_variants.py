@@ -21,8 +21,10 @@ from nbbs.check._mc import Config, check
 from nbbs.check.bridge import Counterexample, reproduce
 from nbbs.check.trace import Tracing
 from nbbs.impl.nbbs import NBBS
-from nbbs.model import bits, tree
+from nbbs.model import bits, steps, tree
 from nbbs.model.steps import Kind
+from nbbs.proofs import topdown_steps
+from nbbs.proofs._obligation import Obligation, prove
 
 DATA = Path(__file__).parent / "data" / "counterexamples"
 SMALL = [(2, 1), (3, 1), (2, 2)]
@@ -134,3 +136,36 @@ def test_top_down_touches_nothing_above_the_first_claimed_ancestor() -> None:
     counted.words.events.clear()
     c.alloc(0, hint=1)
     assert 1 in {e.node for e in counted.events}
+
+
+TOP_DOWN_STEPS = topdown_steps.obligations(1, 2)
+
+
+@pytest.mark.parametrize("ob", TOP_DOWN_STEPS, ids=[ob.name for ob in TOP_DOWN_STEPS])
+def test_the_top_down_step_invariant_holds_for_two_threads_at_depth_one(ob: Obligation) -> None:
+    # Depths 2 and 3 and 3 threads: bench figures in ALGORITHM.md 1.4.2 (minutes each).
+    p = prove(ob, topdown_steps.TOP_DOWN)
+    assert p.proved and not p.vacuous, p.counterexample
+
+
+def test_a_top_down_invariant_that_forgets_the_surplus_claim_is_not_inductive() -> None:
+    """Forget the claim a descent that joined must take back: the undo's CAS breaks Inv."""
+    original = topdown_steps.tokens
+
+    def damaged(op: steps.OpState, max_level: int) -> list[tuple[int, int]]:
+        got = original(op, max_level)
+        return got[1:] if op.pc in (steps.U_LOAD, steps.U_CAS) else got
+
+    topdown_steps._tables.cache_clear()
+    try:
+        topdown_steps.tokens = damaged  # type: ignore[assignment]
+        # Depth 2: at depth 1 the anchor is the root, right above every page, so nothing joins.
+        wanted = {"tsteps_T2_t0@alloc:descend-cas", "tsteps_T2_t0@alloc:undo-cas"}
+        obs = [ob for ob in topdown_steps.obligations(2, 2) if ob.name in wanted]
+        assert len(obs) == 2
+        proofs = [prove(ob, topdown_steps.TOP_DOWN) for ob in obs]
+    finally:
+        topdown_steps.tokens = original
+        topdown_steps._tables.cache_clear()
+    failed = {p.obligation for p in proofs if not p.proved}
+    assert failed & wanted, failed
