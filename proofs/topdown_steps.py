@@ -13,10 +13,11 @@ and the undo's program counters among an alloc's occupied-in-flight states)::
     an inner node a at or below max_level, side s with child c:
                  no status bit unless BUSY, and
                  c_s(w[a]) == [c is static]
-                              + [c_L(w[c]) != 0] + [c_R(w[c]) != 0]        (c an inner node)
+                              + [c_L(w[c]) != 0] + [c_R(w[c]) != 0]        (c an inner node;
+                                top-down-node: + [w[c] has any claim])
                               + #threads with a token at (a, s)
     per thread:  cur == 0 where unused; at occupy cur == 0; at a descent CAS cur is no block,
-                 and at the anchor (above max_level) cur's side is claimed
+                 and at the anchor (above max_level) climb_stops(cur) (it is claimed)
 
 A thread's tokens (``tokens``): holding ``n`` or about to release it, one at ``parent(n)``;
 descending towards ``child`` below the anchor, one at ``parent(parent(child))`` (the claim
@@ -47,6 +48,10 @@ from nbbs.proofs._z3 import Z
 
 TOP_DOWN = Variant("top-down", transitions=bits.TOP_DOWN, at_width=bits.top_down)
 """Issue 12's candidate, with its narrow-word bundles for z3."""
+
+TOP_DOWN_NODE = Variant("top-down-node", transitions=bits.TOP_DOWN_NODE, at_width=bits.top_down_node)
+"""``top-down`` with one token per child: the same ``Inv`` with ``[c has any claim]`` in place of
+``[c_L(w[c]) != 0] + [c_R(w[c]) != 0]``."""
 
 _DESCENDING = (steps.D_LOAD, steps.D_CAS)
 _UNDOING = (steps.U_LOAD, steps.U_CAS)
@@ -104,6 +109,7 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
     width = s.t.count_bits
     wide = width + 2
     occ, at = _tables(s)
+    per_node = s.t.at_width is bits.top_down_node
     one, zero = z3.BitVecVal(1, wide), z3.BitVecVal(0, wide)
     out: list[tuple[str, Any]] = []
     for i in range(s.threads):
@@ -120,11 +126,10 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
         )
         anchored = [o for o in at_cas if g.level(g.parent(o.child)) == o.top > s.max_level]
         for o in anchored:
-            side = g.side(o.child)
             out.append(
                 (
-                    f"thread {i}: at the anchor's CAS, cur's side is claimed",
-                    z3.Implies(st.at(i, o), cs._field(st.cur[i], side, width) != 0),
+                    f"thread {i}: at the anchor's CAS, cur is claimed (climb_stops)",
+                    z3.Implies(st.at(i, o), s.t.climb_stops(st.cur[i], g.side(o.child))),
                 )
             )
         out.append((f"thread {i}: cur == 0 where unused", z3.Implies(st.among(i, no_cur), st.cur[i] == 0)))
@@ -151,7 +156,11 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
         for side, c in ((1, g.left(a)), (0, g.right(a))):
             terms = [z3.If(st.static[c], one, zero)]
             if g.level(c) < s.depth:
-                terms += [z3.If(cs._field(st.w[c], k, width) != 0, one, zero) for k in (1, 0)]
+                claimed = [cs._field(st.w[c], k, width) != 0 for k in (1, 0)]
+                if per_node:
+                    terms.append(z3.If(z3.Or(claimed), one, zero))
+                else:
+                    terms += [z3.If(x, one, zero) for x in claimed]
             mine = at.get((a, side), [])
             terms += [z3.If(st.among(i, mine), one, zero) for i in range(s.threads)]
             total = functools.reduce(lambda x, y: x + y, terms)
@@ -165,6 +174,10 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
     return out
 
 
-def obligations(depth: int, threads: int, max_level: int = 0) -> list[Obligation]:
-    """The step-level obligations of ``top-down`` (prove them with ``variant=TOP_DOWN``)."""
-    return cs.obligations(depth, threads, max_level, inv=invariant, prefix="tsteps", subject=TOP_DOWN)
+def obligations(
+    depth: int, threads: int, max_level: int = 0, subject: Variant = TOP_DOWN
+) -> list[Obligation]:
+    """The step-level obligations of ``top-down`` or ``top-down-node`` (prove them with
+    ``subject`` as the variant)."""
+    prefix = "tsteps" if subject is TOP_DOWN else "tnsteps"
+    return cs.obligations(depth, threads, max_level, inv=invariant, prefix=prefix, subject=subject)

@@ -30,15 +30,20 @@ DATA = Path(__file__).parent / "data" / "counterexamples"
 SMALL = [(2, 1), (3, 1), (2, 2)]
 
 
+SAFE = ["top-down", "top-down-node"]
+
+
+@pytest.mark.parametrize("variant", SAFE)
 @pytest.mark.parametrize(("threads", "depth"), SMALL, ids=[f"{t}threads-depth{d}" for t, d in SMALL])
-def test_the_top_down_variant_passes_every_property(threads: int, depth: int) -> None:
-    result = check(Config(threads, depth, variant="top-down"))
+def test_the_top_down_variants_pass_every_property(variant: str, threads: int, depth: int) -> None:
+    result = check(Config(threads, depth, variant=variant))
     assert result.ok, {p: v.message for p, v in result.violations.items()}
     assert result.complete and result.quiescent > 0
 
 
-def test_the_top_down_variant_passes_below_a_max_order() -> None:
-    result = check(Config(2, 2, max_order=1, variant="top-down"))
+@pytest.mark.parametrize("variant", SAFE)
+def test_the_top_down_variants_pass_below_a_max_order(variant: str) -> None:
+    result = check(Config(2, 2, max_order=1, variant=variant))
     assert result.ok, {p: v.message for p, v in result.violations.items()}
 
 
@@ -48,13 +53,17 @@ if os.environ.get("HYPOTHESIS_PROFILE") == "deep":
     @pytest.mark.parametrize(
         ("threads", "depth"), DEEP_CONFIGS, ids=[f"{t}threads-depth{d}" for t, d in DEEP_CONFIGS]
     )
-    def test_the_top_down_variant_passes_the_larger_configurations(threads: int, depth: int) -> None:
-        result = check(Config(threads, depth, variant="top-down"))
+    @pytest.mark.parametrize("variant", SAFE)
+    def test_the_top_down_variants_pass_the_larger_configurations(
+        variant: str, threads: int, depth: int
+    ) -> None:
+        result = check(Config(threads, depth, variant=variant))
         assert result.ok, {p: v.message for p, v in result.violations.items()}
 
-    def test_the_top_down_variant_passes_in_scan_mode_with_checked_frees() -> None:
+    @pytest.mark.parametrize("variant", SAFE)
+    def test_the_top_down_variants_pass_in_scan_mode_with_checked_frees(variant: str) -> None:
         # About 30 s on the shared machine: deep profile only.
-        result = check(Config(2, 2, variant="top-down", mode="scan", checked_free=True))
+        result = check(Config(2, 2, variant=variant, mode="scan", checked_free=True))
         assert result.ok, {p: v.message for p, v in result.violations.items()}
 
 
@@ -89,13 +98,11 @@ def test_the_three_thread_stop_early_overlap_from_the_empty_tree() -> None:
         assert ("a" in check(cfg).violations) == fails, variant
 
 
-TopDownAgreesWithTheSpec = differential.machine(allocator_classes()["top_down"], 5)
-
-
-def test_the_top_down_allocator_agrees_with_the_spec_sequentially() -> None:
+@pytest.mark.parametrize("variant", SAFE)
+def test_the_top_down_allocators_agree_with_the_spec_sequentially(variant: str) -> None:
     run_state_machine_as_test(
-        TopDownAgreesWithTheSpec,
-        settings=settings(max_examples=30, database=None, suppress_health_check=list(HealthCheck)),
+        differential.machine(allocator_classes()[variant.replace("-", "_")], 5),
+        settings=settings(max_examples=20, database=None, suppress_health_check=list(HealthCheck)),
     )
 
 
@@ -169,3 +176,23 @@ def test_a_top_down_invariant_that_forgets_the_surplus_claim_is_not_inductive() 
         topdown_steps._tables.cache_clear()
     failed = {p.obligation for p in proofs if not p.proved}
     assert failed & wanted, failed
+
+
+def test_top_down_node_counts_only_the_parent_when_the_buddy_is_held() -> None:
+    # One token per child: page 1's parent (512) already has a claim (page 0), so it is the
+    # anchor. The alloc occupies 1025 and counts 512; the free uncounts 512 and stops there.
+    tracing = Tracing()
+    a = NBBS(10, page_size=1, variant="top-down-node", backend=tracing)
+    assert a.alloc(0, hint=0) == 0
+    assert tracing.words is not None
+    tracing.words.events.clear()
+    assert a.alloc(0, hint=1) == 1
+    a.free(1)
+    # (The free's argument check loads the nodes at page 1's address from the root down.)
+    assert [(e.node, e.kind) for e in tracing.events if e.kind != Kind.LOAD] == [
+        (1025, Kind.CAS),
+        (512, Kind.CAS),
+        (1025, Kind.STORE),
+        (512, Kind.CAS),
+    ]
+    assert tree.inv_quiescent(a.words(), 10, 0, a.transitions)
