@@ -26,7 +26,7 @@ from nbbs.check.trace import Tracing
 from nbbs.impl.nbbs import NBBS
 from nbbs.model.steps import Kind
 
-VARIANTS = ("reference", "corrected", "counted", "stop-early", "top-down")
+VARIANTS = ("reference", "corrected", "counted", "stop-early", "top-down", "top-down-node")
 HELD = (0.0, 0.5, 0.95)
 
 
