@@ -33,6 +33,7 @@ TID_BITS = 16
 TID_MASK = (1 << TID_BITS) - 1
 _OCCUPIED_IN_FLIGHT = frozenset(
     {steps.C_LOAD, steps.C_CAS, steps.R_MARK, steps.R_RELEASE, steps.R_PLOAD, steps.R_PCAS}
+    | {steps.D_LOAD, steps.D_CAS, steps.U_LOAD, steps.U_CAS}
     | {steps.F_CHECK, steps.F_MARK, steps.F_RELEASE}
 )
 """Program counters at which an op's node ``n`` is occupied although not in the linearized state."""
@@ -111,9 +112,9 @@ class Config:
 
     def machine(self) -> Machine:
         t = self.transitions if self.transitions is not None else bits.VARIANTS[self.variant]
-        if t.count_bits and self.transitions is None:
+        if t.at_width is not None and self.transitions is None:
             # The counts only need room for this tree and these threads (``count_bound``).
-            t = bits.counted(self.count_bound.bit_length())
+            t = t.at_width(self.count_bound.bit_length())
         return Machine(self.depth, self.max_level, t, self.gives_up)
 
     @property

@@ -134,6 +134,18 @@ _ONE_LEVEL_UP = (
     "held (a), (c)."
 )
 
+_BORROWED_COUNT = (
+    "The naive stop-early climb trusts a count whose owner is about to roll back. Block 1 (the "
+    "whole arena) is held from the start. Threads 0 and 1 both scan order 0 from page 4 and "
+    "load it free. Thread 0 occupies 4 and climbs: node 2's left count goes 0 -> 1, so it must "
+    "go on to the root, where it finds block 1 and rolls back: it releases 4 (its unmark of "
+    "node 2 is still to come). Thread 1 now occupies 4 and climbs: node 2's left count is 1, "
+    "not zero, so it adds its claim (1 -> 2) and stops there, trusting the owner of the first "
+    "claim to hold the path up above node 2. That owner never got above node 2 and is leaving: "
+    "thread 1 holds page 4 under the held block 1 (a), and at its alloc's linearization point "
+    "block 1 is live (c)."
+)
+
 CASES = (
     Case("reference", "b", 2, 2, _HANDED_OVER),
     Case("skip_only", "b", 2, 2, "The unmark repair alone leaves the rollback defect: " + _HANDED_OVER),
@@ -165,6 +177,7 @@ CASES = (
         search="attempt",
         scenario=((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),)),
     ),
+    Case("stop_early", "a", 2, 2, _BORROWED_COUNT),
 )
 """Every counterexample kept: the reference's and each rejected candidate's."""
 

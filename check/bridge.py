@@ -174,9 +174,14 @@ def reproduce(cx: Counterexample, remote: RemoteThreads | None = None) -> Reprod
     written_after_drop: set[int] = set()
     refused: int | None = None
     gave_up: set[int] = set()
-    for k in cx.schedule:
+    for step, k in enumerate(cx.schedule):
         if k in gave_up and k not in dropped:
             dropped.append(k)
+        if state[k] is None and not queue[k]:
+            # Replayed on another variant, a thread may finish its operations sooner.
+            return Reproduction(
+                False, f"the model's thread {k} has no operation left at step {step}: the runs part ways"
+            )
         if k in dropped:
             # The model's later operations of a thread the implementation left scanning.
             later = state[k] or _start(m, queue[k], cx.mode, cx.checked_free)

@@ -45,10 +45,17 @@ class DroppedCasRetry(NBBS):
 class MissedRollback(NBBS):
     """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False, expected: int | None = None) -> bool:
+    def _free_node(
+        self,
+        n: int,
+        top_level: int,
+        rollback: bool = False,
+        expected: int | None = None,
+        start: int | None = None,
+    ) -> bool:
         if rollback:
             return True  # defect: the candidate stays occupied, the path below the ancestor marked
-        return super()._free_node(n, top_level, rollback, expected)
+        return super()._free_node(n, top_level, rollback, expected, start)
 
 
 class ClimbStopsEarly(NBBS):
@@ -75,11 +82,18 @@ class ReleaseBeforeMark(NBBS):
 
     transitions = bits.CORRECTED  # only the five-bit variants mark; this one releases last
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False, expected: int | None = None) -> bool:
+    def _free_node(
+        self,
+        n: int,
+        top_level: int,
+        rollback: bool = False,
+        expected: int | None = None,
+        start: int | None = None,
+    ) -> bool:
         self._w.store(n, self.transitions.release(bits.BUSY))  # defect: released before the mark phase
         # The release CAS at the end finds the word this store left (or an alloc's): either way
         # this free released the block, as the published code's second store did.
-        super()._free_node(n, top_level, rollback, expected)
+        super()._free_node(n, top_level, rollback, expected, start)
         return True
 
 

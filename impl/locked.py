@@ -84,7 +84,9 @@ class LockedBuddy:
                 words[n] = bits.BUSY
                 child = n
                 while g.level(child) > self.max_level:
-                    p = g.parent(child)
-                    words[p] = self.transitions.climb(words[p], g.side(child))
+                    p, old = g.parent(child), words[g.parent(child)]
+                    words[p] = self.transitions.climb(old, g.side(child))
+                    if self.transitions.climb_stops(old, g.side(child)):
+                        break
                     child = p
             return tuple(words)

@@ -183,13 +183,20 @@ class NBBS:
             n = first + pos
             cur = w.load(n)
             if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
-                failed = self._climb(n)
+                failed, wrote = self._climb_top_down(n) if t.top_down else (self._climb(n), True)
                 if failed is None:
                     if hint is None:
                         self._local.last[lvl] = pos
                     return n
                 # Undo below the occupied ancestor, then skip its whole subtree.
-                if not self._free_node(n, g.level(failed) + 1, rollback=True):
+                if not t.top_down:
+                    released = self._free_node(n, g.level(failed) + 1, rollback=True)
+                elif wrote:
+                    # The descent counted the path above ``failed``: uncount from there up.
+                    released = self._free_node(n, self.max_level, rollback=True, start=failed)
+                else:
+                    released = self._free_node(n, g.level(n), rollback=True)
+                if not released:
                     return None  # our own block's release lost: impossible unless the words are corrupt
                 nxt = g.after_subtree(failed, lvl) - first
                 scanned += nxt - pos
@@ -210,19 +217,75 @@ class NBBS:
                 if t.is_occupied(cur):
                     return p
                 new = t.climb(cur, s)
-                if new == cur or w.cas(p, cur, new):
+                if new == cur:
+                    break
+                if w.cas(p, cur, new):
+                    if t.climb_stops(cur, s):
+                        return None
                     break
             child = p
         return None
 
-    def _free_node(self, n: int, top_level: int, rollback: bool = False, expected: int | None = None) -> bool:
+    def _climb_top_down(self, n: int) -> tuple[int | None, bool]:
+        """The ``top-down`` climb: read up to the anchor, then count from there down to ``n``.
+
+        Returns (None, _) on success, else the occupied node that stopped it and whether the
+        descent had counted the path above that node (it must then be uncounted).
+        """
+        w, t = self._w, self.transitions
+        child = n
+        while g.level(child) > self.max_level:
+            # Ascend (loads only) to the anchor: a side already claimed, or max_level.
+            p, s = g.parent(child), g.side(child)
+            cur = w.load(p)
+            if t.is_occupied(cur):
+                return p, False
+            if g.level(p) > self.max_level and not t.climb_stops(cur, s):
+                child = p
+                continue
+            top = g.level(p)
+            # Descend: count every node from the anchor down to n's parent.
+            while True:
+                x, s = g.parent(child), g.side(child)
+                if not w.cas(x, cur, t.climb(cur, s)):
+                    cur = w.load(x)
+                    if t.is_occupied(cur):
+                        return x, g.level(x) != top
+                    if g.level(x) == top and top > self.max_level and not t.climb_stops(cur, s):
+                        break  # the anchor holds nothing up any more: ascend again from it
+                    continue
+                if g.level(x) != top and t.climb_stops(cur, s):
+                    # Another descent claimed this side first: our claim above x is one too many.
+                    q, sq = g.parent(x), g.side(x)
+                    while True:
+                        u = w.load(q)
+                        if w.cas(q, u, t.unmark(u, sq)):
+                            break
+                if child == n:
+                    return None, False
+                child = g.ancestor_at(n, g.level(child) + 1)
+                cur = w.load(g.parent(child))
+                if t.is_occupied(cur):
+                    return g.parent(child), True
+            child = x
+        return None, False
+
+    def _free_node(
+        self,
+        n: int,
+        top_level: int,
+        rollback: bool = False,
+        expected: int | None = None,
+        start: int | None = None,
+    ) -> bool:
         """Free block ``n``: mark (five-bit variants), release, unmark, up to level ``top_level``.
 
         The release is a CAS of ``n``'s word from ``expected`` (the word ``free``'s check
         loaded; by default the word occupy wrote) to zero; False if it failed, which ends the
         free there (another free of ``n`` released it first). A ``rollback`` (of an alloc whose
         climb failed) may go on above ``top_level`` in the ``corrected`` variant, when a
-        climb's free handed it the path above (``_extend``).
+        climb's free handed it the path above (``_extend``); a ``top-down`` rollback uncounts
+        from ``start``'s parent up (default: ``n``'s).
         """
         t = self.transitions
         if expected is None or rollback or t.release_last:
@@ -236,7 +299,7 @@ class NBBS:
         if not t.release_last and not self._release(n, expected):
             return False
         # Released (unless release_last): the block itself is free from here on.
-        self._unmark(n, top_level)
+        self._unmark(n if start is None else start, top_level)
         return self._release(n, expected) if t.release_last else True
 
     def _release(self, n: int, expected: int) -> bool:

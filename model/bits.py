@@ -29,6 +29,7 @@ on z3 bit-vectors of ``word_bits`` bits (the proofs) unchanged. Predicates retur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -201,6 +202,10 @@ class Transitions:
     """Whether unmark, finding its COAL bit gone, goes on above (``corrected``) instead of stopping."""
     rollback_continues: Callable[[int, int], bool] = never
     """Whether a rollback goes on above its bound (``corrected``) given the word above it."""
+    climb_stops: Callable[[int, int], bool] = never
+    """Whether a climb whose CAS on side ``s`` succeeded over the word ``old`` stops there, the
+    alloc done (``stop_early``: the side was already claimed); ``never``: it goes on to
+    ``max_level``."""
     rollback_extends: bool = False
     """Whether a rollback that would go on at its bound looks above it at all: ``False``
     for the published algorithm, which makes no access there."""
@@ -212,6 +217,11 @@ class Transitions:
     """Whether the release is a CAS from the block's word (as the free found it) to ``release``
     of it, which fails if another free released the block first (``counted``), or the published
     plain store of ``release(BUSY)`` (the five-bit variants, kept as published)."""
+
+    top_down: bool = False
+    """Whether the climb only *reads* up to the first ancestor whose side is already claimed (or
+    ``max_level``), then writes its claims from there back down (``top-down``, ALGORITHM.md
+    §1.4.2): a count is made non-zero only under an ancestor that already holds it up."""
 
     marks: bool = True
     """Whether a free marks (announces its coalescing with COAL bits) before it unmarks. The
@@ -229,6 +239,10 @@ class Transitions:
 
     show: Callable[[int], str] = lambda w: show(w)
     """A word in binary with its fields named, for counterexamples."""
+
+    at_width: Callable[[int], Transitions] | None = None
+    """The same variant with ``width``-bit counts (the model checker's narrow words), for the
+    variants with counts; None for the five-bit ones."""
 
     def mark(self, w: int, s: int) -> int:
         """The word after this bundle's mark of side ``s`` (the fetch-or of ``mark_mask``)."""
@@ -375,11 +389,157 @@ def counted(width: int = COUNT_BITS) -> Transitions:
         count_bits=width,
         node_ok=node_ok_counted,
         show=show_counted,
+        at_width=counted,
     )
 
 
 COUNTED = counted()
 """The algorithm we ship: ``counted(COUNT_BITS)`` (ALGORITHM.md)."""
+
+
+def _count_fields(width: int) -> tuple[int, int, int]:
+    """Where side ``s``'s count sits in a ``width``-bit counted word: (c_R's mask, c_L's mask,
+    one claim on the right)."""
+    field_r = ((1 << width) - 1) << COUNT_SHIFT
+    return field_r, field_r << width, 1 << COUNT_SHIFT
+
+
+def stop_early(width: int = COUNT_BITS) -> Transitions:
+    """The naive *stop-early* ``counted``: cheap near the root, and unsafe (ALGORITHM.md §1.4).
+
+    The words are ``counted``'s; a count now says how many of the child's claims were handed
+    up, as in a scalable non-zero indicator without its "arrival in progress" state::
+
+        climb       w -> w + one(s), then stop (the alloc is done) if c_s(w) was not zero
+        unmark      w -> w - one(s), then stop if c_s stays non-zero
+
+    Quiescent (``node_ok``): ``c_s(w) = [child s is a block] + [c_L(child) > 0] + [c_R(child) > 0]``.
+    The climb trusts a non-zero count to be held up above by whoever made it non-zero, but
+    that claim may still be climbing (and fail and roll back): a block is handed out with
+    nothing above its parent, and a larger block is occupied over it.
+    """
+    base = counted(width)
+    field_r, field_l, one_r = _count_fields(width)
+
+    def claimed(w: int, s: int) -> bool:
+        """Side ``s`` has a claim (before a climb: someone else holds the path up above)."""
+        return w & (field_r << (s * width)) != 0
+
+    def node_ok_stop_early(w: int, wl: int, wr: int, logic: Any) -> Any:
+        """Quiescent: a block has nothing below it; otherwise each side counts the child's
+        non-zero sides, or one if the child is a block."""
+
+        def handed_up(c: int, own: int, one: int) -> Any:
+            # own = c's count field in w; one = one claim there.
+            cl, cr = c & field_l != 0, c & field_r != 0
+            return logic.and_(
+                logic.implies(c & OCC != 0, own == one),
+                logic.implies(logic.and_(c & OCC == 0, cl, cr), own == one + one),
+                logic.implies(logic.and_(c & OCC == 0, logic.not_(cl), logic.not_(cr)), own == 0),
+                logic.implies(logic.and_(c & OCC == 0, logic.not_(cl == cr)), own == one),
+            )
+
+        occupied = w & OCC != 0
+        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
+        return logic.and_(
+            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
+            logic.implies(
+                logic.not_(occupied),
+                logic.and_(
+                    w & low == 0,
+                    handed_up(wl, w & field_l, one_r << width),
+                    handed_up(wr, w & field_r, one_r),
+                ),
+            ),
+        )
+
+    return dataclasses.replace(
+        base,
+        climb_stops=claimed,
+        unmark_stops=claimed,
+        node_ok=node_ok_stop_early,
+        at_width=stop_early,
+    )
+
+
+STOP_EARLY = stop_early()
+"""A rejected candidate: ``counted`` stopping its climb and its unmark early (issue 12)."""
+
+
+def top_down(width: int = COUNT_BITS) -> Transitions:
+    """``stop-early``'s words and transitions, with the claims written from the top down.
+
+    The climb *reads* from the candidate's parent up to the *anchor*: the first ancestor
+    whose side count is already non-zero (or the one at ``max_level``), failing at an
+    occupied one having written nothing. It then *descends*, adding one at the anchor and
+    at every node below it on the path (load, CAS). A count therefore becomes non-zero only
+    after the claim that holds it up above was written, and (the free being ``stop-early``'s,
+    bottom-up) stops being held up only after it is zero again: a non-zero count always has
+    claims above it all the way to ``max_level``. A descent that finds a side already claimed
+    by another has one claim too many above it and takes it back (one CAS on the parent); one
+    that finds a node occupied takes back what it wrote above (the free's uncounting from
+    there) and releases its candidate. Quiescent words are ``stop-early``'s.
+    """
+    return dataclasses.replace(stop_early(width), top_down=True, at_width=top_down)
+
+
+TOP_DOWN = top_down()
+"""Issue 12's candidate: ``stop-early`` made safe by writing the claims from the top down."""
+
+
+def top_down_node(width: int = COUNT_BITS) -> Transitions:
+    """``top-down`` with one token per *child* instead of one per child's side: cheaper.
+
+    A side's count is ``[child is a block] + [child has any claim]``: a child's second side
+    becoming claimed hands nothing up. So the anchor is the first ancestor with a claim on
+    *either* side, a descent takes its claim back where the node already had any claim, and
+    the free stops where the node keeps any claim. A page whose buddy is held anchors at its
+    parent: the alloc counts one word, the free uncounts one (the published algorithm makes
+    one more read-modify-write there).
+    """
+    field_r, field_l, one_r = _count_fields(width)
+
+    def nonempty(w: int, s: int) -> bool:
+        """The node has a claim on some side (``s`` only fixes the signature)."""
+        return w & (field_l | field_r) != 0
+
+    def node_ok_node(w: int, wl: int, wr: int, logic: Any) -> Any:
+        """Quiescent: a block has nothing below it; otherwise each side counts one for its
+        child if the child is a block or has any claim."""
+
+        def handed_up(c: int, own: int, one: int) -> Any:
+            busy = c & OCC != 0
+            some = c & (field_l | field_r) != 0
+            return logic.and_(
+                logic.implies(logic.or_(busy, some), own == one),
+                logic.implies(logic.and_(logic.not_(busy), logic.not_(some)), own == 0),
+            )
+
+        occupied = w & OCC != 0
+        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
+        return logic.and_(
+            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
+            logic.implies(
+                logic.not_(occupied),
+                logic.and_(
+                    w & low == 0,
+                    handed_up(wl, w & field_l, one_r << width),
+                    handed_up(wr, w & field_r, one_r),
+                ),
+            ),
+        )
+
+    return dataclasses.replace(
+        top_down(width),
+        climb_stops=nonempty,
+        unmark_stops=nonempty,
+        node_ok=node_ok_node,
+        at_width=top_down_node,
+    )
+
+
+TOP_DOWN_NODE = top_down_node()
+"""``top-down`` with a token per child rather than per child's side (ALGORITHM.md §1.4.3)."""
 
 VARIANTS: dict[str, Transitions] = {
     "reference": PUBLISHED,
@@ -389,6 +549,9 @@ VARIANTS: dict[str, Transitions] = {
     "rollback_skip": ROLLBACK_SKIP,
     "rollback_skip_last": ROLLBACK_SKIP_LAST,
     "counted": COUNTED,
+    "stop_early": STOP_EARLY,
+    "top_down": TOP_DOWN,
+    "top_down_node": TOP_DOWN_NODE,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
 ``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected

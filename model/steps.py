@@ -37,7 +37,8 @@ of the level the scan may still visit (``m.attempt`` starts with 1, so any failu
     A_OCC     cas n: cur -> occupy(cur);  ok -> climb from n  else advance
     C_LOAD    load p = parent(child);  occupied? -> roll back below p
               else climb(old) == old ? -> next level  else C_CAS (cur = old)
-    C_CAS     cas p: cur -> climb(cur);  ok -> next level  else C_LOAD
+    C_CAS     cas p: cur -> climb(cur);  ok -> climb_stops(cur)? -> done  else next level;
+              failed -> C_LOAD
     R_*       the free below, of n, bounded by top = level(p) + 1; then skip p's subtree
     R_PLOAD   (rollback_extends) the mark reached top and would go on: load the failed
               ancestor;  rollback_continues(old)? -> R_PCAS (cur = old)  else release
@@ -143,6 +144,7 @@ ROLLBACK = 4
 R_MARK, R_RELEASE, R_ULOAD, R_UCAS = (pc + ROLLBACK for pc in (F_MARK, F_RELEASE, F_ULOAD, F_UCAS))
 F_CHECK = 15
 R_PLOAD, R_PCAS = 16, 17
+D_LOAD, D_CAS, U_LOAD, U_CAS = 18, 19, 20, 21
 
 PC_NAMES = (
     "done:ok", "done:fail", "done:free",
@@ -150,6 +152,7 @@ PC_NAMES = (
     "free:mark", "free:release", "free:unmark-load", "free:unmark-cas",
     "rollback:mark", "rollback:release", "rollback:unmark-load", "rollback:unmark-cas",
     "free:check", "rollback:above-load", "rollback:above-cas",
+    "alloc:descend-load", "alloc:descend-cas", "alloc:undo-load", "alloc:undo-cas",
 )  # fmt: skip
 
 
@@ -193,7 +196,9 @@ def describe(op: OpState) -> str:
     extra = []
     if op.child:
         extra.append(f"child={op.child}")
-    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS, R_PCAS) or (op.pc in (F_RELEASE, R_RELEASE) and op.cur):
+    if op.pc in (A_OCC, C_CAS, F_UCAS, R_UCAS, R_PCAS, D_CAS, U_CAS) or (
+        op.pc in (F_RELEASE, R_RELEASE) and op.cur
+    ):
         extra.append(f"cur={op.cur:05b}")
     if F_MARK <= op.pc <= R_UCAS or op.pc >= R_PLOAD:
         extra.append(f"top={op.top}")
@@ -264,6 +269,15 @@ class Machine:
             return Access(Kind.LOAD, g.parent(op.child))
         if pc == R_PCAS:
             return Access(Kind.CAS, g.parent(op.child), op.cur, t.mark(op.cur, g.side(op.child)))
+        if pc == D_LOAD:
+            return Access(Kind.LOAD, g.parent(op.child))
+        if pc == D_CAS:
+            return Access(Kind.CAS, g.parent(op.child), op.cur, t.climb(op.cur, g.side(op.child)))
+        if pc == U_LOAD:
+            return Access(Kind.LOAD, g.parent(g.parent(op.child)))
+        if pc == U_CAS:
+            x = g.parent(op.child)
+            return Access(Kind.CAS, g.parent(x), op.cur, t.unmark(op.cur, g.side(x)))
         if pc >= F_MARK:
             base = pc - ROLLBACK if R_MARK <= pc <= R_UCAS else pc
             if base == F_MARK:
@@ -329,6 +343,8 @@ class Machine:
             return [(live, found), (logic.not_(live), down)]
         if pc in (R_PLOAD, R_PCAS):
             return self._extend_branches(op, old, logic)
+        if pc >= D_LOAD:
+            return self._descend_branches(op, old, logic)
         if pc >= F_MARK:
             return self._free_branches(op, old, logic)
         raise ValueError(f"the operation is done ({describe(op)}); it has no next step")
@@ -354,9 +370,26 @@ class Machine:
 
     def _climb_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
         t, s, p = self.transitions, g.side(op.child), g.parent(op.child)
+        if t.top_down:
+            # The ascent only reads: fail having written nothing, go up, or turn at the anchor.
+            occupied = t.is_occupied(old)
+            descend = op._replace(pc=D_CAS, cur=old, top=g.level(p))
+            if g.level(p) == self.max_level:
+                return [(occupied, self._roll_back_above(op, p)), (logic.not_(occupied), descend)]
+            anchored = t.climb_stops(old, s)
+            return [
+                (occupied, self._roll_back_above(op, p)),
+                (logic.and_(logic.not_(occupied), anchored), descend),
+                (logic.and_(logic.not_(occupied), logic.not_(anchored)), op._replace(child=p)),
+            ]
         if op.pc == C_CAS:
             ok = old == op.cur
-            return [(ok, self._climb_from(op, p)), (logic.not_(ok), op._replace(pc=C_LOAD, cur=0))]
+            stops = t.climb_stops(op.cur, s)
+            return [
+                (logic.and_(ok, stops), OpState(DONE_OK, op.n)),
+                (logic.and_(ok, logic.not_(stops)), self._climb_from(op, p)),
+                (logic.not_(ok), op._replace(pc=C_LOAD, cur=0)),
+            ]
         occupied = t.is_occupied(old)
         same = t.climb(old, s) == old
         rollback = self._free_from(op.n, g.level(p) + 1, ROLLBACK, op.left)._replace(fail=p)
@@ -366,6 +399,67 @@ class Machine:
             (logic.and_(logic.not_(occupied), same), self._climb_from(op, p)),
             (logic.and_(logic.not_(occupied), logic.not_(same)), op._replace(pc=C_CAS, cur=old)),
         ]
+
+    # -- top-down climb (``Transitions.top_down``) -------------------------------------------
+    #
+    # D_LOAD    load x = parent(child);  occupied? -> roll back (x the anchor: nothing written;
+    #           below it: uncount from x up);  x the anchor, not at max_level, its side now
+    #           unclaimed? -> ascend again from x  else D_CAS (cur = old)
+    # D_CAS     cas x: cur -> climb(cur);  failed -> D_LOAD;  below the anchor and the side was
+    #           already claimed? -> U_LOAD (our claim on parent(x) is one too many)  else down
+    # U_LOAD    load parent(x);  -> U_CAS (cur = old)
+    # U_CAS     cas parent(x): cur -> unmark(cur);  failed -> U_LOAD;  ok -> down
+    #
+    # ``top`` is the anchor's level; "down" moves ``child`` one node towards n (D_LOAD), or
+    # succeeds when the node just written was n's parent.
+
+    def _roll_back_above(self, op: OpState, p: int) -> OpState:
+        """The climb found ``p`` occupied having written nothing above ``op.n``: release ``op.n``."""
+        return OpState(R_RELEASE, op.n, top=g.level(op.n), cur=self._held(), left=op.left, fail=p)
+
+    def _roll_back_below(self, op: OpState, x: int) -> OpState:
+        """The descent found ``x`` occupied below the anchor: release, then uncount from ``x`` up."""
+        return OpState(R_RELEASE, op.n, child=x, top=self.max_level, cur=self._held(), left=op.left, fail=x)
+
+    def _down(self, op: OpState) -> OpState:
+        """The descent wrote ``parent(op.child)``: go on to the next node down, or succeed."""
+        if op.child == op.n:
+            return OpState(DONE_OK, op.n)
+        below = g.ancestor_at(op.n, g.level(op.child) + 1)
+        return OpState(D_LOAD, op.n, child=below, top=op.top, left=op.left)
+
+    def _descend_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
+        t, s, x = self.transitions, g.side(op.child), g.parent(op.child)
+        anchor = g.level(x) == op.top
+        if op.pc == D_LOAD:
+            occupied = t.is_occupied(old)
+            stop = self._roll_back_above(op, x) if anchor else self._roll_back_below(op, x)
+            cas = op._replace(pc=D_CAS, cur=old)
+            if anchor and g.level(x) > self.max_level:
+                # The anchor's claims left while our CAS failed: it holds nothing up any more.
+                gone = logic.not_(t.climb_stops(old, s))
+                up = OpState(C_LOAD, op.n, child=x, left=op.left)
+                return [
+                    (occupied, stop),
+                    (logic.and_(logic.not_(occupied), gone), up),
+                    (logic.and_(logic.not_(occupied), logic.not_(gone)), cas),
+                ]
+            return [(occupied, stop), (logic.not_(occupied), cas)]
+        if op.pc == D_CAS:
+            ok = old == op.cur
+            retry = op._replace(pc=D_LOAD, cur=0)
+            if anchor:
+                return [(ok, self._down(op)), (logic.not_(ok), retry)]
+            joined = t.climb_stops(op.cur, s)
+            return [
+                (logic.and_(ok, joined), op._replace(pc=U_LOAD, cur=0)),
+                (logic.and_(ok, logic.not_(joined)), self._down(op)),
+                (logic.not_(ok), retry),
+            ]
+        if op.pc == U_LOAD:
+            return [(True, op._replace(pc=U_CAS, cur=old))]
+        ok = old == op.cur
+        return [(ok, self._down(op)), (logic.not_(ok), op._replace(pc=U_LOAD, cur=0))]
 
     # -- free and rollback -------------------------------------------------------------------
 
@@ -421,14 +515,17 @@ class Machine:
         if base == F_RELEASE and not t.release_cas:
             if t.release_last:
                 return [(True, self._finish_free(op, rb))]
-            return [(True, self._unmark_from(op, op.n, rb))]
+            # (A top-down rollback uncounts from the node it failed at: ``child``.)
+            return [(True, self._unmark_from(op, op.child or op.n, rb))]
         if base == F_RELEASE:
             ok = old == op.cur
             # Lost: another free released the block first; this one ends having written nothing.
             lost = OpState(DONE_FAIL, 0)
             if t.release_last:
                 return [(ok, self._finish_free(op._replace(cur=0), rb)), (logic.not_(ok), lost)]
-            return [(ok, self._unmark_from(op._replace(cur=0), op.n, rb)), (logic.not_(ok), lost)]
+            # (A top-down rollback uncounts from the node it failed at: ``child``.)
+            start = op.child or op.n
+            return [(ok, self._unmark_from(op._replace(cur=0), start, rb)), (logic.not_(ok), lost)]
         s, p = g.side(op.child), g.parent(op.child)
         if base == F_MARK:
             release = self._release(op, rb, op.top)

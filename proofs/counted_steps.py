@@ -260,8 +260,12 @@ def invariant(st: State) -> list[tuple[str, Any]]:
     return out
 
 
-def _inv(st: State) -> Any:
-    return z3.And([c for _, c in invariant(st)])
+Invariant = Callable[[State], list[tuple[str, Any]]]
+"""A step-level invariant as named conjuncts (``invariant`` here; ``topdown_steps`` has its own)."""
+
+
+def _inv(st: State, inv: Invariant | None = None) -> Any:
+    return z3.And([c for _, c in (inv or invariant)(st)])
 
 
 def _held(st: State) -> list[tuple[int, Any]]:
@@ -342,7 +346,10 @@ def _step(s: System, pre: State, post: State, k: int, pc: int) -> tuple[Any, lis
     return z3.And(z3.Or(options), *others), cases[:1]
 
 
-def _step_query(v: Variant, depth: int, threads: int, k: int, pc: int, max_level: int) -> Query:
+def _step_query(
+    v: Variant, depth: int, threads: int, k: int, pc: int, max_level: int, inv: Invariant | None = None
+) -> Query:
+    inv = inv or invariant
     s = _system(v, depth, threads, max_level)
     pre, post = State(s, ""), State(s, "post_")
     post.static = pre.static
@@ -351,11 +358,11 @@ def _step_query(v: Variant, depth: int, threads: int, k: int, pc: int, max_level
     def explain(m: z3.ModelRef) -> str:
         lines = _show_state(pre, m, f"before (Inv holds), thread {k} steps at {steps.PC_NAMES[pc]}")
         lines += _show_state(post, m, "after")
-        broken = [name for name, c in invariant(post) if z3.is_false(m.eval(c, model_completion=True))]
+        broken = [name for name, c in inv(post) if z3.is_false(m.eval(c, model_completion=True))]
         lines.append("  Inv broken after the step at: " + "; ".join(broken))
         return "\n".join(lines)
 
-    return Query([_inv(pre), move], invariant(post), explain, (), cases)
+    return Query([_inv(pre, inv), move], inv(post), explain, (), cases)
 
 
 @functools.lru_cache(maxsize=64)
@@ -363,7 +370,8 @@ def _system(v: Variant, depth: int, threads: int, max_level: int) -> System:
     return system(v, depth, threads, max_level)
 
 
-def _initial(v: Variant, depth: int, threads: int, max_level: int) -> Query:
+def _initial(v: Variant, depth: int, threads: int, max_level: int, inv: Invariant | None = None) -> Query:
+    inv = inv or invariant
     s = _system(v, depth, threads, max_level)
     st = State(s, "")
     assert s.t.node_ok is not None
@@ -371,7 +379,7 @@ def _initial(v: Variant, depth: int, threads: int, max_level: int) -> Query:
     prem += _quiescent(st)
     prem += [(st.w[x] & bits.OCC != 0) == st.static[x] for x in s.candidates]
     prem += _no_static_above(st)
-    return Query(prem, invariant(st), _explain_one(st), [*(st.w[x] == 0 for x in s.nodes)])
+    return Query(prem, inv(st), _explain_one(st), [*(st.w[x] == 0 for x in s.nodes)])
 
 
 def _no_static_above(st: State) -> list[Any]:
@@ -396,7 +404,7 @@ def _quiescent(st: State) -> list[Any]:
     return out
 
 
-def _safe(v: Variant, depth: int, threads: int, max_level: int) -> Query:
+def _safe(v: Variant, depth: int, threads: int, max_level: int, inv: Invariant | None = None) -> Query:
     s = _system(v, depth, threads, max_level)
     st = State(s, "")
     held = _held(st)
@@ -406,10 +414,12 @@ def _safe(v: Variant, depth: int, threads: int, max_level: int) -> Query:
         for y, hy in held[i + 1 :]
         if g.overlaps(x, y)
     ]
-    return Query([_inv(st)], [("no two held blocks overlap", z3.And(apart or [True]))], _explain_one(st))
+    return Query([_inv(st, inv)], [("no two held blocks overlap", z3.And(apart or [True]))], _explain_one(st))
 
 
-def _quiescent_exact(v: Variant, depth: int, threads: int, max_level: int) -> Query:
+def _quiescent_exact(
+    v: Variant, depth: int, threads: int, max_level: int, inv: Invariant | None = None
+) -> Query:
     s = _system(v, depth, threads, max_level)
     st = State(s, "")
     resting = [o for o in s.ops if o.pc in (steps.DONE_OK, steps.DONE_FAIL)]
@@ -428,11 +438,11 @@ def _quiescent_exact(v: Variant, depth: int, threads: int, max_level: int) -> Qu
     return Query(
         prem,
         [
-            ("Inv implies the quiescent invariant", z3.Implies(_inv(st), z3.And(_quiescent(st)))),
-            ("Inv implies the blocks are the held set", z3.Implies(_inv(st), blocks_are_held)),
+            ("Inv implies the quiescent invariant", z3.Implies(_inv(st, inv), z3.And(_quiescent(st)))),
+            ("Inv implies the blocks are the held set", z3.Implies(_inv(st, inv), blocks_are_held)),
             (
                 "the quiescent invariant with the blocks as held set (each held once) implies Inv",
-                z3.Implies(z3.And(*_quiescent(st), blocks_are_held, once), _inv(st)),
+                z3.Implies(z3.And(*_quiescent(st), blocks_are_held, once), _inv(st, inv)),
             ),
         ],
         _explain_one(st),
@@ -444,16 +454,28 @@ def pcs(v: Variant, depth: int, threads: int, max_level: int = 0) -> list[int]:
     return sorted({o.pc for o in _system(v, depth, threads, max_level).ops})
 
 
-def obligations(depth: int, threads: int, max_level: int = 0) -> list[Obligation]:
-    """The step-level obligations of ``counted`` for ``threads`` threads on a tree of ``depth``."""
+def obligations(
+    depth: int,
+    threads: int,
+    max_level: int = 0,
+    *,
+    inv: Invariant | None = None,
+    prefix: str = "csteps",
+    subject: Variant | None = None,
+) -> list[Obligation]:
+    """The step-level obligations of ``counted`` for ``threads`` threads on a tree of ``depth``.
+
+    ``inv``, ``prefix`` and ``subject`` (whose program counters get a query each) prove
+    another counted-word variant with its own invariant instead (``topdown_steps``).
+    """
     suffix = f"_T{threads}" + (f"_ml{max_level}" if max_level else "")
 
     def by(f: Callable[..., Query], *args: int) -> Callable[[Variant], Query]:
-        return lambda v: f(v, *args)
+        return lambda v: f(v, *args, inv)
 
     out = [
         Obligation(
-            f"csteps_initial{suffix}",
+            f"{prefix}_initial{suffix}",
             "steps",
             depth,
             f"{threads} threads: every quiescent tree with idle threads satisfies Inv",
@@ -463,10 +485,10 @@ def obligations(depth: int, threads: int, max_level: int = 0) -> list[Obligation
     from nbbs.proofs._variant import COUNTED
 
     for k in range(threads):
-        for pc in pcs(COUNTED, depth, threads, max_level):
+        for pc in pcs(subject or COUNTED, depth, threads, max_level):
             out.append(
                 Obligation(
-                    f"csteps{suffix}_t{k}@{steps.PC_NAMES[pc]}",
+                    f"{prefix}{suffix}_t{k}@{steps.PC_NAMES[pc]}",
                     "steps",
                     depth,
                     f"{threads} threads: a step of thread {k} at {steps.PC_NAMES[pc]} preserves Inv",
@@ -475,7 +497,7 @@ def obligations(depth: int, threads: int, max_level: int = 0) -> list[Obligation
             )
     out.append(
         Obligation(
-            f"csteps_safe{suffix}",
+            f"{prefix}_safe{suffix}",
             "steps",
             depth,
             f"{threads} threads: Inv implies no two held blocks overlap",
@@ -484,7 +506,7 @@ def obligations(depth: int, threads: int, max_level: int = 0) -> list[Obligation
     )
     out.append(
         Obligation(
-            f"csteps_quiescent{suffix}",
+            f"{prefix}_quiescent{suffix}",
             "steps",
             depth,
             f"{threads} threads, none in flight: Inv iff the quiescent invariant with the blocks held",

@@ -30,3 +30,14 @@ def test_a_counterexample_on_the_corrected_variant_does_not_reproduce() -> None:
         "corrected", cx.depth, cx.max_order, cx.initial_live, cx.threads, cx.schedule, cx.property
     )
     assert not reproduce(fixed).reproduced
+
+
+def test_the_stop_early_overlap_does_not_reproduce_on_the_counted_variant() -> None:
+    # On counted, thread 1's climb does not stop at node 2's borrowed count: it goes on to the
+    # root, finds block 1 and rolls back, so the accesses part ways and nothing overlaps.
+    cx = Counterexample.load(FOLDER / "stop-early-a.json")
+    assert reproduce(cx).reproduced
+    fixed = Counterexample(
+        "counted", cx.depth, cx.max_order, cx.initial_live, cx.threads, cx.schedule, cx.property
+    )
+    assert not reproduce(fixed).reproduced
