@@ -70,6 +70,13 @@ def result_table(results: list[Result]) -> Table:
     help="Time to shrink a failure.",
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Controlled mode: write the first failing schedule, re-run on the port, as a page to watch.",
+)
+@click.option(
     "--scenario",
     "scenarios",
     multiple=True,
@@ -89,6 +96,7 @@ def conform_cmd(
     max_depth: int,
     timeout: float,
     shrink_seconds: float,
+    html_path: str | None,
     scenarios: tuple[str, ...],
     seed: int,
     json_file: str | None,
@@ -111,6 +119,7 @@ def conform_cmd(
         timeout=timeout,
         shrink_seconds=shrink_seconds,
         scenarios=scenarios,
+        html=html_path,
         seed=seed,
     )
     with Progress(

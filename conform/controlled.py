@@ -57,6 +57,7 @@ __all__ = [
     "PortError",
     "ScanCost",
     "export_schedules",
+    "page",
     "reference_port",
     "replay",
     "replay_trace",
@@ -277,6 +278,27 @@ def replay(
         variant = variant_of(scenario.allocator)
         ecfg = config.explore_config(None, config.refinement and variant in port.variants)
         return _on_port(port, text, ecfg)
+
+
+def page(
+    port_command: Sequence[str], text: str, path: str | Path, config: ControlledConfig = ControlledConfig()
+) -> Path:
+    """Re-run schedule ``text`` on the port and write what the port did, access by access, as a
+    counterexample page (``nbbs conform --html``, ``check/viewer.py``): the path written."""
+    from nbbs.check import viewer
+
+    scenario, _ = parse(text)
+    with ControlledPort(port_command, config.page_size, config.start) as port:
+        port.log = []
+        variant = variant_of(scenario.allocator)
+        ecfg = config.explore_config(None, config.refinement and variant in port.variants)
+        out, _ = _on_port(port, text, ecfg)
+        log, name = port.log, port.name
+    transcript = [x for cmd, replies in log for x in (f"> {cmd}", *(f"< {r}" for r in replies))]
+    f = out.failure
+    violation = None if f is None else viewer.Violation(f.kind, " ".join(f.message.splitlines()[:2]), f.step)
+    trace = viewer.from_protocol(transcript, violation, title=f"nbbs conform: {name}", source=text)
+    return viewer.write(trace, path)
 
 
 def _on_port(port: ControlledPort, text: str, config: ExploreConfig) -> tuple[Outcome, str]:

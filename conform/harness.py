@@ -56,6 +56,8 @@ class Options:
     """The deepest arena the sequential machine draws."""
     timeout: float = 10.0
     """How long one reply may take, in seconds (a ``stress`` history: 12 times as long)."""
+    html: str | None = None
+    """Controlled mode: write the first failing schedule, re-run on the port, as a viewer page here."""
     scenarios: tuple[str, ...] = ()
     """Controlled mode: scenario strings to explore, or schedule strings to replay (empty: random
     scenarios)."""
@@ -157,6 +159,9 @@ def controlled(command: Sequence[str], options: Options, seconds: float) -> list
             for s, why in run.failures[:3]
         )
     )
+    if run.failures and options.html is not None:
+        written = mode.page(list(command), run.failures[0][0], options.html, config)
+        detail += f"\nthe port's run as a page: {written} (open it in a browser)"
     results = [
         Result(f"controlled {run.variant}", run.schedules, OK if run.ok else VIOLATION, run.seconds, detail)
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DEEP
@@ -71,6 +72,19 @@ def test_exhaustive_search_finds_the_published_overlap_in_the_c_code_unaided() -
     assert why.startswith("overlap:"), why
     out, _ = c.replay(port(controlled=True), text)
     assert out.failure is not None and out.failure.kind == "overlap"
+
+
+def test_nbbs_conform_writes_the_ports_failing_run_as_a_page(tmp_path: Path) -> None:
+    page = tmp_path / "lost.html"
+    options = Options(controlled=True, examples=5, seconds=10.0, variants=("reference",), html=str(page))
+    options = dataclasses.replace(options, scenarios=(LOST,), seed=7)
+    results = conform(port(controlled=True), options)
+    caught = next(r for r in results if r.check == "controlled reference")
+    assert caught.status == VIOLATION and str(page) in caught.detail
+    text = page.read_text()
+    # The page shows the C port's own accesses (its name from the handshake) and the lost block.
+    assert "nbbs conform: nbbs-c" in text and "is free but a sequential alloc of it fails" in text
+    assert "http://" not in text and "https://" not in text
 
 
 def test_pct_finds_the_published_lost_block_in_the_c_code_unaided() -> None:
