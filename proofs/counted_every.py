@@ -167,6 +167,7 @@ class World:
                     z3.BitVec(f"R_R@{k}", WIDE),
                     z3.BitVec(f"R_L@{k}", WIDE),
                     z3.Bool(f"H@{k}"),
+                    z3.Bool(f"S@{k}"),
                 ],
             )
         return self._at[key][1]
@@ -182,6 +183,10 @@ class World:
     def H(self, a: Any) -> Any:
         """Some other thread or a static block holds or occupies ``a``."""
         return self._vals(a)[3]
+
+    def S(self, a: Any) -> Any:
+        """``a`` is a static block or a block another thread holds (its alloc returned ``a``)."""
+        return self._vals(a)[4]
 
     def congruence(self) -> list[Any]:
         items = list(self._at.values())
@@ -408,6 +413,52 @@ def _frame(v: Variant, pc: int, scan: bool = False) -> Query:
     return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=False)
 
 
+def below_side(b: Any, a: Any, s: int) -> Any:
+    """``b`` lies strictly below side ``s`` of ``a``."""
+    la = level(a)
+    return z3.And(
+        level(b) > la,
+        g.ancestor_any(b, la, z3.If, BITS) == a,
+        bv(g.side(g.ancestor_any(b, la + 1, z3.If, BITS))) == s,
+    )
+
+
+def _safe(v: Variant) -> Query:
+    """``Inv`` implies no two held blocks overlap, for every depth (``csteps_safe``'s claim)."""
+    wd = World(v, scan=False)
+    op = symbolic_op(steps.DONE_OK)
+    a, b = z3.BitVecs("a b", BITS)
+
+    def held(x: Any) -> Any:
+        return z3.Or(wd.S(x), bv(op.n) == x)
+
+    prem = [*wd.bounds(), local(wd, op), wd.node(a), wd.node(b)]
+    for x in (a, b):
+        prem += [z3.And([c for _, c in ni(wd, wd.W(x), op, x)]), *wd.room(x), z3.Implies(wd.S(x), wd.H(x))]
+    # What R means: a static or held block below side s of a node at or below max_level is
+    # counted there (a static block in c_s's "static blocks below", a held one by its claim,
+    # which covers its whole path to max_level: ``claims`` at DONE_OK).
+    prem += [
+        z3.Implies(z3.And(wd.S(b), below_side(b, a, s), level(a) >= wd.max_level), wd.R(s, a) >= 1)
+        for s in (0, 1)
+    ]
+    prem += wd.congruence()
+    overlap = z3.And(held(a), held(b), level(a) < level(b), g.ancestor_any(b, level(a), z3.If, BITS) == a)
+
+    def explain(m: z3.ModelRef) -> str:
+        return (
+            "\n".join(
+                f"  node {val(m, x)} (level {val(m, level(x))}): word {wd.t.show(val(m, wd.W(x)))}, "
+                f"static or held by another: {val(m, wd.S(x))}, "
+                f"R_L={val(m, wd.R(1, x))} R_R={val(m, wd.R(0, x))}"
+                for x in (a, b)
+            )
+            + f"\n  me: done:ok n={val(m, bv(op.n))}"
+        )
+
+    return Query(prem, [("no two held blocks overlap", z3.Not(overlap))], explain)
+
+
 def pcs(v: Variant) -> list[int]:
     """The program counters a thread reaches (``counted_steps``' exploration at depth 3, where
     every pc of the attempt-mode machine appears)."""
@@ -422,6 +473,16 @@ def obligations(scan: bool = False) -> list[Obligation]:
     out = []
     prefix = "cevery_scan" if scan else "cevery"
     mode = "scan" if scan else "attempt"
+    if not scan:
+        out.append(
+            Obligation(
+                "cevery_safe",
+                "every",
+                None,
+                "any depth, any number of threads: Inv implies no two held blocks overlap",
+                _safe,
+            )
+        )
     for pc in pcs(COUNTED):
         name = steps.PC_NAMES[pc]
         out.append(

@@ -83,7 +83,12 @@ def _proved(p: Proof) -> None:
     assert p.proved, p.report()
 
 
-FAST = ["cevery_frame@alloc:climb-cas", "cevery_inv@alloc:occupy", "cevery_lockfree@alloc:occupy"]
+FAST = [
+    "cevery_safe",
+    "cevery_frame@alloc:climb-cas",
+    "cevery_inv@alloc:occupy",
+    "cevery_lockfree@alloc:occupy",
+]
 
 
 @pytest.mark.parametrize("name", FAST)
@@ -142,8 +147,22 @@ def test_the_catalogue_runs_every_depth_obligations_only_on_request() -> None:
 
     assert not [ob for ob in obligations.catalogue(1) if ob.group == "every"]
     default = [ob.name for ob in obligations.catalogue(1, groups=("every",), every="frame")]
-    assert default and all("_frame@" in n for n in default)
+    assert default and all("_frame@" in n for n in default if n != "cevery_safe") and "cevery_safe" in default
     attempt = [ob.name for ob in obligations.catalogue(1, groups=("every",), every="attempt")]
     assert any("_inv@" in n for n in attempt) and any("_lockfree@" in n for n in attempt)
     scan = [ob.name for ob in obligations.catalogue(1, groups=("every",), every="scan")]
     assert any(n.startswith("cevery_scan_inv@") for n in scan)
+
+
+def test_a_held_block_that_does_not_claim_its_path_breaks_the_every_depth_safety(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = counted_every.claim_levels
+
+    def damaged(op: steps.OpState, max_level: object, lvl: object = counted_every.level) -> object:
+        return None if op.pc == steps.DONE_OK else original(op, max_level, lvl)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(counted_every, "claim_levels", damaged)
+    p = prove(_ob("cevery_safe"), COUNTED)
+    assert not p.proved and not p.vacuous and p.broken == ("no two held blocks overlap",)
+    assert "static or held by another: 1" in p.counterexample and "me: done:ok" in p.counterexample
