@@ -82,10 +82,11 @@ def catalogue(
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
     if steps_depth is not None:
         if variant.counted:
-            from nbbs.proofs import counted_steps
+            from nbbs.proofs import counted_lin, counted_steps
 
             for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
                 out += counted_steps.obligations(depth, threads or 2, steps_max_level)
+                out += counted_lin.obligations(depth, threads or 2, steps_max_level)
         else:
             from nbbs.proofs import stepinv
 
