@@ -181,7 +181,7 @@ def verify_tasks() -> list[Task]:
             mutants="five-bit",
         ),
         _task(
-            "proofs (counted, every depth): the frame at every pc",
+            "proofs (counted, every depth): the frame at every pc, cevery_safe",
             lambda: catalogue(1, groups=("every",), every="frame"),
             SHIPPED,
         ),
