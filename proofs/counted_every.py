@@ -168,6 +168,8 @@ class World:
                     z3.BitVec(f"R_L@{k}", WIDE),
                     z3.Bool(f"H@{k}"),
                     z3.Bool(f"S@{k}"),
+                    z3.BitVec(f"wit_R@{k}", BITS),
+                    z3.BitVec(f"wit_L@{k}", BITS),
                 ],
             )
         return self._at[key][1]
@@ -185,8 +187,14 @@ class World:
         return self._vals(a)[3]
 
     def S(self, a: Any) -> Any:
-        """``a`` is a static block or a block another thread holds (its alloc returned ``a``)."""
+        """``a`` is a static block or another thread's live block (its alloc returned ``a`` and
+        its free has not released it: ``DONE_OK`` or ``F_RELEASE``)."""
         return self._vals(a)[4]
+
+    def wit(self, s: int, a: Any) -> Any:
+        """A live block of someone else below side ``s`` of ``a`` when ``R_s(a) > 0`` and no other
+        operation is in flight (a Skolem function: see ``_meaning``)."""
+        return self._vals(a)[5 + s]
 
     def congruence(self) -> list[Any]:
         items = list(self._at.values())
@@ -635,6 +643,128 @@ def lf_obligations(scan: bool = False) -> list[Obligation]:
             None,
             f"any depth: a step at {steps.PC_NAMES[pc]} lowers the write budget unless a CAS failed",
             functools.partial(_lock_free, pc=pc, scan=scan),
+        )
+        for pc in pcs(COUNTED)
+    ]
+
+
+# -- linearizability, every depth ------------------------------------------------------------
+#
+# The abstract state ``A`` (``counted_lin``'s): the static blocks and every thread's live block
+# (at ``DONE_OK``, or at ``F_RELEASE``: its free has not taken effect). Here ``A(a) = S(a) or
+# live(me, a)``, with ``O`` "another operation is in flight" (another thread at a pc other than
+# idle and ``DONE_OK``). What ``R``, ``H`` and ``S`` mean about the other threads, used as
+# premises (``_meaning``; the definitions, argued by hand as the composition is):
+#   S(x) => H(x)                                   a live block is held or occupied
+#   S(b), b below side s of a, a at/below max_level => R_s(a) >= 1   (its claim or static count)
+#   not O, R_s(a) >= 1 => wit_s(a) is live for someone else and lies below side s of a
+#   not O, H(a) => S(a)                            nobody in flight: an occupied node is live
+
+
+def live(op: OpState, a: Any, point: str = "release") -> Any:
+    """``a`` is ``op``'s thread's live block (``point``: where a free takes effect,
+    ``counted_lin.FREE_POINTS``)."""
+    from nbbs.proofs.counted_lin import FREE_POINTS
+
+    if op.pc in FREE_POINTS[point]:
+        return bv(op.n) == a
+    return z3.BoolVal(False)
+
+
+def _meaning(wd: World, pairs: list[tuple[Any, Any]], at: list[Any], others: Any) -> list[Any]:
+    out = [z3.Implies(wd.S(x), wd.H(x)) for x in at]
+    for a, b in pairs:
+        out += [
+            z3.Implies(z3.And(wd.S(b), below_side(b, a, s), level(a) >= wd.max_level), wd.R(s, a) >= 1)
+            for s in (0, 1)
+        ]
+    for a in at:
+        out += [
+            z3.Implies(
+                z3.And(z3.Not(others), wd.R(s, a) >= 1),
+                z3.And(wd.S(wd.wit(s, a)), below_side(wd.wit(s, a), a, s), wd.node(wd.wit(s, a))),
+            )
+            for s in (0, 1)
+        ]
+        out.append(z3.Implies(z3.And(z3.Not(others), wd.H(a)), wd.S(a)))
+    return out
+
+
+def _overlaps(a: Any, b: Any) -> Any:
+    return z3.Or(
+        g.is_ancestor_any(a, b, Z, z3.If, BITS),
+        g.is_ancestor_any(b, a, Z, z3.If, BITS),
+    )
+
+
+def _lin(v: Variant, pc: int, point: str = "release") -> Query:
+    wd, op, a0, mvs = _built(v, pc, False)
+    others = z3.Bool("another_op_in_flight")
+    n = bv(op.n)
+    claims: list[tuple[str, Any]] = []
+    accessed = [mv.acc.node for mv in mvs if mv.acc is not None]
+    for mv in mvs:
+        before = z3.Or(wd.S(a0), live(op, a0, point))
+        after = z3.Or(wd.S(a0), live(mv.nxt, a0, point))
+        ends_ok = mv.nxt.pc == steps.DONE_OK and steps.is_alloc(op)
+        released = pc == steps.F_RELEASE and mv.nxt.pc != steps.F_RELEASE
+        if ends_ok:
+            claims += [
+                (
+                    f"{mv.label}: the alloc's point: spec allows n (no live block overlaps it)",
+                    z3.Implies(z3.And(mv.hyp, _overlaps(a0, n)), z3.Not(before)),
+                ),
+                (
+                    f"{mv.label}: the alloc's point: A gains exactly n",
+                    z3.Implies(mv.hyp, after == z3.Or(before, a0 == n)),
+                ),
+            ]
+        elif released:
+            claims += [
+                (f"{mv.label}: the free's point: n was live", z3.Implies(mv.hyp, live(op, n, point))),
+                (
+                    f"{mv.label}: the free's point: A loses exactly n",
+                    z3.Implies(mv.hyp, after == z3.And(before, a0 != n)),
+                ),
+            ]
+        else:
+            claims.append((f"{mv.label}: A is unchanged", z3.Implies(mv.hyp, after == before)))
+        decides_fail = steps.is_alloc(op) and (
+            (pc in (steps.A_LOAD, steps.A_OCC) and mv.nxt.pc in _IDLE)
+            or (pc == steps.C_LOAD and mv.nxt.pc == steps.R_RELEASE)
+        )
+        if decides_fail and mv.acc is not None:
+            m = mv.acc.node
+            witnesses = [z3.And(wd.S(m), _overlaps(m, n))] + [
+                z3.And(wd.S(wd.wit(s, m)), _overlaps(wd.wit(s, m), n)) for s in (0, 1)
+            ]
+            claims.append(
+                (
+                    f"{mv.label}: a failed alloc's None is allowed (a live block overlaps n, or contention)",
+                    z3.Implies(mv.hyp, z3.Or(others, *witnesses)),
+                )
+            )
+    prem = [*wd.bounds(), local(wd, op), wd.node(a0)]
+    for a in [a0, n, *accessed]:
+        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ni(wd, wd.W(a), op, a)])), *wd.room(a)]
+    prem += _meaning(wd, [(n, a0)], [a0, n, *accessed], others)
+    prem += wd.congruence()
+    cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
+    return Query(prem, claims, _explain(wd, op, a0, mvs), (), cases, split=True)
+
+
+def lin_obligations() -> list[Obligation]:
+    """Per pc: ``cevery_lin@pc`` (every depth, any number of threads, attempt mode)."""
+    from nbbs.proofs._variant import COUNTED
+
+    return [
+        Obligation(
+            f"cevery_lin@{steps.PC_NAMES[pc]}",
+            "every",
+            None,
+            f"any depth: a step at {steps.PC_NAMES[pc]} is its operation's linearization point exactly "
+            "when it changes the abstract state, and a legal one",
+            functools.partial(_lin, pc=pc),
         )
         for pc in pcs(COUNTED)
     ]

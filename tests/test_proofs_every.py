@@ -19,7 +19,9 @@ DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
 def _ob(name: str) -> Obligation:
     scan = name.startswith("cevery_scan")
-    obs = counted_every.obligations(scan) + counted_every.lf_obligations(scan)
+    obs = (
+        counted_every.obligations(scan) + counted_every.lf_obligations(scan) + counted_every.lin_obligations()
+    )
     return next(ob for ob in obs if ob.name == name)
 
 
@@ -84,6 +86,7 @@ def _proved(p: Proof) -> None:
 
 
 FAST = [
+    "cevery_lin@free:release",
     "cevery_safe",
     "cevery_frame@alloc:climb-cas",
     "cevery_inv@alloc:occupy",
@@ -97,7 +100,8 @@ def test_an_every_depth_obligation_is_proved(name: str) -> None:
 
 
 EVERY = (
-    counted_every.obligations(False)
+    counted_every.lin_obligations()
+    + counted_every.obligations(False)
     + counted_every.lf_obligations(False)
     + counted_every.obligations(True)
     + counted_every.lf_obligations(True)
@@ -166,3 +170,20 @@ def test_a_held_block_that_does_not_claim_its_path_breaks_the_every_depth_safety
     p = prove(_ob("cevery_safe"), COUNTED)
     assert not p.proved and not p.vacuous and p.broken == ("no two held blocks overlap",)
     assert "static or held by another: 1" in p.counterexample and "me: done:ok" in p.counterexample
+
+
+def test_a_free_taking_effect_at_its_end_breaks_the_every_depth_linearization() -> None:
+    import functools
+
+    ob = _ob("cevery_lin@free:unmark-cas")
+    moved = Obligation(
+        ob.name,
+        ob.group,
+        ob.depth,
+        ob.claim,
+        functools.partial(counted_every._lin, pc=steps.F_UCAS, point="end"),
+    )
+    p = prove(moved, COUNTED)
+    assert not p.proved and not p.vacuous
+    assert any("A is unchanged" in b for b in p.broken), p.broken
+    assert "me before: free:unmark-cas" in p.counterexample
