@@ -1,5 +1,7 @@
-"""``counted``'s step-level invariant for every depth and any number of threads: frame and
-composition in z3, one query per program counter.
+"""``counted``'s step-level invariant for every depth and any number of threads: frame,
+composition, safety, lock-freedom and linearization points in z3, one query per program
+counter (``cevery_frame@pc``, ``cevery_inv@pc``, ``cevery_safe``, ``cevery_lockfree@pc``,
+``cevery_lin@pc``; ``cevery_scan_*`` in scan mode).
 
 ``counted_steps`` proves ``Inv`` inductive for a fixed depth and number of threads (every
 node a z3 variable). Here the depth ``D`` (``1 .. MAX_DEPTH``), ``max_level`` (``0 .. D``)
@@ -8,12 +10,13 @@ forms (``level_any``, ``ancestor_any``); the step is ``steps.Machine``'s own ``a
 ``effect`` / ``branches`` run on those symbols by ``_symexec.explore`` (one run per path of its
 Python ``if``s), so a new branch (a CAS release) is picked up without an edit here.
 
-**Encoding (thread-modular).** The words are a z3 array ``W`` from nodes to words. One thread
+**Encoding (thread-modular).** The words are a function ``W`` from nodes to words. One thread
 ("me") steps, in a symbolic ``OpState`` whose fields are symbols constrained by its local
-facts (``local``, below; its ``pc`` is fixed per query). All other threads and the static
+facts (``local``, below; its ``pc`` is fixed per query); its ``cur`` is unconstrained where
+the local facts say nothing. All other threads and the static
 blocks are summarised per node and side: ``R_L(a)``, ``R_R(a)`` (their claims through each
 side of ``a`` plus the static blocks below it) and ``H(a)`` (some other thread or a static
-block holds or occupies ``a``), uninterpreted functions over nodes. The per-node invariant is
+block holds or occupies ``a``), functions over nodes (``World``). The per-node invariant is
 ``counted_param.ni``'s, with my contribution added (``mine``: ``counted_steps.occupier`` and
 ``claim_levels`` below)::
 
@@ -34,7 +37,8 @@ this query holds for every ``R``, ``H`` and every ``pc`` of "me".
 **The quantifier.** ``Inv`` says ``NI(a)`` for *every* node. The query proves ``NI'(a0)``
 for a symbolic node ``a0`` after the step, assuming ``NI`` before only at ``a0`` and at the
 node ``m`` the step accesses: a finite instantiation of the universally quantified
-premise, so each query is quantifier-free (``QF_ABV`` with uninterpreted functions) and,
+premise, so each query is quantifier-free and, with the functions of nodes reduced to one
+variable per use plus congruence (``World``), in ``QF_BV``; and,
 ``a0`` being arbitrary, its unsatisfiability proves ``NI'`` at every node. No pattern or
 instantiation heuristic is involved.
 
