@@ -50,8 +50,9 @@ import click
     type=click.Choice(["none", "frame", "attempt", "scan"]),
     default="frame",
     show_default=True,
-    help="counted's invariant for every depth and any number of threads (counted_every): only its "
-    "frame (cheap), frame and preservation in attempt mode (minutes), or also in scan mode.",
+    help="counted's every-depth, any-number-of-threads obligations (counted_every): only the frame "
+    "and cevery_safe (cheap), also preservation, lock-freedom and linearization points in attempt "
+    "mode (minutes), or also frame, preservation and lock-freedom in scan mode (longer).",
 )
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
