@@ -129,7 +129,7 @@ def test_every_every_depth_obligation_is_proved(ob: Obligation) -> None:
         (
             "climb_load_waits",
             "cevery_lockfree@alloc:climb-load",
-            "every step but a failed CAS lowers (rank, load)",
+            "every step but a failed CAS lowers (measure, load)",
         ),
         ("climb_does_not_count", "cevery_inv@alloc:climb-cas", "c_L = the others' total + my claim"),
     ],
