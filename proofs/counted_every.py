@@ -721,8 +721,8 @@ def _overlaps(a: Any, b: Any) -> Any:
     )
 
 
-def _lin(v: Variant, pc: int, point: str = "release") -> Query:
-    wd, op, a0, mvs = _built(v, pc, False)
+def _lin(v: Variant, pc: int, point: str = "release", scan: bool = False) -> Query:
+    wd, op, a0, mvs = _built(v, pc, scan)
     others = z3.Bool("another_op_in_flight")
     n = bv(op.n)
     claims: list[tuple[str, Any]] = []
@@ -754,7 +754,7 @@ def _lin(v: Variant, pc: int, point: str = "release") -> Query:
         else:
             claims.append((f"{mv.label}: A is unchanged", z3.Implies(mv.hyp, after == before)))
         decides_fail = steps.is_alloc(op) and (
-            (pc in (steps.A_LOAD, steps.A_OCC) and mv.nxt.pc in _IDLE)
+            (pc in (steps.A_LOAD, steps.A_OCC) and mv.nxt.pc in (*_IDLE, steps.A_LOAD))
             or (pc == steps.C_LOAD and mv.nxt.pc == steps.R_RELEASE)
         )
         if decides_fail and mv.acc is not None:
@@ -777,18 +777,21 @@ def _lin(v: Variant, pc: int, point: str = "release") -> Query:
     return Query(prem, claims, _explain(wd, op, a0, mvs), (), cases, split=True)
 
 
-def lin_obligations() -> list[Obligation]:
-    """Per pc: ``cevery_lin@pc`` (every depth, any number of threads, attempt mode)."""
+def lin_obligations(scan: bool = False) -> list[Obligation]:
+    """Per pc: ``cevery_lin@pc`` (every depth, any number of threads), attempt mode or (``scan``)
+    scan mode, where every node the scan leaves behind (a failed load or occupy, an ancestor
+    found occupied) is justified the same way as an attempt's ``None``."""
     from nbbs.proofs._variant import COUNTED
 
+    prefix = "cevery_scan" if scan else "cevery"
     return [
         Obligation(
-            f"cevery_lin@{steps.PC_NAMES[pc]}",
+            f"{prefix}_lin@{steps.PC_NAMES[pc]}",
             "every",
             None,
             f"any depth: a step at {steps.PC_NAMES[pc]} is its operation's linearization point exactly "
             "when it changes the abstract state, and a legal one",
-            functools.partial(_lin, pc=pc),
+            functools.partial(_lin, pc=pc, scan=scan),
         )
         for pc in pcs(COUNTED)
     ]

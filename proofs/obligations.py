@@ -64,7 +64,7 @@ def catalogue(
 
             for scan in (False, True) if every == "scan" else (False,):
                 obs = counted_every.obligations(scan) + counted_every.lf_obligations(scan)
-                obs += counted_every.lin_obligations() if not scan else []
+                obs += counted_every.lin_obligations(scan)
                 cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name == "cevery_safe"]
                 out += obs if every != "frame" else cheap
     else:

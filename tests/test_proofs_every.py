@@ -20,7 +20,9 @@ DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 def _ob(name: str) -> Obligation:
     scan = name.startswith("cevery_scan")
     obs = (
-        counted_every.obligations(scan) + counted_every.lf_obligations(scan) + counted_every.lin_obligations()
+        counted_every.obligations(scan)
+        + counted_every.lf_obligations(scan)
+        + counted_every.lin_obligations(scan)
     )
     return next(ob for ob in obs if ob.name == name)
 
@@ -105,6 +107,7 @@ EVERY = (
     + counted_every.lf_obligations(False)
     + counted_every.obligations(True)
     + counted_every.lf_obligations(True)
+    + counted_every.lin_obligations(True)
     if DEEP
     else []
 )
