@@ -46,7 +46,11 @@ def main() -> None:
 
     rows = []
     started = time.perf_counter()
-    for ob in obligations.catalogue(args.depth_max, steps_depth=args.steps_depth or None, threads=2):
+    # As ``nbbs prove`` with no option: also the every-depth frame and ``cevery_safe``.
+    default = obligations.catalogue(
+        args.depth_max, steps_depth=args.steps_depth or None, threads=2, every="frame"
+    )
+    for ob in default:
         t0 = time.perf_counter()
         p = prove(ob)
         rows.append(
@@ -56,6 +60,7 @@ def main() -> None:
                 "depth": ob.depth,
                 "result": p.result,
                 "z3_seconds": p.seconds,
+                "cpu_seconds": p.cpu_seconds,
                 "wall_seconds": time.perf_counter() - t0,
             }
         )

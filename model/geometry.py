@@ -153,3 +153,47 @@ def after_subtree(a: int, lvl: int) -> int:
 def overlaps(a: int, b: int) -> bool:
     """True if the blocks of nodes ``a`` and ``b`` share a page: one is an ancestor of the other."""
     return is_ancestor(a, b) or is_ancestor(b, a)
+
+
+# -- generic forms (ints and z3 bit-vectors alike) ---------------------------------------------
+#
+# The functions above use Python's ``bit_length`` and ``if`` (fast, and what the allocator and
+# the model checker run). The ones below compute the same with operators a z3 bit-vector also
+# has, plus an if-then-else passed in (z3's ``If``), as ``steps.effect`` does, so the proofs
+# reason about a symbolic node of a symbolic depth with this module's arithmetic; on ints they
+# agree with the fast forms (``tests/test_geometry.py`` checks every node up to depth 12).
+
+
+def _ite(c: Any, a: Any, b: Any) -> Any:
+    return a if c else b
+
+
+def level_any(n: Any, ite: Any = _ite, bits: int = 64) -> Any:
+    """The level of node ``n`` (its highest set bit) by binary search over ``bits`` bits: ``level``
+    for an int or a z3 bit-vector of ``bits`` bits (``n >= 1``, and below ``2**(bits - 1)``)."""
+    lvl = n & 0
+    step = 1
+    while step * 2 < bits:
+        step *= 2
+    while step:
+        high = (n >> step) != 0
+        lvl = ite(high, lvl + step, lvl)
+        n = ite(high, n >> step, n)
+        step //= 2
+    return lvl
+
+
+def ancestor_any(n: Any, lvl: Any, ite: Any = _ite, bits: int = 64) -> Any:
+    """``ancestor_at`` for a level and node that may be z3 terms (``lvl <= level(n)``)."""
+    return n >> (level_any(n, ite, bits) - lvl)
+
+
+def is_ancestor_any(a: Any, n: Any, logic: Any, ite: Any = _ite, bits: int = 64) -> Any:
+    """``is_ancestor`` (``a`` is ``n`` or above it) with ``logic``'s connectives, for ints or z3 terms."""
+    d = level_any(n, ite, bits) - level_any(a, ite, bits)
+    return logic.and_(d >= 0, (n >> ite(d >= 0, d, d & 0)) == a)
+
+
+def in_tree(n: Any, depth: Any, logic: Any) -> Any:
+    """``n`` is a node of a tree of ``depth`` (``1 <= n < node_count(depth)``), generic."""
+    return logic.and_(n >= 1, n < (n & 0 | 2) << depth)

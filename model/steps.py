@@ -508,6 +508,11 @@ class Machine:
             return OpState(F_ULOAD + rb, op.n, child=child, top=op.top, left=op.left, fail=op.fail)
         return self._unmark_done(op, rb)
 
+    def _unmark_start(self, op: OpState) -> Any:
+        """Where a release's unmark starts: ``n``, or for a top-down rollback the node it failed
+        at (``child``). (No truth test on ``child`` unless top-down: the proofs make it a z3 term.)"""
+        return op.child if self.transitions.top_down and op.child else op.n
+
     def _free_branches(self, op: OpState, old: Any, logic: Logic) -> Branches:
         t = self.transitions
         rb = ROLLBACK if R_MARK <= op.pc <= R_UCAS else 0
@@ -515,16 +520,14 @@ class Machine:
         if base == F_RELEASE and not t.release_cas:
             if t.release_last:
                 return [(True, self._finish_free(op, rb))]
-            # (A top-down rollback uncounts from the node it failed at: ``child``.)
-            return [(True, self._unmark_from(op, op.child or op.n, rb))]
+            return [(True, self._unmark_from(op, self._unmark_start(op), rb))]
         if base == F_RELEASE:
             ok = old == op.cur
             # Lost: another free released the block first; this one ends having written nothing.
             lost = OpState(DONE_FAIL, 0)
             if t.release_last:
                 return [(ok, self._finish_free(op._replace(cur=0), rb)), (logic.not_(ok), lost)]
-            # (A top-down rollback uncounts from the node it failed at: ``child``.)
-            start = op.child or op.n
+            start = self._unmark_start(op)
             return [(ok, self._unmark_from(op._replace(cur=0), start, rb)), (logic.not_(ok), lost)]
         s, p = g.side(op.child), g.parent(op.child)
         if base == F_MARK:

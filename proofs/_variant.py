@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbbs.model import bits, tree
+from nbbs.model.steps import Machine
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Variant:
     node_ok: Callable[..., Any] = tree.node_ok
     spec: SpecRules = SPEC_RULES
     at_width: Callable[[int], bits.Transitions] | None = None
+    machine: type[Machine] = Machine
+    """The step machine (``counted_every``'s obligations run it; a mutant machine replaces it)."""
 
     @property
     def counted(self) -> bool:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nbbs.check.mutants import TRANSITION_MUTANTS
-from nbbs.model import bits, tree
+from nbbs.model import bits, steps, tree
+from nbbs.model import geometry as g
 from nbbs.proofs._variant import SpecRules, Variant
 
 
@@ -190,3 +191,38 @@ COUNTED_MUTANTS: dict[str, tuple[str, Variant]] = {
 }
 """The ``counted`` mutants: name -> (what is broken, the variant); the obligations of
 ``counted`` must each catch one."""
+
+
+class _ClimbSkipsALevel(steps.Machine):
+    """A climb that, after its CAS at ``p``, goes on above ``parent(p)``: one write, two claims."""
+
+    def _climb_from(self, op: steps.OpState, child: Any) -> steps.OpState:
+        if g.level(child) > self.max_level + 1 and g.level(child) < g.level(op.n):
+            child = g.parent(child)
+        return super()._climb_from(op, child)
+
+
+class _ClimbLoadWaits(steps.Machine):
+    """A climb load that re-reads while its side is claimed by someone (a wait, not a retry)."""
+
+    def _climb_branches(self, op: steps.OpState, old: Any, logic: tree.Logic) -> steps.Branches:
+        out = super()._climb_branches(op, old, logic)
+        if op.pc != steps.C_LOAD:
+            return out
+        t = self.transitions
+        wait = logic.and_(logic.not_(t.is_occupied(old)), t.unmark_applies(old, g.side(op.child)))
+        return [(logic.and_(guard, logic.not_(wait)), nxt) for guard, nxt in out] + [(wait, op)]
+
+
+EVERY_MUTANTS: dict[str, tuple[str, Variant]] = {
+    "climb_skips_a_level": (
+        "the climb's CAS at p is followed by a climb above parent(p): one write moves the claim two levels",
+        Variant("climb_skips_a_level", transitions=bits.COUNTED, machine=_ClimbSkipsALevel),
+    ),
+    "climb_load_waits": (
+        "the climb load waits (re-reads) while its side is claimed: a loop no other write need end",
+        Variant("climb_load_waits", transitions=bits.COUNTED, machine=_ClimbLoadWaits),
+    ),
+}
+"""Step-machine mutants of ``counted``: ``counted_every``'s frame (``climb_skips_a_level``) and
+lock-freedom (``climb_load_waits``) obligations must each catch one."""

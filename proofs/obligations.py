@@ -19,7 +19,12 @@ from nbbs.proofs import bitlemmas, counted_bits, counted_refine, parametric, ref
 from nbbs.proofs._obligation import Obligation, Proof, prove
 from nbbs.proofs._variant import SHIPPED, Variant
 
-GROUPS = ("bits", "param", "spec", "refine")
+GROUPS = ("bits", "param", "spec", "refine", "every")
+
+EVERY = ("none", "frame", "attempt", "scan")
+"""How much of ``counted_every`` (every depth, any number of threads) to run: nothing (the
+catalogue's default); the frame and ``cevery_safe`` (``nbbs prove``'s default: cheap); frame, invariant and
+lock-freedom in attempt mode; and also in scan mode."""
 
 DEFAULT_DEPTH_MAX = 10
 
@@ -38,11 +43,13 @@ def catalogue(
     variant: Variant = SHIPPED,
     threads: int | None = None,
     steps_max_level: int = 0,
+    every: str = "none",
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
     ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
     also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
-    every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``)."""
+    every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``);
+    ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run."""
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.counted:
@@ -52,6 +59,14 @@ def catalogue(
             out += counted_bits.OBLIGATIONS
         if "param" in chosen:
             out += counted_param.OBLIGATIONS
+        if "every" in chosen and every != "none":
+            from nbbs.proofs import counted_every
+
+            for scan in (False, True) if every == "scan" else (False,):
+                obs = counted_every.obligations(scan) + counted_every.lf_obligations(scan)
+                obs += counted_every.lin_obligations(scan)
+                cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name == "cevery_safe"]
+                out += obs if every != "frame" else cheap
     else:
         if "bits" in chosen:
             out += bitlemmas.OBLIGATIONS
@@ -68,10 +83,11 @@ def catalogue(
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
     if steps_depth is not None:
         if variant.counted:
-            from nbbs.proofs import counted_steps
+            from nbbs.proofs import counted_lin, counted_steps
 
             for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
                 out += counted_steps.obligations(depth, threads or 2, steps_max_level)
+                out += counted_lin.obligations(depth, threads or 2, steps_max_level)
         else:
             from nbbs.proofs import stepinv
 
@@ -141,7 +157,7 @@ def _task(
             return Outcome(name, done, not bad, took, detail, complete=done == len(todo))
         from nbbs.proofs import mutants as m
 
-        chosen = m.COUNTED_MUTANTS if mutants == "counted" else m.MUTANTS
+        chosen = {"counted": m.COUNTED_MUTANTS, "every": m.EVERY_MUTANTS}.get(mutants, m.MUTANTS)
         missed, tried = [], 0
         for k, (_, v) in chosen.items():
             if time.perf_counter() > deadline:
@@ -170,7 +186,8 @@ def _task(
 def verify_tasks() -> list[Task]:
     """``nbbs verify``'s share of the proofs: every obligation of the shipped ``counted`` variant
     up to depth 4 (its step-level invariant for 2 threads up to depth 2), the five-bit ones for
-    ``corrected``, and every mutant caught at depths up to 2."""
+    ``corrected``, every mutant caught at depths up to 2, ``counted``'s every-depth frame, and
+    the step-machine mutants caught by the every-depth obligations."""
     from nbbs.proofs._variant import CORRECTED
 
     return [
@@ -196,5 +213,21 @@ def verify_tasks() -> list[Task]:
             lambda: catalogue(2, variant=CORRECTED),
             CORRECTED,
             mutants="five-bit",
+        ),
+        _task(
+            "proofs (counted, every depth): the frame at every pc, cevery_safe",
+            lambda: catalogue(1, groups=("every",), every="frame"),
+            SHIPPED,
+        ),
+        _task(
+            "proofs (counted, every depth): every step-machine mutant caught",
+            lambda: (
+                matching(catalogue(1, groups=("every",), every="attempt"), "cevery_frame@alloc:climb-cas")
+                + matching(
+                    catalogue(1, groups=("every",), every="attempt"), "cevery_lockfree@alloc:climb-load"
+                )
+            ),
+            SHIPPED,
+            mutants="every",
         ),
     ]

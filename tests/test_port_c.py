@@ -414,3 +414,11 @@ def test_the_library_keeps_its_words_in_caller_memory_shared_by_two_handles() ->
     assert lib.nbbs_free(handle, addr.value, 2) == 8  # NBBS_E_DOUBLE_FREE
     assert lib.nbbs_init(handle, words, 29, 4096, 0, -1, 0) == 2  # NBBS_E_CONFIGURATION
     assert list(words) == [0] * (size // 8)
+
+
+def test_every_variant_the_model_knows_is_unsupported_not_unknown_to_the_c_port(port: Port) -> None:
+    # The C port lists the model's variant names it does not implement by hand: a new variant
+    # in bits.VARIANTS must be added there (it is Unsupported, not a ConfigurationError).
+    for name in bits.VARIANTS:
+        reply = port.one(f"arena 3 4096 0 - {name}")
+        assert reply == "ok" if name in VARIANTS else reply.startswith("error Unsupported "), (name, reply)

@@ -503,7 +503,8 @@ static void cmd_arena(char **tok, int n, FILE *out) {
     else if (strcmp(variant, "reference") == 0) v = NBBS_REFERENCE;
     else if (strcmp(variant, "corrected") == 0 || strcmp(variant, "rollback_only") == 0 ||
              strcmp(variant, "skip_only") == 0 || strcmp(variant, "rollback_skip") == 0 ||
-             strcmp(variant, "rollback_skip_last") == 0) {
+             strcmp(variant, "rollback_skip_last") == 0 || strcmp(variant, "stop_early") == 0 ||
+             strcmp(variant, "top_down") == 0 || strcmp(variant, "top_down_node") == 0) {
         fprintf(out, "error Unsupported variant %s is not in this port (it has counted and reference)\n", variant);
         return;
     } else {
