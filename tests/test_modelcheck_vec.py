@@ -151,3 +151,16 @@ def test_a_lookup_that_misses_the_seen_states_is_caught(monkeypatch: pytest.Monk
     # Without the seen set the search never ends: cut at max_states, it is incomplete.
     found = differences(Config(2, 1, max_states=20_000))
     assert any(d.startswith("complete") for d in found), found
+
+
+def test_nbbs_check_runs_the_vec_engine_and_prints_its_counterexample() -> None:
+    from click.testing import CliRunner
+
+    from nbbs.cli.check import check_command
+
+    ok = CliRunner().invoke(check_command, ["-t", "2", "-d", "1", "--engine", "vec"])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(
+        check_command, ["-t", "2", "-d", "2", "--variant", "reference", "--engine", "vec"]
+    )
+    assert bad.exit_code == 1 and "(b)" in bad.output and "lost" in bad.output, bad.output
