@@ -21,7 +21,9 @@ in ``scan`` mode ``impl/nbbs.py``'s scan from a start the checker picks. A short
 counterexample is kept for each property that fails; ``render`` prints it step by step and
 ``to_json`` gives the file a scheduler replays on the real allocator.
 
-The machinery is in ``_mc``; this module is its surface.
+The machinery is in ``_mc``; this module is its surface. ``check_vec`` runs the same search
+with numpy arrays a BFS level at a time (``_mc_vec``): the same states, verdicts and
+counterexample lengths, 2-6 times faster in 2-3 times less memory (README, Model checking).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nbbs.check._mc import PROPERTIES, PROPERTY_NAMES, Config, Result, Step, Violation, check, render
+from nbbs.check._mc_vec import check as check_vec
 from nbbs.check.report import Outcome, Task
 from nbbs.model import bits, steps
 from nbbs.model import geometry as g
@@ -49,6 +52,7 @@ __all__ = [
     "Violation",
     "as_scan_replay",
     "check",
+    "check_vec",
     "initial_words",
     "load_counterexample",
     "random_scenario",

@@ -14,7 +14,16 @@ from rich.live import Live
 from rich.table import Table
 
 from nbbs.check import viewer
-from nbbs.check.modelcheck import PROPERTIES, PROPERTY_NAMES, Config, Result, check, render, to_json
+from nbbs.check.modelcheck import (
+    PROPERTIES,
+    PROPERTY_NAMES,
+    Config,
+    Result,
+    check,
+    check_vec,
+    render,
+    to_json,
+)
 from nbbs.model import bits
 
 console = Console()
@@ -115,11 +124,13 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")
 @click.option(
     "--engine",
-    type=click.Choice(["python", "spin"]),
+    type=click.Choice(["python", "vec", "spin"]),
     default="python",
     show_default=True,
-    help="python: this checker (thread symmetry reduced); spin: a Promela model generated from the "
-    "step machines, searched by SPIN (every thread permutation; stops at the first violation).",
+    help="python: this checker (thread symmetry reduced); vec: the same search in numpy arrays, a "
+    "BFS level at a time (faster, less memory; its levels go to $TMPDIR); spin: a Promela model "
+    "generated from the step machines, searched by SPIN (every thread permutation; stops at the "
+    "first violation).",
 )
 @click.option(
     "--bitstate",
@@ -143,6 +154,12 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     help="With --engine spin: build and keep the model, pan and any trail here.",
 )
 @click.option("--stop-at-first", is_flag=True, help="Stop at the first violation.")
+@click.option(
+    "--memory",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="vec engine: GiB of seen states to keep in RAM; larger runs are written to $TMPDIR.",
+)
 @click.option(
     "--json",
     "json_path",
@@ -173,6 +190,7 @@ def check_command(
     swarm: int | None,
     spin_dir: Path | None,
     stop_at_first: bool,
+    memory: float | None,
     json_path: Path | None,
     html_path: Path | None,
 ) -> None:
@@ -229,7 +247,11 @@ def check_command(
                 f"queue {queue:,}, {time.perf_counter() - started:.0f} s"
             )
 
-        result = check(cfg, progress)
+        if engine == "vec":
+            budget = None if memory is None else int(memory * 2**30)
+            result = check_vec(cfg, progress, memory_budget=budget)
+        else:
+            result = check(cfg, progress)
     _counterexamples(result, json_path, html_path)
     console.print(result_table([result]))
     if not result.complete:

@@ -1,0 +1,85 @@
+"""The two model-checking engines side by side: states/s and bytes per state.
+
+Each run is a child process (so its peak memory is its own): it imports everything, notes its
+resident memory, runs ``check`` (``--engine python``) or ``check_vec`` (``vec``), and reports
+states, transitions, seconds, peak resident memory and the disk the vec engine wrote.
+Bytes per state = (peak - resident before the search) / states.
+
+    python bench/modelcheck_vec.py --only 3x2 --only 2x3            # both engines
+    python bench/modelcheck_vec.py --only 4x2 --engine vec           # one engine
+    python bench/modelcheck_vec.py --only 3x3 --engine vec --memory 8
+
+Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept).
+Machine of record: x86_64, 2 cores shared with other jobs (timings inflated; say so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CHILD = r"""
+import json, resource, sys, time
+from nbbs.check._mc import Config
+from nbbs.check.modelcheck import check, check_vec
+t, d, engine, budget = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+cfg = Config(t, d)
+started = time.perf_counter()
+if engine == "vec":
+    from nbbs.check import _mc_vec
+    vc = _mc_vec.VecChecker(cfg, memory_budget=None if budget == "-" else int(float(budget) * 2**30))
+    r = vc.run()
+    disk = vc.disk_bytes
+else:
+    r = check(cfg)
+    disk = 0
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({
+    "threads": t, "depth": d, "engine": engine, "states": r.states, "transitions": r.transitions,
+    "complete": r.complete, "violations": sorted(r.violations), "seconds": round(seconds, 1),
+    "states_per_second": round(r.states / seconds), "peak_bytes": peak, "baseline_bytes": before,
+    "bytes_per_state": round((peak - before) / max(r.states, 1), 1), "disk_bytes": disk,
+}))
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", default=[], help="threads x depth, e.g. 3x2 (repeatable)")
+    ap.add_argument("--engine", action="append", choices=["python", "vec"], default=[])
+    ap.add_argument("--memory", default="-", help="vec: GiB of seen runs kept in RAM (default: all)")
+    args = ap.parse_args()
+    configs = [tuple(int(x) for x in o.split("x")) for o in args.only] or [(3, 2), (2, 3)]
+    engines = args.engine or ["python", "vec"]
+    rows = []
+    for t, d in configs:
+        for engine in engines:
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    path = Path(__file__).parent / "results" / "modelcheck-vec.json"
+    if path.exists():
+        ran = {(r["threads"], r["depth"], r["engine"]) for r in rows}
+        old = json.loads(path.read_text())["rows"]
+        rows = [r for r in old if (r["threads"], r["depth"], r["engine"]) not in ran] + rows
+    rows.sort(key=lambda r: (r["threads"], r["depth"], r["engine"]))
+    machine = f"{platform.machine()}, CPython {platform.python_version()}, 2 cores shared with other jobs"
+    path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

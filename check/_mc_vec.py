@@ -1,0 +1,754 @@
+"""The vectorized model checker: the same search as ``_mc``, a whole BFS level at a time in numpy.
+
+``_mc.Checker`` keeps states as Python ints in a dict and steps them one by one. This engine
+keeps the same states, packed into fixed-width fields, in sorted numpy arrays, and steps a
+whole bucket of a BFS level at once with lookup tables:
+
+    tables      ``_mc.Space`` interns every op state and computes every row (op state, word
+                found -> word left, next op state, done) from ``model/steps.py``; here the rows
+                are asked for once, for every op state and every word value its node can
+                hold, and stored as arrays. Nothing here decides what a step does.
+    values      the word values a node can hold: the closure of the initial words under every
+                row of every op state at that node (an over-approximation of the reachable
+                ones; a row ``_mc`` would refuse, a count out of bounds, is stored as an error
+                and raised, with ``_mc``'s own message, only if a reachable state reaches it).
+    key         a state is one field per node (its word's index among the node's values), the
+                sorted op ids of the threads (thread symmetry, as in ``_mc``) and the static
+                set's index, packed into 64 bits (``lo``) and, when they do not fit, a second
+                word (``hi``). Arrays are sorted by ``h = lo ^ mix(hi)`` (``lo`` itself when
+                there is no ``hi``), then ``hi``: ``lo`` is recovered from ``h`` and ``hi``.
+    dedup       per level, the successors are sorted, made unique, and looked up in the seen
+                runs (sorted arrays, merged like a binary counter so there are few); what is
+                left is the next level, itself sorted. Runs larger than the memory budget are
+                written to disk and memory-mapped; every level is written to disk too (for
+                the counterexamples and the lock-freedom pass).
+    properties  (a), (c) and the quiescent test of (b) are array expressions over the fields;
+                each distinct quiescent (words, held blocks) pair is judged once by
+                ``_mc.Checker.quiescent_problem``. (d) is a second pass over the final sorted
+                array: in-degrees of the steps that complete nothing, then Kahn's peeling; a
+                state left over lies on or after a cycle, and following predecessors among
+                those left finds one.
+    shortest    no parent pointers: a violating state found at level L is traced back by
+                stepping level L-1 again and picking a state with it as a successor, and so
+                on to level 0. The path is then replayed by ``_mc.Checker.replay_path`` with
+                concrete thread identities, so a counterexample prints as ``_mc``'s do.
+
+The state counts equal ``_mc``'s (one state per orbit under thread permutations, whatever
+the op ids), and so do the verdicts and the counterexample lengths of (a)-(c) (both are
+breadth-first); a cycle of (d) is any cycle, as in ``_mc``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from nbbs.check._mc import Checker, Config, Result, Space, Violation
+from nbbs.model import bits
+from nbbs.model import geometry as g
+
+Arr = npt.NDArray[Any]
+
+BUCKET = 1 << 17
+"""States stepped at once: the successors of a bucket take about 100 bytes per state."""
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(hi: Arr) -> Arr:
+    """A 64-bit hash of ``hi`` (splitmix64's finalizer): spreads ``h = lo ^ mix(hi)`` evenly."""
+    x = hi.astype(np.uint64)
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _width(count: int) -> int:
+    """Bits for a field of ``count`` values."""
+    return max(1, (count - 1).bit_length())
+
+
+@dataclass
+class Keys:
+    """States as packed keys: ``h`` (uint64) and, when the state needs more than 64 bits, ``hi``."""
+
+    h: Arr
+    hi: Arr | None
+
+    def __len__(self) -> int:
+        return len(self.h)
+
+    def take(self, idx: Arr) -> Keys:
+        return Keys(self.h[idx], None if self.hi is None else self.hi[idx])
+
+    def nbytes(self) -> int:
+        return int(self.h.nbytes + (0 if self.hi is None else self.hi.nbytes))
+
+
+def _concat(parts: list[Keys], has_hi: bool) -> Keys:
+    if not parts:
+        return Keys(np.empty(0, np.uint64), np.empty(0, np.uint64) if has_hi else None)
+    h = np.concatenate([p.h for p in parts])
+    hi = np.concatenate([p.hi for p in parts if p.hi is not None]) if has_hi else None
+    return Keys(h, hi)
+
+
+def sort_unique(k: Keys) -> Keys:
+    """``k`` sorted by (h, hi) with duplicates removed."""
+    if len(k) == 0:
+        return k
+    if k.hi is None:
+        h = np.sort(k.h)
+        keep = np.empty(len(h), bool)
+        keep[0] = True
+        np.not_equal(h[1:], h[:-1], out=keep[1:])
+        return Keys(h[keep], None)
+    order = np.argsort(k.h)
+    h, hi = k.h[order], k.hi[order]
+    same_h = h[1:] == h[:-1]
+    if bool((same_h & (hi[1:] != hi[:-1])).any()):
+        # Two states share h (rare): order by hi within h, exactly.
+        order = np.lexsort((hi, h))
+        h, hi = h[order], hi[order]
+        same_h = h[1:] == h[:-1]
+    keep = np.empty(len(h), bool)
+    keep[0] = True
+    keep[1:] = ~(same_h & (hi[1:] == hi[:-1]))
+    return Keys(h[keep], hi[keep])
+
+
+def find(run: Keys, k: Keys) -> tuple[Arr, Arr]:
+    """For each key of ``k``: whether ``run`` (sorted by (h, hi)) holds it, and where."""
+    left = np.searchsorted(run.h, k.h, "left")
+    if len(run) == 0:
+        return np.zeros(len(k), bool), left
+    at = np.minimum(left, len(run) - 1)
+    found = run.h[at] == k.h
+    if run.hi is None or k.hi is None:
+        return found, left
+    right = np.searchsorted(run.h, k.h, "right")
+    many = np.nonzero(found & (right - left > 1))[0]
+    found &= run.hi[at] == k.hi
+    for i in many:  # several states share this h (rare): search their hi
+        lo, hi = int(left[i]), int(right[i])
+        j = lo + int(np.searchsorted(run.hi[lo:hi], k.hi[i]))
+        found[i] = j < hi and run.hi[j] == k.hi[i]
+        left[i] = j
+    return found, left
+
+
+class Store:
+    """The seen states: sorted runs merged like a binary counter, large ones spilled to disk."""
+
+    def __init__(self, directory: Path, has_hi: bool, memory_budget: int | None) -> None:
+        self.dir, self.has_hi, self.budget = directory, has_hi, memory_budget
+        self.runs: list[Keys] = []
+        self.files = 0
+        self.disk_bytes = 0
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def contains(self, k: Keys) -> Arr:
+        seen = np.zeros(len(k), bool)
+        for run in self.runs:
+            seen |= find(run, k)[0]
+        return seen
+
+    def add(self, k: Keys) -> None:
+        self.runs.append(k)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(sort_unique(_concat([a, b], self.has_hi)))
+        if self.budget is not None:
+            in_ram = sum(r.nbytes() for r in self.runs if not isinstance(r.h, np.memmap))
+            if in_ram > self.budget:
+                big = max(range(len(self.runs)), key=lambda i: len(self.runs[i]))
+                self.runs[big] = self.spill(self.runs[big])
+
+    def spill(self, k: Keys) -> Keys:
+        """Write ``k`` to disk and map it back."""
+        self.files += 1
+        h_path = self.dir / f"run{self.files}-h.npy"
+        np.save(h_path, k.h)
+        self.disk_bytes += k.h.nbytes
+        hi = None
+        if k.hi is not None:
+            hi_path = self.dir / f"run{self.files}-hi.npy"
+            np.save(hi_path, k.hi)
+            self.disk_bytes += k.hi.nbytes
+            hi = np.load(hi_path, mmap_mode="r")
+        return Keys(np.load(h_path, mmap_mode="r"), hi)
+
+    def merged(self) -> Keys:
+        """Every state in one sorted run."""
+        k = sort_unique(_concat(self.runs, self.has_hi)) if len(self.runs) != 1 else self.runs[0]
+        self.runs = [k]
+        return k
+
+
+class Tables:
+    """Every row of every op state, the key layout and the property lookups of one configuration."""
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker = checker
+        sp = self.sp = checker.sp
+        self.N, self.T = sp.nodes, sp.T
+        self._close()
+        self._layout()
+        self._property_tables()
+
+    # -- the closure of op states and word values ----------------------------------------------------
+
+    def _close(self) -> None:
+        sp = self.sp
+        values: list[set[int]] = [set() for _ in range(self.N)]
+        self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
+        for s in sp.initial():
+            w = sp.words_of(s)
+            self.initial.append((w, sp.tids(s), sp.static(s)))
+            for n in range(1, self.N):
+                values[n].add(w[n])
+        rows: dict[tuple[int, int], tuple[int, int, bool] | None] = {}
+        self.moves: dict[int, list[int] | None] = {}
+        self.access: dict[int, tuple[int, Any]] = {}
+        changed = True
+        while changed:
+            changed = False
+            i = 0
+            while i < len(sp.ops):
+                if i not in self.moves:
+                    try:
+                        self.moves[i] = sp.moves(i)
+                    except ValueError:
+                        self.moves[i] = None  # a bad scenario: raised again if reached
+                acc = sp.m.access(sp.ops[i])
+                if acc is not None:
+                    self.access[i] = (acc.node, acc)
+                    vals = values[acc.node]
+                    for v in sorted(vals):
+                        if (i, v) in rows:
+                            continue
+                        changed = True
+                        try:
+                            row: tuple[int, int, bool] | None = sp.row(i, acc, v)
+                        except AssertionError:
+                            row = None  # out of bounds: raised again, by _mc, if reached
+                        rows[(i, v)] = row
+                        if row is not None:
+                            vals.add(row[0])
+                i += 1
+        self.values = [sorted(v) for v in values]
+        code = [{v: c for c, v in enumerate(vs)} for vs in self.values]
+        nops = self.nops = len(sp.ops)
+        K = max(len(v) for v in self.values[1:])
+        self.acc_col = np.full(nops, -1, np.int64)
+        self.nxt = np.full((nops, K), -1, np.int32)
+        self.new = np.zeros((nops, K), np.int32)
+        self.done = np.zeros((nops, K), bool)
+        for (i, v), row in rows.items():
+            n = self.access[i][0]
+            self.acc_col[i] = n - 1
+            if row is not None:
+                c = code[n][v]
+                self.new[i, c], self.nxt[i, c], self.done[i, c] = code[n][row[0]], row[1], row[2]
+        counts = np.zeros(nops, np.int64)
+        flat: list[int] = []
+        self.bad_move = np.zeros(nops, bool)
+        offsets = np.zeros(nops, np.int64)
+        for i in range(nops):
+            mv = self.moves.get(i)
+            offsets[i] = len(flat)
+            if mv is None:
+                self.bad_move[i] = True
+                continue
+            counts[i] = len(mv)
+            flat.extend(mv)
+        self.mv_cnt, self.mv_off, self.mv_flat = counts, offsets, np.array(flat, np.int64)
+        self.code = code
+
+    # -- the key -----------------------------------------------------------------------------------
+
+    def _layout(self) -> None:
+        """Fields: each node's value index, then the T sorted op ids, then the static set's index."""
+        sp = self.sp
+        widths = [_width(len(self.values[n])) for n in range(1, self.N)]
+        widths += [_width(self.nops)] * self.T + [_width(len(sp.sets))]
+        self.F = len(widths)
+        self.tc = self.N - 1
+        """Column of the first thread's op id."""
+        self.sc = self.tc + self.T
+        """Column of the static set's index."""
+        self.word = np.zeros(self.F, np.int64)
+        self.shift = np.zeros(self.F, np.uint64)
+        used = [0, 0]
+        w = 0
+        for f, b in enumerate(widths):
+            if w == 0 and used[0] + b > 64:
+                w = 1
+            if used[w] + b > 64:
+                raise ValueError(
+                    f"{sp.cfg.describe()}: a state needs {sum(widths)} bits, more than the vec engine's 128"
+                )
+            self.word[f], self.shift[f] = w, used[w]
+            used[w] += b
+        self.bits = sum(widths)
+        self.has_hi = used[1] > 0
+        self.fmask = [np.uint64((1 << b) - 1) for b in widths]
+
+    def encode(self, D: Arr) -> Keys:
+        lo = np.zeros(len(D), np.uint64)
+        hi = np.zeros(len(D), np.uint64) if self.has_hi else None
+        for f in range(self.F):
+            v = D[:, f].astype(np.uint64) << self.shift[f]
+            if self.word[f] == 0:
+                lo |= v
+            else:
+                assert hi is not None
+                hi |= v
+        if hi is None:
+            return Keys(lo, None)
+        return Keys(lo ^ _mix(hi), hi)
+
+    def decode(self, k: Keys) -> Arr:
+        lo = k.h if k.hi is None else k.h ^ _mix(k.hi)
+        D = np.empty((len(k), self.F), np.int32)
+        for f in range(self.F):
+            src = lo if self.word[f] == 0 else k.hi
+            assert src is not None
+            D[:, f] = (src >> self.shift[f]) & self.fmask[f]
+        return D
+
+    def state_int(self, row: Arr) -> int:
+        """A decoded state as ``_mc``'s packed int (for its checks and its replay)."""
+        words = [0] + [self.values[n][int(row[n - 1])] for n in range(1, self.N)]
+        tids = [int(t) for t in row[self.tc : self.sc]]
+        return self.sp.encode(words, tids, int(row[self.sc]))
+
+    def initial_rows(self) -> Arr:
+        D = np.empty((len(self.initial), self.F), np.int32)
+        for r, (w, tids, static) in enumerate(self.initial):
+            D[r, : self.tc] = [self.code[n][w[n]] for n in range(1, self.N)]
+            D[r, self.tc : self.sc] = sorted(tids)
+            D[r, self.sc] = static
+        return D
+
+    # -- successors --------------------------------------------------------------------------------
+
+    def successors(self, D: Arr, k: Keys) -> tuple[Keys, Arr, Arr]:
+        """Every successor of the states ``k`` (``D``: the same, decoded): their keys, whether the
+        step completed an operation, and the index in ``k`` of the state each comes from.
+
+        Only two fields change per step, the accessed node's and the stepping thread's: each
+        successor's key is its source's with those two fields replaced and the op ids re-sorted
+        (a sorting network over the T columns), so no state is decoded and encoded again.
+        """
+        tc, T = self.tc, self.T
+        tids = D[:, tc : tc + T]
+        if bool(self.bad_move[tids].any()):
+            t = int(tids[self.bad_move[tids]][0])
+            self.sp.moves(t)  # raises the scenario's own error
+        # The sources' keys with every op id field cleared.
+        base_lo = k.h.copy() if k.hi is None else k.h ^ _mix(k.hi)
+        base_hi = None if k.hi is None else np.array(k.hi, np.uint64)
+        for j in range(T):
+            f = tc + j
+            b = base_lo if self.word[f] == 0 else base_hi
+            assert b is not None
+            b &= ~(self.fmask[f] << self.shift[f])
+        shift_of = self.shift[: self.tc]
+        lo_node = self.word[: self.tc] == 0
+        keys, dones, srcs = [], [], []
+        for kk in range(T):
+            tid = tids[:, kk]
+            cnt = self.mv_cnt[tid]
+            if kk:
+                cnt = np.where(tid == tids[:, kk - 1], 0, cnt)  # the same state as the previous thread
+            total = int(cnt.sum())
+            if total == 0:
+                continue
+            src = np.repeat(np.arange(len(D)), cnt)
+            first = np.cumsum(cnt) - cnt
+            ops = self.mv_flat[np.repeat(self.mv_off[tid] - first, cnt) + np.arange(total)]
+            col = self.acc_col[ops]
+            old = D[src, col]
+            nxt = self.nxt[ops, old]
+            if bool((nxt < 0).any()):
+                self._raise(ops, old, nxt)
+            new = self.new[ops, old]
+            sh = shift_of[col]
+            change = (old ^ new).astype(np.uint64) << sh
+            lo = base_lo[src]
+            hi = None if base_hi is None else base_hi[src]
+            if hi is None:
+                lo ^= change
+            else:
+                in_lo = lo_node[col]
+                lo ^= np.where(in_lo, change, np.uint64(0))
+                hi ^= np.where(in_lo, np.uint64(0), change)
+            cols = [D[src, tc + j] if j != kk else nxt for j in range(T)]
+            for a in range(T - 1):  # bubble the new op id into place: the others are sorted
+                for i in range(T - 1 - a):
+                    x, y = cols[i], cols[i + 1]
+                    cols[i], cols[i + 1] = np.minimum(x, y), np.maximum(x, y)
+            for j in range(T):
+                f = tc + j
+                v = cols[j].astype(np.uint64) << self.shift[f]
+                if self.word[f] == 0:
+                    lo |= v
+                else:
+                    assert hi is not None
+                    hi |= v
+            keys.append(Keys(lo if hi is None else lo ^ _mix(hi), hi))
+            dones.append(self.done[ops, old])
+            srcs.append(src)
+        if not keys:
+            return _concat([], self.has_hi), np.empty(0, bool), np.empty(0, np.int64)
+        return _concat(keys, self.has_hi), np.concatenate(dones), np.concatenate(srcs)
+
+    def _raise(self, ops: Arr, old: Arr, nxt: Arr) -> None:
+        j = int(np.nonzero(nxt < 0)[0][0])
+        i = int(ops[j])
+        node, acc = self.access[i]
+        self.sp.row(i, acc, self.values[node][int(old[j])])  # raises _mc's own error
+        raise AssertionError("[vec model checker internal bug] a missing row")
+
+    # -- properties --------------------------------------------------------------------------------
+
+    def _property_tables(self) -> None:
+        sp, ch = self.sp, self.checker
+        N = self.N
+        self.hold = np.array(sp.hold, np.int64)
+        self.between = np.array([sp.idle[t] or sp.hold[t] != 0 for t in range(self.nops)], bool)
+        self.flight = np.array([ch.inflight(t) for t in range(self.nops)], np.int64)
+        K = self.nxt.shape[1]
+        self.occ = np.zeros((N, K), np.uint64)
+        self.coal = np.zeros((N, K), bool)
+        for n in range(1, N):
+            for c, v in enumerate(self.values[n]):
+                self.occ[n, c] = np.uint64(1 << n) if v & bits.OCC else np.uint64(0)
+                self.coal[n, c] = bool(v & (bits.COAL_LEFT | bits.COAL_RIGHT))
+        self.static_live = np.array([sum(1 << n for n in live) for live in sp.sets], np.uint64)
+        self.static_overlap = np.array([int(x) for x in sp.static_overlap], np.uint64)
+        self.overlap = np.array([[n and m and g.overlaps(n, m) for m in range(N)] for n in range(N)], bool)
+        self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
+
+
+@dataclass
+class Found:
+    """The first states of a level that break a property."""
+
+    prop: str
+    row: Arr
+
+
+class VecChecker:
+    """Breadth-first search a level at a time, then the lock-freedom pass."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        progress: Callable[[Result, int], None] | None = None,
+        *,
+        workdir: str | Path | None = None,
+        memory_budget: int | None = None,
+        bucket: int = BUCKET,
+    ) -> None:
+        self.cfg = cfg
+        self.checker = Checker(cfg)
+        self.sp: Space = self.checker.sp
+        self.progress = progress
+        self.result = self.checker.result
+        self.workdir, self.budget, self.bucket = workdir, memory_budget, bucket
+        self.quiescent_cache: dict[tuple[int, int, int], str | None] = {}
+        self.levels: list[Path] = []
+        self.disk_bytes = 0
+
+    # -- levels on disk ------------------------------------------------------------------------------
+
+    def _save_level(self, k: Keys) -> None:
+        path = self.dir / f"level{len(self.levels)}"
+        np.save(path.with_suffix(".h.npy"), k.h)
+        self.disk_bytes += k.h.nbytes
+        if k.hi is not None:
+            np.save(path.with_suffix(".hi.npy"), k.hi)
+            self.disk_bytes += k.hi.nbytes
+        self.levels.append(path)
+
+    def _level(self, i: int) -> Keys:
+        path = self.levels[i]
+        h = np.load(path.with_suffix(".h.npy"), mmap_mode="r")
+        hi = np.load(path.with_suffix(".hi.npy"), mmap_mode="r") if self.tb.has_hi else None
+        return Keys(h, hi)
+
+    def _buckets(self, k: Keys) -> Iterator[tuple[int, Keys]]:
+        for start in range(0, len(k), self.bucket):
+            part = Keys(
+                np.asarray(k.h[start : start + self.bucket]),
+                None if k.hi is None else np.asarray(k.hi[start : start + self.bucket]),
+            )
+            yield start, part
+
+    # -- the search ----------------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        started = time.perf_counter()
+        tmp = tempfile.TemporaryDirectory(prefix="nbbs-vec-", dir=self.workdir)
+        try:
+            self.dir = Path(tmp.name)
+            self._search(started)
+        finally:
+            tmp.cleanup()
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+    def _search(self, started: float) -> None:
+        r, cfg = self.result, self.cfg
+        tb = self.tb = Tables(self.checker)
+        store = self.store = Store(self.dir, tb.has_hi, self.budget)
+        level = sort_unique(tb.encode(tb.initial_rows()))
+        r.initial_states = len(level)
+        pending = set(cfg.properties) - {"d"}
+        states = 0
+        while len(level):
+            store.add(level)
+            self._save_level(level)
+            states += len(level)
+            r.states = states
+            found = self._check_level(level, pending)
+            for f in found:
+                pending.discard(f.prop)
+                r.violations[f.prop] = self._violation(f)
+            if r.violations and cfg.stop_at_first:
+                r.complete = False
+                break
+            if cfg.max_states and states >= cfg.max_states:
+                r.complete = False
+                break
+            parts = []
+            for start, part in self._buckets(level):
+                succ, _, _ = tb.successors(tb.decode(part), part)
+                r.transitions += len(succ)
+                new = sort_unique(succ)
+                parts.append(new.take(np.nonzero(~store.contains(new))[0]))
+                if self.progress:
+                    r.seconds = time.perf_counter() - started
+                    self.progress(r, len(level) - start - len(part))
+            level = sort_unique(_concat(parts, tb.has_hi))
+        r.states = states
+        if "d" in cfg.properties and r.complete:
+            self._lock_freedom()
+        self.disk_bytes += store.disk_bytes
+
+    # -- properties on a level -------------------------------------------------------------------------
+
+    def _check_level(self, level: Keys, pending: set[str]) -> list[Found]:
+        """Count the quiescent states, and return the first state of each pending property it breaks."""
+        tb, props = self.tb, self.cfg.properties
+        first: dict[str, Arr] = {}
+        for _, part in self._buckets(level):
+            D = tb.decode(part)
+            tids = D[:, tb.tc : tb.sc]
+            static = D[:, tb.sc]
+            holds = tb.hold[tids]
+            bad: dict[str, Arr] = {}
+            if "a" in props or "c" in props:
+                clash = np.zeros(len(D), bool)
+                so = tb.static_overlap[static]
+                for k in range(tb.T):
+                    h = holds[:, k]
+                    clash |= (h > 0) & (((so >> h.astype(np.uint64)) & np.uint64(1)) != 0)
+                    for j in range(k + 1, tb.T):
+                        clash |= tb.overlap[h, holds[:, j]]
+                if "a" in props:
+                    bad["a"] = clash
+                if "c" in props:
+                    want = tb.static_live[static].copy()
+                    for k in range(tb.T):
+                        want |= tb.bit[np.where(holds[:, k] > 0, holds[:, k], tb.flight[tids[:, k]])]
+                    occ = np.zeros(len(D), np.uint64)
+                    for n in range(1, tb.N):
+                        occ |= tb.occ[n, D[:, n - 1]]
+                    bad["c"] = clash | (occ != want)
+            if "b" in props:
+                bad["b"] = self._quiescent(D, holds)
+            for p, mask in bad.items():
+                if p in pending and p not in first:
+                    hit = np.nonzero(mask)[0]
+                    if len(hit):
+                        first[p] = D[hit[0]].copy()
+        return [Found(p, row) for p, row in sorted(first.items())]
+
+    def _quiescent(self, D: Arr, holds: Arr) -> Arr:
+        """Count the quiescent states of ``D``; which of them break (b)."""
+        tb, r = self.tb, self.result
+        q = np.nonzero(tb.between[D[:, tb.tc : tb.sc]].all(axis=1))[0]
+        bad = np.zeros(len(D), bool)
+        if len(q) == 0:
+            return bad
+        Q = D[q]
+        r.quiescent += len(q)
+        r.stale_quiescent += int(tb.coal[np.arange(1, tb.N), Q[:, : tb.tc]].any(axis=1).sum())
+        held = tb.static_live[Q[:, tb.sc]].copy()
+        for k in range(tb.T):
+            held |= tb.bit[holds[q, k]]
+        words = Keys(*self._words_key(Q))
+        key = np.stack([words.h, words.hi if words.hi is not None else np.zeros(len(q), np.uint64), held], 1)
+        uniq, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        verdict = np.zeros(len(uniq), bool)
+        for u, (wl, wh, hm) in enumerate(uniq.tolist()):
+            ck = (wl, wh, hm)
+            if ck not in self.quiescent_cache:
+                s = tb.state_int(Q[int(index[u])])
+                live = frozenset(n for n in range(1, tb.N) if hm >> n & 1)
+                self.quiescent_cache[ck] = self.checker.quiescent_problem(s, live)
+            verdict[u] = self.quiescent_cache[ck] is not None
+        bad[q] = verdict[inverse.ravel()]
+        return bad
+
+    def _words_key(self, Q: Arr) -> tuple[Arr, Arr | None]:
+        """The word fields of ``Q`` alone, packed (the rest zero)."""
+        W = Q.copy()
+        W[:, self.tb.tc :] = 0
+        k = self.tb.encode(W)
+        return k.h, k.hi
+
+    # -- counterexamples ---------------------------------------------------------------------------------
+
+    def _violation(self, f: Found) -> Violation:
+        s = self.tb.state_int(f.row)
+        saved = (self.result.quiescent, self.result.stale_quiescent)
+        msgs = dict(self.checker.check_state(s))
+        self.result.quiescent, self.result.stale_quiescent = saved
+        msg = msgs.get(f.prop, "")
+        path = self._path_to(f.row, len(self.levels) - 1)
+        return self.checker.replay_path(f.prop, msg, [self.tb.state_int(row) for row in path])
+
+    def _path_to(self, row: Arr, at: int) -> list[Arr]:
+        """A shortest path of decoded states from an initial state to ``row``, found at level ``at``."""
+        tb = self.tb
+        path = [row]
+        target = tb.encode(row[None, :])
+        for lvl in range(at - 1, -1, -1):
+            for _, part in self._buckets(self._level(lvl)):
+                D = tb.decode(part)
+                k, _, src = tb.successors(D, part)
+                hit = k.h == target.h[0]
+                if k.hi is not None and target.hi is not None:
+                    hit &= k.hi == target.hi[0]
+                j = np.nonzero(hit)[0]
+                if len(j):
+                    row = D[src[j[0]]]
+                    break
+            else:
+                raise AssertionError("[vec model checker internal bug] no predecessor one level up")
+            path.append(row)
+            target = tb.encode(row[None, :])
+        return path[::-1]
+
+    def _level_of(self, k: Keys) -> int:
+        for i in range(len(self.levels)):
+            if bool(find(self._level(i), k)[0][0]):
+                return i
+        raise AssertionError("[vec model checker internal bug] a state in no level")
+
+    # -- lock-freedom ------------------------------------------------------------------------------------
+
+    def _stuck_steps(self, every: Keys, part: Keys) -> tuple[Arr, Arr]:
+        """The steps of ``part`` that complete no operation: (index in ``part``, index in ``every``)."""
+        tb = self.tb
+        succ, done, src = tb.successors(tb.decode(part), part)
+        keep = np.nonzero(~done)[0]
+        found, at = find(every, succ.take(keep))
+        if not bool(found.all()):
+            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
+        return src[keep], at
+
+    def _lock_freedom(self) -> None:
+        """(d): peel the states no cycle of non-completing steps reaches; any left lead to a cycle."""
+        every = self.store.merged()
+        N = len(every)
+        indeg = np.zeros(N, np.int32)
+        for _, part in self._buckets(every):
+            _, dst = self._stuck_steps(every, part)
+            u, c = np.unique(dst, return_counts=True)
+            indeg[u] += c.astype(np.int32)
+        frontier = np.nonzero(indeg == 0)[0]
+        while len(frontier):
+            nxt = []
+            for start in range(0, len(frontier), self.bucket):
+                idx = frontier[start : start + self.bucket]
+                _, dst = self._stuck_steps(every, every.take(idx))
+                u, c = np.unique(dst, return_counts=True)
+                indeg[u] -= c.astype(np.int32)
+                nxt.append(u[indeg[u] == 0])
+            frontier = np.concatenate(nxt) if nxt else np.empty(0, np.int64)
+        left = np.nonzero(indeg > 0)[0]
+        if len(left) == 0:
+            return
+        # Every state left has a predecessor left: walk back until a state repeats.
+        pred = np.full(N, -1, np.int64)
+        for start in range(0, len(left), self.bucket):
+            idx = left[start : start + self.bucket]
+            src, dst = self._stuck_steps(every, every.take(idx))
+            on = indeg[dst] > 0
+            pred[dst[on]] = idx[src[on]]
+        walk, seen = [int(left[0])], {int(left[0]): 0}
+        while True:
+            p = int(pred[walk[-1]])
+            if p in seen:
+                cycle = walk[seen[p] :][::-1]  # forward order: pred[x] -> x
+                break
+            seen[p] = len(walk)
+            walk.append(p)
+        rows = self.tb.decode(every.take(np.array(cycle)))
+        lvls = [self._level_of(every.take(np.array([i]))) for i in cycle]
+        at = int(np.argmin(lvls))
+        rows = np.concatenate([rows[at:], rows[:at]])
+        path = self._path_to(rows[0], lvls[at])
+        ints = [self.tb.state_int(x) for x in path + list(rows[1:]) + [rows[0]]]
+        msg = f"a cycle of {len(rows)} steps in which no operation completes"
+        v = self.checker.replay_path("d", msg, ints)
+        v.cycle_start = len(v.steps) - len(rows)
+        self.result.violations["d"] = v
+
+
+def check(
+    cfg: Config,
+    progress: Callable[[Result, int], None] | None = None,
+    *,
+    workdir: str | Path | None = None,
+    memory_budget: int | None = None,
+) -> Result:
+    """Explore every state of ``cfg`` with the vectorized engine and check its properties.
+
+    ``workdir``: where the levels (and runs past ``memory_budget`` bytes) are written, a
+    temporary directory removed at the end (default: the system's, ``$TMPDIR``).
+
+    Not yet here (the Python engine's, ``_mc.check``, has them): racing double frees
+    (``dfree`` scenario ops) and a time budget (``Config.seconds``) are refused with
+    ``ValueError``; a broken variant that pushes a count out of range raises ``_mc``'s
+    ``CountRangeError`` instead of reporting it as a (b) violation.
+    """
+    if cfg.scenario is not None and any(what == "dfree" for ops in cfg.scenario for what, _ in ops):
+        raise ValueError("the vec engine does not check racing double frees (dfree) yet: use --engine python")
+    if cfg.seconds is not None:
+        raise ValueError("the vec engine has no time budget (Config.seconds) yet: use --engine python")
+    return VecChecker(cfg, progress, workdir=workdir, memory_budget=memory_budget).run()
+
+
+def key_bits(cfg: Config) -> int:
+    """Bits of one packed state of ``cfg`` (more than 64: two words)."""
+    return Tables(Checker(cfg)).bits
+
+
+__all__ = ["check", "key_bits"]
