@@ -193,6 +193,43 @@ def _tables(s: System) -> tuple[dict[int, list[OpState]], dict[tuple[int, int], 
     return occ, through
 
 
+def cur_facts(st: State, i: int, has_cur: tuple[int, ...]) -> list[tuple[str, Any]]:
+    """Thread ``i``'s ``cur`` where it holds no loaded word: at a release (a CAS since
+    ``release_cas``) the word its own occupy wrote, elsewhere outside ``has_cur`` zero. Shared by
+    every invariant over this system (``topdown_steps`` too)."""
+    s = st.s
+    releasing = [o for o in s.ops if o.pc in _RELEASING]
+    no_cur = [o for o in s.ops if o.pc not in has_cur]
+    return [
+        (
+            f"thread {i}: at release, cur == BUSY",
+            z3.Implies(st.among(i, releasing), st.cur[i] == s.t.occupy(0)),
+        ),
+        (f"thread {i}: cur == 0 where unused", z3.Implies(st.among(i, no_cur), st.cur[i] == 0)),
+    ]
+
+
+def word_shape(st: State, a: int, occ: dict[int, list[OpState]]) -> tuple[list[tuple[str, Any]], bool]:
+    """Node ``a``'s word as a block or not: zero above ``max_level``; OCC iff it is held (static
+    or by a thread, ``occ[a]``: the op states occupying it), by one at most; a page is 0 or BUSY,
+    an inner node BUSY or without status bits. The second value: whether its counts remain to
+    be said (an inner node at or below ``max_level``)."""
+    s = st.s
+    lvl, w = g.level(a), st.w[a]
+    if lvl < s.max_level:
+        return [(f"node {a}: zero above max_level, not static", z3.And(w == 0, z3.Not(st.static[a])))], False
+    holders = [st.static[a]] + [st.among(i, occ[a]) for i in range(s.threads)]
+    occupied = w & bits.OCC != 0
+    out = [
+        (f"node {a}: OCC iff held or occupied", occupied == z3.Or(holders)),
+        (f"node {a}: held or occupied by one at most", z3.AtMost(*holders, 1)),
+    ]
+    if lvl == s.depth:
+        return [*out, (f"node {a}: a page is 0 or BUSY", tree.leaf_ok(w, Z))], False
+    busy = z3.If(occupied, w == bits.BUSY, w & ((1 << bits.COUNT_SHIFT) - 1) == 0)
+    return [*out, (f"node {a}: BUSY or no status bit", busy)], True
+
+
 def invariant(st: State) -> list[tuple[str, Any]]:
     """``Inv`` of state ``st`` as named conjuncts."""
     s = st.s
@@ -205,7 +242,6 @@ def invariant(st: State) -> list[tuple[str, Any]]:
         out.append((f"thread {i}: a reachable op state", z3.ULT(st.op[i], len(s.ops))))
         at_occ = [o for o in s.ops if o.pc == steps.A_OCC]
         at_cas = [o for o in s.ops if o.pc == steps.C_CAS]
-        no_cur = [o for o in s.ops if o.pc not in _HAS_CUR]
         out.append((f"thread {i}: at occupy, cur == 0", z3.Implies(st.among(i, at_occ), st.cur[i] == 0)))
         out.append(
             (
@@ -213,34 +249,13 @@ def invariant(st: State) -> list[tuple[str, Any]]:
                 z3.Implies(st.among(i, at_cas), st.cur[i] & bits.OCC == 0),
             )
         )
-        releasing = [o for o in s.ops if o.pc in _RELEASING]
-        out.append(
-            (
-                f"thread {i}: at release, cur == BUSY",
-                z3.Implies(st.among(i, releasing), st.cur[i] == t.occupy(0)),
-            )
-        )
-        out.append((f"thread {i}: cur == 0 where unused", z3.Implies(st.among(i, no_cur), st.cur[i] == 0)))
+        out += cur_facts(st, i, _HAS_CUR)
     for a in s.nodes:
-        lvl = g.level(a)
         w = st.w[a]
-        holders = [st.static[a]] if lvl >= s.max_level else []
-        holders += [st.among(i, occ[a]) for i in range(s.threads)]
-        if lvl < s.max_level:
-            out.append((f"node {a}: zero above max_level, not static", z3.And(w == 0, z3.Not(st.static[a]))))
+        shape, more = word_shape(st, a, occ)
+        out += shape
+        if not more:
             continue
-        occupied = w & bits.OCC != 0
-        out.append((f"node {a}: OCC iff held or occupied", occupied == z3.Or(holders)))
-        out.append((f"node {a}: held or occupied by one at most", z3.AtMost(*holders, 1)))
-        if lvl == s.depth:
-            out.append((f"node {a}: a page is 0 or BUSY", tree.leaf_ok(w, Z)))
-            continue
-        out.append(
-            (
-                f"node {a}: BUSY or no status bit",
-                z3.If(occupied, w == bits.BUSY, w & ((1 << bits.COUNT_SHIFT) - 1) == 0),
-            )
-        )
         for side, c in ((1, g.left(a)), (0, g.right(a))):
             below = [b for b in s.nodes if g.is_ancestor(c, b) and g.level(b) >= s.max_level]
             terms = [z3.If(st.static[b], z3.BitVecVal(1, wide), z3.BitVecVal(0, wide)) for b in below]

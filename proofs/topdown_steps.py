@@ -39,13 +39,12 @@ from typing import Any
 
 import z3
 
-from nbbs.model import bits, steps, tree
+from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 from nbbs.model.steps import OpState
 from nbbs.proofs import counted_steps as cs
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
-from nbbs.proofs._z3 import Z
 
 TOP_DOWN = Variant("top_down", transitions=bits.TOP_DOWN, at_width=bits.top_down)
 """Issue 12's candidate, with its narrow-word bundles for z3."""
@@ -125,7 +124,6 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
         out.append((f"thread {i}: a reachable op state", z3.ULT(st.op[i], len(s.ops))))
         at_occ = [o for o in s.ops if o.pc == steps.A_OCC]
         at_cas = [o for o in s.ops if o.pc == steps.D_CAS]
-        no_cur = [o for o in s.ops if o.pc not in _HAS_CUR]
         out.append((f"thread {i}: at occupy, cur == 0", z3.Implies(st.among(i, at_occ), st.cur[i] == 0)))
         out.append(
             (
@@ -141,35 +139,13 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
                     z3.Implies(st.at(i, o), s.t.climb_stops(st.cur[i], g.side(o.child))),
                 )
             )
-        # The release is a CAS from the word occupy wrote (``Transitions.release_cas``).
-        releasing = [o for o in s.ops if o.pc in (steps.F_RELEASE, steps.R_RELEASE)]
-        out.append(
-            (
-                f"thread {i}: at release, cur == BUSY",
-                z3.Implies(st.among(i, releasing), st.cur[i] == s.t.occupy(0)),
-            )
-        )
-        out.append((f"thread {i}: cur == 0 where unused", z3.Implies(st.among(i, no_cur), st.cur[i] == 0)))
+        out += cs.cur_facts(st, i, _HAS_CUR)
     for a in s.nodes:
-        lvl = g.level(a)
+        shape, more = cs.word_shape(st, a, occ)
+        out += shape
+        if not more:
+            continue
         w = st.w[a]
-        holders = [st.static[a]] if lvl >= s.max_level else []
-        holders += [st.among(i, occ[a]) for i in range(s.threads)]
-        if lvl < s.max_level:
-            out.append((f"node {a}: zero above max_level, not static", z3.And(w == 0, z3.Not(st.static[a]))))
-            continue
-        occupied = w & bits.OCC != 0
-        out.append((f"node {a}: OCC iff held or occupied", occupied == z3.Or(holders)))
-        out.append((f"node {a}: held or occupied by one at most", z3.AtMost(*holders, 1)))
-        if lvl == s.depth:
-            out.append((f"node {a}: a page is 0 or BUSY", tree.leaf_ok(w, Z)))
-            continue
-        out.append(
-            (
-                f"node {a}: BUSY or no status bit",
-                z3.If(occupied, w == bits.BUSY, w & ((1 << bits.COUNT_SHIFT) - 1) == 0),
-            )
-        )
         for side, c in ((1, g.left(a)), (0, g.right(a))):
             terms = [z3.If(st.static[c], one, zero)]
             if g.level(c) < s.depth:
