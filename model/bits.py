@@ -404,6 +404,26 @@ def _count_fields(width: int) -> tuple[int, int, int]:
     return field_r, field_r << width, 1 << COUNT_SHIFT
 
 
+def _handed_up_ok(w: Any, wl: Any, wr: Any, width: int, handed_up: Callable[..., Any], logic: Any) -> Any:
+    """The quiescent node of a variant whose counts are what the children hand up: a block has
+    nothing below it; otherwise no status bit, and each side's count is ``handed_up(child,
+    that count's field in w, one claim there)``."""
+    field_r, field_l, one_r = _count_fields(width)
+    occupied = w & OCC != 0
+    low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
+    return logic.and_(
+        logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
+        logic.implies(
+            logic.not_(occupied),
+            logic.and_(
+                w & low == 0,
+                handed_up(wl, w & field_l, one_r << width),
+                handed_up(wr, w & field_r, one_r),
+            ),
+        ),
+    )
+
+
 def stop_early(width: int = COUNT_BITS) -> Transitions:
     """The naive *stop-early* ``counted``: cheap near the root, and unsafe (ALGORITHM.md §1.4).
 
@@ -419,7 +439,7 @@ def stop_early(width: int = COUNT_BITS) -> Transitions:
     nothing above its parent, and a larger block is occupied over it.
     """
     base = counted(width)
-    field_r, field_l, one_r = _count_fields(width)
+    field_r, field_l, _ = _count_fields(width)
 
     def claimed(w: int, s: int) -> bool:
         """Side ``s`` has a claim (before a climb: someone else holds the path up above)."""
@@ -439,19 +459,7 @@ def stop_early(width: int = COUNT_BITS) -> Transitions:
                 logic.implies(logic.and_(c & OCC == 0, logic.not_(cl == cr)), own == one),
             )
 
-        occupied = w & OCC != 0
-        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
-        return logic.and_(
-            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
-            logic.implies(
-                logic.not_(occupied),
-                logic.and_(
-                    w & low == 0,
-                    handed_up(wl, w & field_l, one_r << width),
-                    handed_up(wr, w & field_r, one_r),
-                ),
-            ),
-        )
+        return _handed_up_ok(w, wl, wr, width, handed_up, logic)
 
     return dataclasses.replace(
         base,
@@ -497,7 +505,7 @@ def top_down_node(width: int = COUNT_BITS) -> Transitions:
     parent: the alloc counts one word, the free uncounts one (the published algorithm makes
     one more read-modify-write there).
     """
-    field_r, field_l, one_r = _count_fields(width)
+    field_r, field_l, _ = _count_fields(width)
 
     def nonempty(w: int, s: int) -> bool:
         """The node has a claim on some side (``s`` only fixes the signature)."""
@@ -515,19 +523,7 @@ def top_down_node(width: int = COUNT_BITS) -> Transitions:
                 logic.implies(logic.and_(logic.not_(busy), logic.not_(some)), own == 0),
             )
 
-        occupied = w & OCC != 0
-        low = OCC | COAL_LEFT | COAL_RIGHT | OCC_LEFT | OCC_RIGHT
-        return logic.and_(
-            logic.implies(occupied, logic.and_(w == BUSY, wl == 0, wr == 0)),
-            logic.implies(
-                logic.not_(occupied),
-                logic.and_(
-                    w & low == 0,
-                    handed_up(wl, w & field_l, one_r << width),
-                    handed_up(wr, w & field_r, one_r),
-                ),
-            ),
-        )
+        return _handed_up_ok(w, wl, wr, width, handed_up, logic)
 
     return dataclasses.replace(
         top_down(width),
