@@ -10,8 +10,6 @@ VIOLATION = "violation"
 """The port broke the spec: a wrong result, error, word, overlap, loss or history."""
 BROKEN = "broken port"
 """The port died, hung or answered outside the protocol."""
-MISSING = "not built"
-"""The mode asked for does not exist yet in this harness."""
 UNSUPPORTED = "unsupported"
 """The port does not offer the feature the mode needs."""
 
@@ -36,8 +34,8 @@ class Result:
 
 
 def exit_status(results: list[Result]) -> int:
-    """0 if every check passed, 1 if the port broke the spec, 2 if it broke the protocol or a mode
-    is missing."""
-    if any(r.status in (BROKEN, MISSING, UNSUPPORTED) for r in results):
+    """0 if every check passed, 1 if the port broke the spec, 2 if it broke the protocol or lacks
+    the feature a mode needs."""
+    if any(r.status in (BROKEN, UNSUPPORTED) for r in results):
         return 2
     return 1 if any(r.status == VIOLATION for r in results) else 0

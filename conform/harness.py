@@ -10,8 +10,8 @@ The modes and what each finds:
 * **controlled** (``Options.controlled``): ``nbbs.conform.controlled.run`` (the explorer's
   strategies and checks on the port's own threads), then its scan-cost check.
 
-Each result's status is ``ok``, ``violation`` (exit 1), ``broken port`` (exit 2), ``not
-built`` or ``unsupported`` (exit 2): ``exit_status``.
+Each result's status is ``ok``, ``violation`` (exit 1), ``broken port`` or ``unsupported``
+(exit 2): ``exit_status``.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nbbs.conform import _sequential, _stress
-from nbbs.conform._result import BROKEN, MISSING, OK, UNSUPPORTED, VIOLATION, Result, exit_status
+from nbbs.conform._result import BROKEN, OK, UNSUPPORTED, VIOLATION, Result, exit_status
 from nbbs.conform.protocol import Port, PortError
 from nbbs.model import bits
 
 __all__ = [
     "BROKEN",
-    "MISSING",
     "OK",
     "UNSUPPORTED",
     "VIOLATION",
