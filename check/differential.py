@@ -295,6 +295,24 @@ SEARCH = (Phase.explicit, Phase.generate)
 """The phases that look for a failure; shrinking (``Phase.shrink``) runs after, bounded."""
 
 
+def chunk_settings(max_examples: int, **changes: Any) -> settings:
+    """Settings for one chunk of a search that runs chunk after chunk until its time is up.
+
+    Each chunk must draw new examples: ``derandomize`` is off whatever the loaded profile says.
+    (Hypothesis loads its ``ci`` profile, which derandomizes, when it sees a CI environment;
+    profiles registered after that inherit it. A derandomized chunk draws the same examples
+    every time, so a search of 8,000 examples tried 5: CI missed two mutants for 120 s each.)
+    """
+    common: dict[str, Any] = {
+        "deadline": None,
+        "database": None,
+        "derandomize": False,
+        "suppress_health_check": list(HealthCheck),
+        "report_multiple_bugs": False,
+    }
+    return settings(max_examples=max_examples, **{**common, **changes})
+
+
 def run_for(
     state_machine: type[RuleBasedStateMachine],
     seconds: float,
@@ -312,14 +330,8 @@ def run_for(
     ``steps`` bounds the rules per program (the profile's ``stateful_step_count`` if None).
     """
     started = time.perf_counter()
-    common = {
-        "deadline": None,
-        "database": None,
-        "suppress_health_check": list(HealthCheck),
-        "report_multiple_bugs": False,
-        **({} if steps is None else {"stateful_step_count": steps}),
-    }
-    search = settings(max_examples=chunk, phases=SEARCH, **common)  # type: ignore[arg-type]
+    common: dict[str, Any] = {} if steps is None else {"stateful_step_count": steps}
+    search = chunk_settings(chunk, phases=SEARCH, **common)
     count, deadline = [0], [float("inf")]
     # Counted, never cut short inside a chunk: an interrupted search reads to Hypothesis as a skip.
     timed = _timed(state_machine, deadline, count)
@@ -335,7 +347,7 @@ def run_for(
     # replays from the database, so the second run finds the defect anew: the first did it
     # quickly. Its explain phase, which traces coverage, is left out: it took most of the time.)
     budget = max(seconds if shrink_seconds is None else shrink_seconds, 2.0)
-    shrink = settings(max_examples=10_000, phases=(*SEARCH, Phase.shrink), **common)  # type: ignore[arg-type]
+    shrink = chunk_settings(10_000, phases=(*SEARCH, Phase.shrink), **common)
     detail = found + "\n(not shrunk: shrinking did not end within the time budget)"
     try:
         deadline[0] = time.perf_counter() + budget

@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from hypothesis import HealthCheck, settings
 from hypothesis.internal.conjecture import engine
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
-from nbbs.check.differential import machine
+from nbbs.check.differential import chunk_settings, machine
 from nbbs.conform._result import BROKEN, OK, VIOLATION, Result
 from nbbs.conform.protocol import Port, PortAllocator, PortError
 from nbbs.impl import NBBS
@@ -72,20 +71,13 @@ def run(
 
     factory.__name__ = f"port_{variant.replace('-', '_')}"
     state_machine = machine(factory, max_depth)
-    chunk_settings = settings(
-        max_examples=CHUNK,
-        stateful_step_count=STEPS,
-        deadline=None,
-        database=None,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-    )
+    search = chunk_settings(CHUNK, stateful_step_count=STEPS)
     started = time.perf_counter()
     done = 0
     while done < examples and (done == 0 or time.perf_counter() - started < seconds):
         try:
             with _shrink_bound(shrink_seconds):
-                run_state_machine_as_test(state_machine, settings=chunk_settings)  # type: ignore[no-untyped-call,unused-ignore]
+                run_state_machine_as_test(state_machine, settings=search)  # type: ignore[no-untyped-call,unused-ignore]
         except Exception as e:  # the failure is the result
             elapsed = time.perf_counter() - started
             if port.dead is not None:
