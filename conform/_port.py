@@ -1,7 +1,8 @@
 """A port's controlled mode over a pipe: the line protocol's client, as the explorer's ``RemoteThreads``.
 
-``ControlledPort(command)`` starts the port's executable, shakes hands (``hello 1``) and then
-turns the runtime's calls into protocol lines: ``arena`` for a fresh arena, ``alloc`` for the
+``ControlledPort(command)`` starts the port's executable through ``protocol.Port`` (the one
+client of the protocol: handshake, timeouts, the stderr tail in errors) and then turns the
+runtime's calls into protocol lines: ``arena`` for a fresh arena, ``alloc`` for the
 sequential setup, ``spawn`` / ``step`` for the scheduled operations, ``words``. Pages and nodes
 on the runtime's side, addresses on the port's (``page_size``, ``start``).
 
@@ -13,18 +14,15 @@ never poisons the next run.
 
 from __future__ import annotations
 
-import os
-import select
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from nbbs.check._sched import Access, Done, Pending, RemoteError
 from nbbs.check.explore import Scenario
+from nbbs.conform.protocol import Port, PortError
 from nbbs.model import bits
 
-PROTOCOL_VERSION = 1
 KINDS = ("load", "cas", "cas_fail", "fetch_or", "fetch_and", "store")
 """Access kinds as the protocol spells them; the index is the scheduler's kind code."""
 _KIND = {name: i for i, name in enumerate(KINDS)}
@@ -40,10 +38,6 @@ def reference_port(mutant: str | None = None) -> list[str]:
     """The command of the Python reference port in controlled mode (``--mutant``: a broken one)."""
     cmd = [sys.executable, "-m", "nbbs.conform._controlled_server"]
     return [*cmd, "--mutant", mutant] if mutant else cmd
-
-
-class PortError(RemoteError):
-    """The port broke the protocol: a reply of the wrong shape, an exit, or no reply in time."""
 
 
 def variant_of(allocator: str) -> str:
@@ -66,64 +60,45 @@ class ControlledPort:
         """Seconds to wait for one reply line before the port counts as hung."""
         self.log: list[tuple[str, list[str]]] | None = None
         """When a list, every command sent and its reply lines are appended (schedule traces)."""
-        self.name = ""
-        self.features: set[str] = set()
-        self.variants: tuple[str, ...] = ()
-        """The variants the port says it implements (``variants=`` feature), in its order."""
         self.restarts = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._buf = b""
+        self._port: Port | None = None
         self._mid: set[int] = set()
         """Threads between spawn and done."""
-        self._arena_line = ""
         self._open()
 
     # -- process --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        try:
-            self._proc = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
-            )
-        except OSError as e:
-            raise PortError(f"cannot start the port {self.command}: {e}") from None
-        self._buf = b""
         self._mid.clear()
-        reply = self.exchange("hello 1")[0].split()
-        if reply[:2] != ["hello", "1"]:
-            raise PortError(f"the port does not speak protocol version 1: {' '.join(reply)}")
-        for tok in reply[2:]:
-            key, _, value = tok.partition("=")
-            if key == "name":
-                self.name = value
-            elif key == "features":
-                for f in value.split(","):
-                    k, _, v = f.partition("=")
-                    self.features.add(k)
-                    if k == "variants":
-                        self.variants = tuple(v.split("+"))
-        if "controlled" not in self.features:
+        # Controlled runs make millions of exchanges: keep only the last lines (errors show them).
+        self._port = Port(self.command, timeout=self.timeout, transcript=False)
+        if "controlled" not in self._port.features:
             self.close()
             raise PortError(f"the port {self.name or self.command} does not list the feature controlled")
 
+    @property
+    def name(self) -> str:
+        """The name the port gave in its handshake."""
+        return "" if self._port is None else self._port.name
+
+    @property
+    def features(self) -> frozenset[str]:
+        """The features the port listed in its handshake."""
+        return frozenset() if self._port is None else self._port.features
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variants the port says it implements (``variants=`` feature), in its order."""
+        return () if self._port is None else self._port.variants
+
     def close(self) -> None:
         """Ask the port to quit; kill it if it does not."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(b"quit\n")
-            proc.stdin.close()
-            proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        port, self._port = self._port, None
+        if port is not None:
+            port.close()
 
     def restart(self) -> None:
-        """A fresh port process (after a thread that would not finish, or a crash)."""
+        """A fresh port process (after a thread that would not finish, a crash, or a hang)."""
         self.close()
         self.restarts += 1
         self._open()
@@ -136,35 +111,11 @@ class ControlledPort:
 
     # -- lines ----------------------------------------------------------------------------
 
-    def _readline(self) -> str:
-        proc = self._proc
-        if proc is None or proc.stdout is None:
-            raise PortError("the port is not running")
-        fd = proc.stdout.fileno()
-        while b"\n" not in self._buf:
-            ready, _, _ = select.select([fd], [], [], self.timeout)
-            if not ready:
-                raise PortError(f"no reply from the port within {self.timeout} s")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                code = proc.poll()
-                raise PortError(f"the port closed its output (exit status {code})")
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line.decode().rstrip("\r")
-
     def exchange(self, line: str, replies: int = 1) -> list[str]:
         """Send one command line; its reply lines (``replies`` of them, or one ``error`` line)."""
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        if self._port is None:
             raise PortError("the port is not running")
-        try:
-            proc.stdin.write(line.encode() + b"\n")
-        except OSError as e:
-            raise PortError(f"the port does not read its input ({e}; exit status {proc.poll()})") from None
-        out = [self._readline()]
-        if replies > 1 and not out[0].startswith("error"):
-            out += [self._readline() for _ in range(replies - 1)]
+        out = self._port.request_lines(line, replies)
         if self.log is not None:
             self.log.append((line, out))
         return out
@@ -177,6 +128,8 @@ class ControlledPort:
 
     def arena(self, scenario: Scenario) -> None:
         self.drain()
+        if self._port is None or self._port.dead is not None:
+            self.restart()  # it hung or died in the last run: a PortError said so there
         line = (
             f"arena {scenario.depth} {self.page_size} {self.start} {scenario.top_order} "
             f"{variant_of(scenario.allocator)}"
@@ -184,7 +137,6 @@ class ControlledPort:
         reply = self.request(line)
         if reply != "ok":
             raise PortError(f"the port refused `{line}`: {reply}")
-        self._arena_line = line
 
     def drain(self) -> None:
         """Step every thread left mid-operation to its end (restart the port if one does not end)."""

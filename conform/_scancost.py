@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from nbbs.check._sched import Done, Pending
 from nbbs.check.explore import Scenario
-from nbbs.conform._port import ControlledPort, PortError
+from nbbs.conform._port import ControlledPort
+from nbbs.conform.protocol import PortError
 from nbbs.model import bits, steps
 from nbbs.model import geometry as g
 

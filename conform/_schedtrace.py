@@ -21,7 +21,8 @@ from nbbs.check._sched import Execution
 from nbbs.check.bridge import Counterexample
 from nbbs.check.bridge import reproduce as _bridge
 from nbbs.check.explore import ExploreConfig, ExplorerError, parse
-from nbbs.conform._port import COUNTEREXAMPLES, ControlledPort, PortError, reference_port
+from nbbs.conform._port import COUNTEREXAMPLES, ControlledPort, reference_port
+from nbbs.conform.protocol import PortError
 
 SHORT_SCHEDULES = (
     "d3-m3-counted:a0@0+f0,a0@0+f0:ab2a3b2a2baba2bab2a2b2a11b8",

@@ -43,9 +43,10 @@ from nbbs.check.explore import (
     random_scenario,
     schedule_string,
 )
-from nbbs.conform._port import COUNTEREXAMPLES, ControlledPort, PortError, reference_port, variant_of
+from nbbs.conform._port import COUNTEREXAMPLES, ControlledPort, reference_port, variant_of
 from nbbs.conform._scancost import ScanCost, scan_cost
 from nbbs.conform._schedtrace import Follow, export_schedules, replay_trace
+from nbbs.conform.protocol import PortError
 from nbbs.model import bits, steps, tree
 
 __all__ = [

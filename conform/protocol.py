@@ -5,7 +5,8 @@ command line for its reply (or, for ``stress``, for the lines up to ``end``), ea
 timeout. Every line both ways goes into ``Port.transcript``, so any failure can be shown as
 the protocol lines a porter pastes into the executable. A port that dies, hangs, or answers
 outside the protocol raises ``PortError`` naming what was sent, what came back and the tail
-of the port's stderr.
+of the port's stderr. It is the one client of the protocol: the controlled mode
+(``nbbs.conform._port.ControlledPort``) and the C port's tests speak through it too.
 
 ``PortAllocator`` puts the ``NBBS`` interface (``alloc``, ``free``, ``words``,
 ``live_blocks``, ``arena``, ``transitions``) over a ``Port``: an ``error <Class>`` reply raises
@@ -15,13 +16,15 @@ of ``nbbs.check.differential`` drives a port unchanged.
 
 from __future__ import annotations
 
-import queue
+import os
+import select
 import subprocess
 import threading
 from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 
+from nbbs.check._sched import RemoteError
 from nbbs.impl import errors
 from nbbs.impl.arena import Arena
 from nbbs.model import bits
@@ -45,8 +48,12 @@ SHOWN_REPLY = 300
 """Replies longer than this many characters (``words`` of a deep tree) are cut when shown."""
 
 
-class PortError(Exception):
-    """The port is dead, hung, or answered outside the protocol; the message says what it was sent."""
+class PortError(RemoteError):
+    """The port is dead, hung, or answered outside the protocol; the message says what it was sent.
+
+    A ``RemoteError``: to the explorer's scheduler, a port that breaks the protocol is a remote
+    allocator that failed.
+    """
 
 
 def _cut(line: str) -> str:
@@ -62,13 +69,21 @@ class Port:
     ``close()``.
     """
 
-    def __init__(self, command: Sequence[str], timeout: float = 10.0, startup: float = 30.0) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        timeout: float = 10.0,
+        startup: float = 30.0,
+        transcript: bool = True,
+    ) -> None:
         self.command = list(command)
         self.timeout = timeout
+        self.keep = transcript
+        """False for long sessions (controlled mode's millions of steps): only the last lines are kept."""
         self.transcript: list[str] = []
         """Every line both ways, ``> `` for what the harness sent and ``< `` for the replies."""
         self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
-        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._buf = b""
         self.dead: PortError | None = None
         """The error that ended the port, if it has ended."""
         try:
@@ -77,13 +92,12 @@ class Port:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                bufsize=1,
+                bufsize=0,
             )
         except OSError as e:
             raise PortError(f"cannot start the port {' '.join(self.command)!r}: {e}") from e
-        # Readers run in threads so a hung port shows as a timeout, not as a hung harness.
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        # stderr is drained by a thread so a chatty port never blocks on a full pipe; stdout
+        # is read here, with select's timeout, so a hung port shows as a timeout.
         threading.Thread(target=self._read_stderr, daemon=True).start()
         reply = self.request(f"hello {PROTOCOL_VERSION}", timeout=max(startup, timeout))
         tokens = reply.split(" ")
@@ -104,7 +118,15 @@ class Port:
     def request(self, line: str, timeout: float | None = None) -> str:
         """Send one command line and return its one reply line."""
         self._send(line)
-        return self._receive(line, timeout)
+        return self._receive(timeout)
+
+    def request_lines(self, line: str, count: int) -> list[str]:
+        """Send one command line and return its ``count`` reply lines (one if the first is an error)."""
+        self._send(line)
+        out = [self._receive(None)]
+        if not out[0].startswith("error"):
+            out += [self._receive(None) for _ in range(count - 1)]
+        return out
 
     def request_until(self, line: str, last: str = "end", timeout: float | None = None) -> list[str]:
         """Send one command line and return the reply lines before the line ``last``.
@@ -114,34 +136,44 @@ class Port:
         self._send(line)
         out: list[str] = []
         while True:
-            reply = self._receive(line, timeout)
+            reply = self._receive(timeout)
             if reply == last:
                 return out
             out.append(reply)
             if len(out) == 1 and reply.startswith("error "):
                 return out
 
+    def _note(self, line: str) -> None:
+        self.transcript.append(line)
+        if not self.keep and len(self.transcript) > 2 * STDERR_LINES:
+            del self.transcript[:STDERR_LINES]
+
     def _send(self, line: str) -> None:
         if self.dead is not None:
             raise self.dead
-        self.transcript.append(f"> {line}")
+        self._note(f"> {line}")
         try:
             assert self._proc.stdin is not None
-            self._proc.stdin.write(line + "\n")
-            self._proc.stdin.flush()
+            self._proc.stdin.write(line.encode() + b"\n")
         except (BrokenPipeError, OSError) as e:
             raise self._fail(f"the port no longer reads its stdin ({e})", None) from e
 
-    def _receive(self, sent: str, timeout: float | None) -> str:
+    def _receive(self, timeout: float | None) -> str:
         wait = self.timeout if timeout is None else timeout
-        try:
-            reply = self._lines.get(timeout=wait)
-        except queue.Empty:
-            raise self._fail(f"no reply within {wait:g} s: the port hangs", None) from None
-        if reply is None:
-            code = self._proc.wait()
-            raise self._fail(f"the port exited (status {code}) instead of replying", None)
-        self.transcript.append(f"< {reply}")
+        assert self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            ready, _, _ = select.select([fd], [], [], wait)
+            if not ready:
+                raise self._fail(f"no reply within {wait:g} s: the port hangs", None)
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                code = self._proc.wait()
+                raise self._fail(f"the port exited (status {code}) instead of replying", None)
+            self._buf += chunk
+        raw, _, self._buf = self._buf.partition(b"\n")
+        reply = raw.decode(errors="replace").rstrip("\r")
+        self._note(f"< {reply}")
         return reply
 
     def _fail(self, problem: str, got: str | None) -> PortError:
@@ -163,21 +195,15 @@ class Port:
         """The port answered ``reply``, which the protocol does not allow here: end it and say so."""
         return self._fail(problem, reply)
 
-    def _read_stdout(self) -> None:
-        assert self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            self._lines.put(raw.rstrip("\n"))
-        self._lines.put(None)
-
     def _read_stderr(self) -> None:
         assert self._proc.stderr is not None
         for raw in self._proc.stderr:
-            self._stderr.append(raw.rstrip("\n"))
+            self._stderr.append(raw.decode(errors="replace").rstrip("\n"))
 
     # -- ending ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Send ``quit`` if the port is alive, then make sure it has exited."""
+    def close(self) -> int:
+        """Send ``quit`` if the port is alive, make sure it has exited, and return its exit status."""
         if self.dead is None and self._proc.poll() is None:
             try:
                 self._send("quit")
@@ -187,12 +213,13 @@ class Port:
         self._stop()
         if self.dead is None:
             self.dead = PortError(f"port {' '.join(self.command)!r}: closed")
+        return self._proc.returncode
 
     def _stop(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
-        for f in (self._proc.stdin,):
+        for f in (self._proc.stdin, self._proc.stdout):
             try:
                 if f is not None:
                     f.close()

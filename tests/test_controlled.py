@@ -17,7 +17,8 @@ from conftest import DEEP
 from nbbs.check.explore import ExploreConfig, ExplorerError, explore, parse
 from nbbs.conform import controlled as c
 from nbbs.conform._controlled_server import serve
-from nbbs.conform._port import COUNTEREXAMPLES, PortError
+from nbbs.conform._port import COUNTEREXAMPLES
+from nbbs.conform.protocol import PortError
 
 OVERLAP = "d2-m2-reference:a1@0+f0+a2@0,a0@0+f0,a0@1"
 """The scenario of ``reference-a.json``: the published algorithm's 3-thread overlap."""
@@ -220,7 +221,7 @@ def test_a_port_whose_reports_do_not_add_up_is_caught() -> None:
 
 
 def test_a_port_that_is_not_one_raises_port_error() -> None:
-    with pytest.raises(PortError, match=r"closed its output|does not read its input"):
+    with pytest.raises(PortError, match=r"exited \(status|no longer reads its stdin"):
         c.ControlledPort(["true"])
     with pytest.raises(PortError, match="does not list the feature controlled"):
         c.ControlledPort([sys.executable, "-c", "print('hello 1 name=x features=words')"])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from nbbs.conform.protocol import Port
 from nbbs.impl import NBBS
 from nbbs.model import bits
 from nbbs.model.steps import Kind, Machine
@@ -27,48 +28,11 @@ from nbbs.ports import DEFECTS, PortBuildError, build
 VARIANTS = ("counted", "reference")
 
 
-class Port:
-    """The protocol executable on a pipe: one line out, its reply lines back."""
-
-    def __init__(self, path: Path) -> None:
-        self.proc = subprocess.Popen(
-            [str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-
-    def send(self, line: str, replies: int = 1) -> list[str]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return [self.proc.stdout.readline().rstrip("\n") for _ in range(replies)]
-
-    def one(self, line: str) -> str:
-        return self.send(line)[0]
-
-    def until(self, line: str, last: str) -> list[str]:
-        """Send ``line``; read reply lines up to and including the line ``last``."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        out = []
-        while (got := self.proc.stdout.readline().rstrip("\n")) != last:
-            assert got, f"the port ended while answering {line!r}"
-            out.append(got)
-        return out
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("quit\n")
-        self.proc.stdin.close()
-        assert self.proc.wait(timeout=10) == 0
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
 def _port(**kw: object) -> Iterator[Port]:
-    p = Port(build("port", **kw))  # type: ignore[arg-type]
-    assert p.one("hello 1").startswith("hello 1 name=nbbs-c features=")
+    p = Port([str(build("port", **kw))])  # type: ignore[arg-type]
+    assert p.name == "nbbs-c", p.transcript
     yield p
-    p.close()
+    assert p.close() == 0, p.transcript
 
 
 @pytest.fixture
@@ -244,22 +208,22 @@ def test_arena_errors_are_configuration_errors(port: Port) -> None:
         "arena 3 4096 -4096 - counted",
         "arena 3 4096 0 - nosuch",
     ]:
-        assert port.one(line).startswith("error ConfigurationError "), line
-    assert port.one("arena 3 4096 0 - corrected").startswith("error Unsupported ")
-    assert port.one("alloc 0").startswith("error ProtocolError ")  # no arena yet
-    assert port.one("hello 2").startswith("error ProtocolError ")
-    assert port.one("arena 3 4096 x - counted").startswith("error ProtocolError ")
-    assert port.one("spawn 0 alloc 0").startswith("error ")
-    assert port.one("arena 28 4096 0 - counted") == "ok"  # 4 GiB of words, mapped lazily
-    assert port.one("alloc 0") == "0"
+        assert port.request(line).startswith("error ConfigurationError "), line
+    assert port.request("arena 3 4096 0 - corrected").startswith("error Unsupported ")
+    assert port.request("alloc 0").startswith("error ProtocolError ")  # no arena yet
+    assert port.request("hello 2").startswith("error ProtocolError ")
+    assert port.request("arena 3 4096 x - counted").startswith("error ProtocolError ")
+    assert port.request("spawn 0 alloc 0").startswith("error ")
+    assert port.request("arena 28 4096 0 - counted") == "ok"  # 4 GiB of words, mapped lazily
+    assert port.request("alloc 0") == "0"
 
 
 def test_controlled_mode_refuses_a_step_without_a_pending_access(cport: Port) -> None:
-    assert cport.one("arena 2 1 0 - counted") == "ok"
-    assert cport.one("step 0").startswith("error ProtocolError ")
-    assert cport.one("spawn 0 alloc 0") == "pending 0 load 4"
-    assert cport.one("spawn 0 alloc 0").startswith("error ProtocolError thread 0 is in flight")
-    assert cport.one("arena 2 1 0 - counted").startswith("error ProtocolError ")
+    assert cport.request("arena 2 1 0 - counted") == "ok"
+    assert cport.request("step 0").startswith("error ProtocolError ")
+    assert cport.request("spawn 0 alloc 0") == "pending 0 load 4"
+    assert cport.request("spawn 0 alloc 0").startswith("error ProtocolError thread 0 is in flight")
+    assert cport.request("arena 2 1 0 - counted").startswith("error ProtocolError ")
 
 
 # -- the trace replayer ---------------------------------------------------------------------------------
@@ -302,24 +266,24 @@ def test_the_trace_reader_fails_a_doctored_schedule(tmp_path: Path) -> None:
 
 
 def test_of_two_racing_frees_of_one_block_exactly_one_succeeds(cport: Port) -> None:
-    assert cport.one("arena 2 1 0 - counted") == "ok"
-    assert cport.one("alloc 0") == "0"
+    assert cport.request("arena 2 1 0 - counted") == "ok"
+    assert cport.request("alloc 0") == "0"
     # Both check the block (loads 1, 2, 4 from the largest order down) before either releases.
-    assert cport.one("spawn 0 free 0") == "pending 0 load 1"
-    assert cport.one("spawn 1 free 0") == "pending 1 load 1"
+    assert cport.request("spawn 0 free 0") == "pending 0 load 1"
+    assert cport.request("spawn 1 free 0") == "pending 1 load 1"
     for t in (0, 1):
-        cport.send(f"step {t}", 2)
-        cport.send(f"step {t}", 2)
-        assert cport.send(f"step {t}", 2)[1] == f"pending {t} cas 4"
-    assert cport.send("step 0", 2) == ["did 0 cas 4 19 0", "pending 0 load 2"]
-    assert cport.send("step 1", 2) == [
+        cport.request_lines(f"step {t}", 2)
+        cport.request_lines(f"step {t}", 2)
+        assert cport.request_lines(f"step {t}", 2)[1] == f"pending {t} cas 4"
+    assert cport.request_lines("step 0", 2) == ["did 0 cas 4 19 0", "pending 0 load 2"]
+    assert cport.request_lines("step 1", 2) == [
         "did 1 cas_fail 4 0 0",
         "done 1 error DoubleFreeError " + DOUBLE_FREE_MSG,
     ]
-    while (got := cport.send("step 0", 2))[1].startswith("pending"):
+    while (got := cport.request_lines("step 0", 2))[1].startswith("pending"):
         pass
     assert got[1] == "done 0 ok"
-    assert cport.one("words") == "words " + " ".join(["0"] * 8)
+    assert cport.request("words") == "words " + " ".join(["0"] * 8)
 
 
 DOUBLE_FREE_MSG = "no live block starts at 0: double free (or never allocated)"
@@ -327,17 +291,17 @@ DOUBLE_FREE_MSG = "no live block starts at 0: double free (or never allocated)"
 
 def test_with_a_store_release_both_racing_frees_succeed() -> None:
     for p in _port(controlled=True, defects=["STORE_RELEASE"]):
-        assert p.one("arena 2 1 0 - counted") == "ok"
-        assert p.one("alloc 0") == "0"
-        p.one("spawn 0 free 0"), p.one("spawn 1 free 0")
+        assert p.request("arena 2 1 0 - counted") == "ok"
+        assert p.request("alloc 0") == "0"
+        p.request("spawn 0 free 0"), p.request("spawn 1 free 0")
         for t in (0, 1):
             for _ in range(3):
-                p.send(f"step {t}", 2)
-        assert p.send("step 0", 2)[0] == "did 0 store 4 19 0"
-        assert p.send("step 1", 2)[0] == "did 1 store 4 0 0"  # the second free is not refused
+                p.request_lines(f"step {t}", 2)
+        assert p.request_lines("step 0", 2)[0] == "did 0 store 4 19 0"
+        assert p.request_lines("step 1", 2)[0] == "did 1 store 4 0 0"  # the second free is not refused
         results = set()
         for t in (0, 1):
-            while (got := p.send(f"step {t}", 2))[1].startswith("pending"):
+            while (got := p.request_lines(f"step {t}", 2))[1].startswith("pending"):
                 pass
             results.add(got[1])
         assert results == {"done 0 ok", "done 1 ok"}
@@ -420,5 +384,5 @@ def test_every_variant_the_model_knows_is_unsupported_not_unknown_to_the_c_port(
     # The C port lists the model's variant names it does not implement by hand: a new variant
     # in bits.VARIANTS must be added there (it is Unsupported, not a ConfigurationError).
     for name in bits.VARIANTS:
-        reply = port.one(f"arena 3 4096 0 - {name}")
+        reply = port.request(f"arena 3 4096 0 - {name}")
         assert reply == "ok" if name in VARIANTS else reply.startswith("error Unsupported "), (name, reply)
