@@ -1,10 +1,10 @@
-/* bench.c: native benchmarks of the C port: counted vs reference (the published algorithm, the
- * same code) vs a buddy allocator behind one spin lock. Built by nbbs.ports.build("bench");
+/* bench.c: native benchmarks of the C port: counted, top_down and top_down_node vs reference (the
+ * published algorithm, the same code) vs a buddy allocator behind one spin lock. Built by nbbs.ports.build("bench");
  * driven by bench/engine_bench.py, which repeats each run and writes bench/results/.
  *
  *   nbbs-bench ALLOCATOR PAGES MAX_ORDER WORKLOAD THREADS PAIRS FILL SEED
  *
- * ALLOCATOR  counted | reference | locked
+ * ALLOCATOR  counted | reference | top_down | top_down_node (bits.VARIANTS names) | locked
  * PAGES      a power of two (the arena; page size 4096, start 0)
  * WORKLOAD   pairs              fill FILL of the pages with order-0 blocks at random (random
  *                               holes), then each thread does PAIRS alloc(0, random hint) + free
@@ -195,7 +195,7 @@ static double now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc != 9) {
-        fprintf(stderr, "usage: %s counted|reference|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
+        fprintf(stderr, "usage: %s counted|reference|top_down|top_down_node|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
                         "constant-occupancy THREADS PAIRS FILL SEED\n", argv[0]);
         return 2;
     }
@@ -224,11 +224,12 @@ int main(int argc, char **argv) {
         use_locked = 1;
         locked_init(&lk, depth);
     } else {
-        nbbs_variant v = !strcmp(alloc_name, "reference") ? NBBS_REFERENCE : NBBS_COUNTED;
-        if (strcmp(alloc_name, "reference") && strcmp(alloc_name, "counted")) {
+        int named = nbbs_variant_named(alloc_name);
+        if (named < 0) {
             fprintf(stderr, "unknown allocator %s\n", alloc_name);
             return 2;
         }
+        nbbs_variant v = (nbbs_variant)named;
         words = aligned_alloc(64, (nbbs_words_bytes(depth) + 63) / 64 * 64);
         if (nbbs_init(&arena, words, depth, 4096, 0, max_order, v) != NBBS_OK) {
             fprintf(stderr, "bad shape\n");
