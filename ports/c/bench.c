@@ -15,7 +15,9 @@
  *                               PAIRS times free one of its blocks at random, alloc(0) (no hint)
  *
  * Prints one JSON object: the wall time of the timed phase (all threads, started together),
- * ns per pair, failed allocs, and with -DNBBS_COUNT_ATOMICS the word accesses per pair.
+ * ns per pair (wall), CPU ns per pair (the threads' CPU time summed: what a loaded machine's
+ * preemptions do not inflate), failed allocs, and with -DNBBS_COUNT_ATOMICS the word accesses
+ * per pair.
  *
  * The locked buddy: the classic implicit-tree buddy ("longest free order below each node"):
  * alloc descends to the leftmost fitting node, free climbs merging buddies; O(depth) each,
@@ -125,6 +127,7 @@ typedef struct worker {
     uint64_t *held; /* constant-occupancy: this thread's blocks */
     uint64_t nheld;
     uint64_t counts[NBBS_ACC_KINDS];
+    double cpu_ns; /* this thread's CPU time in the timed phase (a loaded machine preempts: wall time counts that, CPU time does not) */
 } worker_t;
 
 static enum workload workload;
@@ -140,6 +143,8 @@ static void *run(void *arg) {
     uint64_t *mine = workload == THREAD_TEST ? malloc(batch * sizeof *mine) : NULL;
     pthread_barrier_wait(&barrier);
     nbbs_reset_access_counts();
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     switch (workload) {
     case PAIRS:
         for (uint64_t i = 0; i < w->pairs; i++) {
@@ -181,6 +186,8 @@ static void *run(void *arg) {
         }
         break;
     }
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    w->cpu_ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
     nbbs_access_counts(w->counts);
     w->failed = failed;
     free(mine);
@@ -270,16 +277,19 @@ int main(int argc, char **argv) {
     double elapsed = now_ns() - t0;
 
     uint64_t failed = 0, counts[NBBS_ACC_KINDS] = {0};
+    double cpu = 0;
     for (unsigned t = 0; t < nthreads; t++) {
         failed += ws[t].failed;
+        cpu += ws[t].cpu_ns;
         for (int k = 0; k < NBBS_ACC_KINDS; k++) counts[k] += ws[t].counts[k];
     }
     uint64_t total = pairs * nthreads;
     printf("{\"allocator\": \"%s\", \"pages\": %llu, \"max_order\": %d, \"workload\": \"%s\", \"threads\": %u, "
            "\"pairs\": %llu, \"fill\": %g, \"seed\": %llu, \"elapsed_ns\": %.0f, \"ns_per_pair\": %.2f, "
-           "\"failed\": %llu, \"accesses_per_pair\": {",
+           "\"cpu_ns_per_pair\": %.2f, \"failed\": %llu, \"accesses_per_pair\": {",
            alloc_name, (unsigned long long)pages, max_order, wl, nthreads, (unsigned long long)total, fill,
-           (unsigned long long)seed, elapsed, total ? elapsed / (double)total : 0.0, (unsigned long long)failed);
+           (unsigned long long)seed, elapsed, total ? elapsed / (double)total : 0.0, total ? cpu / (double)total : 0.0,
+           (unsigned long long)failed);
     for (int k = 0; k < NBBS_ACC_KINDS; k++)
         printf("%s\"%s\": %.3f", k ? ", " : "", nbbs_access_name((nbbs_access)k),
                total ? (double)counts[k] / (double)total : 0.0);
