@@ -232,10 +232,10 @@ def topdown(args: argparse.Namespace) -> None:
         rows.append(row)
         _print_topdown_row(row)
     save(
-        "topdown",
+        args.name,
         {**machine(), "max_order": "depth (the whole tree)", "pairs_per_run": args.pairs, "rows": rows},
     )
-    plot_topdown()
+    plot_topdown(args.name)
 
 
 def _print_topdown_row(row: dict[str, Any]) -> None:
