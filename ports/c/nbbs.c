@@ -305,7 +305,9 @@ static uint64_t climb_top_down(nbbs_t *a, uint64_t n, bool *wrote) {
     uint64_t child = n;
     *wrote = false;
     while (level(child) > a->max_level) {
-        /* Ascend (C_LOAD): a load of the parent decides fail, go up, or turn at the anchor. */
+        /* Ascend (C_LOAD): a load of the parent decides fail, go up, or turn at the anchor.
+         * seq_cst: "go up" and "fail" rest on this load alone (a stale "claimed" is caught by
+         * the anchor's CAS below, but nothing re-reads a node we pass by). */
         uint64_t p = parent(child);
         unsigned s = side(child);
         uint64_t cur = nbbs_load(a->words, p);
@@ -320,9 +322,12 @@ static uint64_t climb_top_down(nbbs_t *a, uint64_t n, bool *wrote) {
         for (;;) {
             x = parent(child);
             s = side(child);
-            /* D_CAS: from the word just loaded; only a word without OCC gets here. */
+            /* D_CAS: from the word just loaded; only a word without OCC gets here. seq_cst:
+             * the count it makes non-zero is what other ascents anchor on with a plain load,
+             * trusting the token this thread wrote above it first; that order (above before
+             * below) is what the proofs rely on, and they assume one total order of accesses. */
             if (!nbbs_cas(a->words, x, cur, nbbs_climb(v, cur, s))) {
-                cur = nbbs_load(a->words, x); /* D_LOAD */
+                cur = nbbs_load(a->words, x); /* D_LOAD, seq_cst: decides rollback or re-ascent */
                 if (nbbs_is_occupied(cur)) {
                     *wrote = level(x) != top;
                     return x;
@@ -348,12 +353,14 @@ static uint64_t climb_top_down(nbbs_t *a, uint64_t n, bool *wrote) {
                 uint64_t q = parent(x);
                 unsigned sq = side(x);
                 for (;;) {
+                    /* U_LOAD only supplies the CAS's expected word (relaxed would do; the shim
+                     * has one order); U_CAS gives a claim back, as an unmark does. */
                     uint64_t u = nbbs_load(a->words, q);
                     if (nbbs_cas(a->words, q, u, nbbs_unmark(v, u, sq))) break;
                 }
             }
             if (child == n) return 0; /* the CAS on n's parent was the last: the alloc took effect */
-            /* Down one level (D_LOAD of the node just below x on n's path). */
+            /* Down one level (D_LOAD of the node just below x on n's path; seq_cst, as above). */
             child = n >> (level(n) - (level(child) + 1));
             cur = nbbs_load(a->words, parent(child));
             if (nbbs_is_occupied(cur)) {
