@@ -26,7 +26,7 @@ from nbbs.ports import DEFECTS, PortBuildError, build
 
 VARIANTS = ("counted", "reference", "top_down", "top_down_node")
 """The variants the C port implements, in the order of its ``nbbs_variant`` numbers."""
-TRACED = ("counted", "reference")
+TRACED = ("counted", "reference", "top_down_node")
 """The variants with conformance traces in tests/data/traces/."""
 
 
