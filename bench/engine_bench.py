@@ -4,13 +4,23 @@ Usage::
 
     python bench/engine_bench.py native   [--repeat 5] [--pairs 200000]   # ports/c/bench.c
     python bench/engine_bench.py callgrind [--pairs 20000]                # instructions per pair
+    python bench/engine_bench.py topdown  [--repeat 7] [--pairs 200000]   # issue 12: the cheap variants
     python bench/engine_bench.py bindings [--repeat 5]                    # ctypes, cffi, extension
     python bench/engine_bench.py python   [--repeat 5]                    # the engines from Python
     python bench/engine_bench.py plot                                     # the figures
 
 Each subcommand writes ``bench/results/engine_<name>.json`` (command, date, machine, every run)
 and prints a table of min and median; ``plot`` draws ``engine_native.png`` and
-``engine_python.png`` from the JSON files. Ratios are taken between runs of one invocation.
+``engine_python.png`` from the JSON files (``topdown`` draws ``engine_topdown.png`` itself).
+Ratios are taken between runs of one invocation.
+
+``topdown`` is issue 12's native comparison: ``reference`` (the published algorithm, compiled
+from the same port), ``counted``, ``top_down`` and ``top_down_node`` side by side, interleaved
+within each repeat: single-thread alloc(0, random hint) + free pairs at 1,024 and 32,768 pages
+with 0, 50 and 95 % of the pages held (random holes), wall and CPU ns per pair; the thread-test
+loop with 1 and 2 threads (pairs per second, wall); word accesses per pair (the
+``count_atomics`` build); and callgrind instructions per pair for the single-thread rows (the
+one figure a loaded machine does not disturb).
 """
 
 from __future__ import annotations
@@ -124,6 +134,21 @@ def native(args: argparse.Namespace) -> None:
     save("native", {**machine(), "max_order": "depth (the whole tree)", "rows": rows})
 
 
+def instructions_per_pair(exe: Path, allocator: str, pages: int, fill: float, pairs: int) -> float:
+    """Instructions per single-thread alloc(0, random hint) + free pair, counted by callgrind: the
+    difference of a run of ``pairs`` and a run of none removes set-up and fill."""
+    counts = []
+    for n in (0, pairs):
+        with tempfile.TemporaryDirectory() as d:
+            depth = pages.bit_length() - 1
+            cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={d}/cg.out", str(exe), allocator]
+            cmd += [str(pages), str(depth), "pairs", "1", str(n), str(fill), "1"]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            line = next(x for x in done.stderr.splitlines() if "Collected" in x)
+            counts.append(int(line.split(":")[-1].strip()))
+    return (counts[1] - counts[0]) / pairs
+
+
 def callgrind(args: argparse.Namespace) -> None:
     """Instructions per pair (valgrind --tool=callgrind), repeatable on a noisy machine: one thread."""
     exe = build("bench")
@@ -132,28 +157,7 @@ def callgrind(args: argparse.Namespace) -> None:
         for fill in (0.0, 0.5, 0.95):
             row: dict[str, Any] = {"pages": pages, "fill": fill}
             for allocator in ALLOCATORS:
-                counts = []
-                for pairs in (0, args.pairs):  # the difference removes set-up and fill
-                    with tempfile.TemporaryDirectory() as d:
-                        depth = pages.bit_length() - 1
-                        cmd = [
-                            "valgrind",
-                            "--tool=callgrind",
-                            f"--callgrind-out-file={d}/cg.out",
-                            str(exe),
-                            allocator,
-                            str(pages),
-                            str(depth),
-                            "pairs",
-                            "1",
-                            str(pairs),
-                            str(fill),
-                            "1",
-                        ]
-                        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                        line = next(x for x in done.stderr.splitlines() if "Collected" in x)
-                        counts.append(int(line.split(":")[-1].strip()))
-                row[allocator] = (counts[1] - counts[0]) / args.pairs
+                row[allocator] = instructions_per_pair(exe, allocator, pages, fill, args.pairs)
             row["counted/reference"] = row["counted"] / row["reference"]
             row["counted/locked"] = row["counted"] / row["locked"]
             rows.append(row)
@@ -164,6 +168,141 @@ def callgrind(args: argparse.Namespace) -> None:
                 flush=True,
             )
     save("callgrind", {**machine(), "rows": rows})
+
+
+# -- issue 12: the cheap variants against the published algorithm ---------------------------------
+
+CHEAP = ("reference", "counted", "top_down", "top_down_node")
+"""``topdown``'s allocators: the published algorithm first (every ratio is to it)."""
+
+
+def topdown(args: argparse.Namespace) -> None:
+    """reference, counted, top_down, top_down_node side by side (issue 12, item 3)."""
+    plain, counting = build("bench"), build("bench", count_atomics=True)
+    configs = [(p, "pairs", 1, f) for p in (1024, 32768) for f in (0.0, 0.5, 0.95)]
+    configs += [(p, "thread-test", t, 0.0) for p in (1024, 32768) for t in (1, 2)]
+    rows = []
+    for pages, workload, threads, fill in configs:
+        row: dict[str, Any] = {"pages": pages, "workload": workload, "threads": threads, "fill": fill}
+        wall: dict[str, list[float]] = {a: [] for a in CHEAP}
+        cpu: dict[str, list[float]] = {a: [] for a in CHEAP}
+        failed: dict[str, int] = dict.fromkeys(CHEAP, 0)
+        for r in range(args.repeat):
+            # Interleaved, and rotated so that no allocator always runs first: the load drifts.
+            for allocator in CHEAP[r % len(CHEAP) :] + CHEAP[: r % len(CHEAP)]:
+                out = bench_run(plain, allocator, pages, workload, threads, args.pairs, fill, r + 1)
+                wall[allocator].append(out["ns_per_pair"])
+                cpu[allocator].append(out["cpu_ns_per_pair"])
+                failed[allocator] += out["failed"]
+        for allocator in CHEAP:
+            acc = bench_run(counting, allocator, pages, workload, threads, args.pairs // 4, fill, 1)
+            entry: dict[str, Any] = {
+                "wall_ns_per_pair": wall[allocator],
+                "cpu_ns_per_pair": cpu[allocator],
+                "wall": summary(wall[allocator]),
+                "cpu": summary(cpu[allocator]),
+                "accesses_per_pair": acc["accesses_per_pair"],
+                "failed_allocs": failed[allocator],
+            }
+            if workload == "thread-test":
+                # Pairs per second of all threads together, from the wall time (min ns: max rate).
+                entry["pairs_per_s"] = {
+                    "max": 1e9 / min(wall[allocator]),
+                    "median": 1e9 / entry["wall"]["median"],
+                }
+            else:
+                entry["instructions_per_pair"] = instructions_per_pair(
+                    plain, allocator, pages, fill, args.callgrind_pairs
+                )
+            row[allocator] = entry
+        ref = row["reference"]
+        for allocator in CHEAP[1:]:
+            mine = row[allocator]
+            ratio = {
+                "wall_median": mine["wall"]["median"] / ref["wall"]["median"],
+                "cpu_median": mine["cpu"]["median"] / ref["cpu"]["median"],
+                "cpu_min": mine["cpu"]["min"] / ref["cpu"]["min"],
+            }
+            if workload == "thread-test":
+                ratio["throughput_median"] = mine["pairs_per_s"]["median"] / ref["pairs_per_s"]["median"]
+                ratio["throughput_max"] = mine["pairs_per_s"]["max"] / ref["pairs_per_s"]["max"]
+            else:
+                ratio["instructions"] = mine["instructions_per_pair"] / ref["instructions_per_pair"]
+            row[f"{allocator}/reference"] = ratio
+        rows.append(row)
+        _print_topdown_row(row)
+    save(
+        args.name,
+        {**machine(), "max_order": "depth (the whole tree)", "pairs_per_run": args.pairs, "rows": rows},
+    )
+    plot_topdown(args.name)
+
+
+def _print_topdown_row(row: dict[str, Any]) -> None:
+    head = f"{row['pages']:>6} {row['workload']:<11} t={row['threads']} fill={row['fill']:<4}"
+    if row["workload"] == "thread-test":
+        cells = [f"{a} {row[a]['pairs_per_s']['median'] / 1e6:.2f}" for a in CHEAP]
+        print(f"{head} Mpairs/s median: " + "  ".join(cells), flush=True)
+        return
+    cells = []
+    for a in CHEAP:
+        e = row[a]
+        cells.append(
+            f"{a} {e['cpu']['min']:.0f}|{e['cpu']['median']:.0f} ns {e['instructions_per_pair']:.0f} ins"
+        )
+    print(f"{head} cpu min|median, instructions: " + "  ".join(cells), flush=True)
+
+
+def plot_topdown(name: str = "topdown") -> None:
+    """``engine_<name>.png``: CPU ns and instructions per pair, and thread-test throughput."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads((RESULTS / f"engine_{name}.json").read_text())
+    pairs = [r for r in data["rows"] if r["workload"] == "pairs"]
+    tt = [r for r in data["rows"] if r["workload"] == "thread-test"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    width = 0.2
+    panels = (
+        (axes[0], pairs, lambda e: e["cpu"]["median"], "CPU ns per alloc+free pair (median)", "pages, held"),
+        (
+            axes[1],
+            pairs,
+            lambda e: e["instructions_per_pair"],
+            "instructions per pair (callgrind)",
+            "pages, held",
+        ),
+        (
+            axes[2],
+            tt,
+            lambda e: e["pairs_per_s"]["median"] / 1e6,
+            "thread-test, Mpairs/s (median)",
+            "pages, threads",
+        ),
+    )
+    for ax, rows, value, label, _ in panels:
+        for i, a in enumerate(CHEAP):
+            xs = [j + (i - 1.5) * width for j in range(len(rows))]
+            ax.bar(xs, [value(r[a]) for r in rows], width, label=a)
+        if rows is tt:
+            ticks = [f"{r['pages']}\n{r['threads']} thr" for r in rows]
+        else:
+            ticks = [f"{r['pages']}\n{r['fill']:.0%}" for r in rows]
+        ax.set_xticks(range(len(rows)), ticks, fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Native C: the published algorithm (reference) against the counted variants", fontsize=10)
+    fig.text(
+        0.01,
+        0.01,
+        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
+        fontsize=6,
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    fig.savefig(RESULTS / f"engine_{name}.png", dpi=120)
+    print("wrote", RESULTS / f"engine_{name}.png")
 
 
 # -- bindings ----------------------------------------------------------------------------------
@@ -393,6 +532,11 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=200_000, help="per thread")
     p = sub.add_parser("callgrind")
     p.add_argument("--pairs", type=int, default=20_000)
+    p = sub.add_parser("topdown")
+    p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--pairs", type=int, default=200_000, help="per thread")
+    p.add_argument("--callgrind-pairs", type=int, default=50_000)
+    p.add_argument("--name", default="topdown", help="results: bench/results/engine_NAME.json and .png")
     p = sub.add_parser("bindings")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--pairs", type=int, default=200_000)
@@ -402,9 +546,8 @@ def main() -> None:
     p.add_argument("--depth", type=int, default=12)
     sub.add_parser("plot")
     args = ap.parse_args()
-    {"native": native, "callgrind": callgrind, "bindings": bindings, "python": python_engines, "plot": plot}[
-        args.what
-    ](args)
+    commands = {"native": native, "callgrind": callgrind, "topdown": topdown, "bindings": bindings}
+    {**commands, "python": python_engines, "plot": plot}[args.what](args)
 
 
 if __name__ == "__main__":

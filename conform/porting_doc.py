@@ -109,8 +109,44 @@ FORMULAS: tuple[Formula, ...] = (
     Formula("counted", "unmark_applies", ("w", "s"), "(w & (FIELD_R << (W * s))) != 0", "unmark: always"),
     Formula("counted", "unmark", ("w", "s"), "w - (ONE_R << (W * s))", "unmark CAS, at every ancestor"),
     Formula("counted", "unmark_stops", ("new", "s"), "0", "unmark: never stops below `max_level`"),
+    Formula(
+        "top_down",
+        "climb_stops",
+        ("w", "s"),
+        "(w & (FIELD_R << (W * s))) != 0",
+        "ascent: the anchor; descent: a join (undo the surplus claim)",
+    ),
+    Formula(
+        "top_down",
+        "unmark_stops",
+        ("new", "s"),
+        "(new & (FIELD_R << (W * s))) != 0",
+        "unmark: stop after (the side keeps a claim)",
+    ),
+    Formula(
+        "top_down_node",
+        "climb_stops",
+        ("w", "s"),
+        "(w & (FIELD_R | (FIELD_R << W))) != 0",
+        "as `top_down`, with a claim on either side",
+    ),
+    Formula(
+        "top_down_node",
+        "unmark_stops",
+        ("new", "s"),
+        "(new & (FIELD_R | (FIELD_R << W))) != 0",
+        "unmark: stop after (the node keeps a claim)",
+    ),
 )
-"""Every transition and predicate the two documented variants run, as formulas."""
+"""Every transition and predicate the documented variants run, as formulas (``top_down`` and
+``top_down_node`` run ``counted``'s others: only their two rows differ)."""
+
+TOP_DOWN_ONLY = ("alloc:descend-load", "alloc:descend-cas", "alloc:undo-load", "alloc:undo-cas")
+"""The program counters only the top-down climb has; the undo is reached only when two
+descents race (a join), so no sequential example shows it."""
+
+DOCUMENTED = ("counted", "reference", "top_down_node", "top_down")
+"""The variants whose program counters and worked examples the doc shows."""
 
 _NODE_OF = "(1 << (depth - order)) + (p >> order)"
 _FIRST_PAGE = "(n - (1 << l)) << (depth - l)"
@@ -131,7 +167,10 @@ GEOMETRY: tuple[tuple[str, tuple[str, ...], str, Callable[..., int]], ...] = (
 ROLES: dict[str, str] = {
     "alloc:load": "load the candidate `n` of the scanned level",
     "alloc:occupy": "CAS `n`: `w -> occupy(w)` if `is_free(w)`; lost or not free: next candidate",
-    "alloc:climb-load": "load the parent `p` of `child`; `is_occupied`: roll back below `p`",
+    "alloc:climb-load": (
+        "load the parent `p` of `child`; `is_occupied`: roll back below `p` (top-down: the ascent, "
+        "writing nothing; `climb_stops` or `max_level`: `p` is the anchor, descend from it)"
+    ),
     "alloc:climb-cas": "CAS `p`: `cur -> climb(cur, side(child))`; lost: load again",
     "free:check": "(the argument check) load the nodes that start at the address, largest order first",
     "free:mark": "fetch-or `mark_mask(side(child))` into the parent; `buddy_keeps_busy(old)`: stop after it",
@@ -145,6 +184,17 @@ ROLES: dict[str, str] = {
     "rollback:release": "as free:release, for the candidate (`counted` expects `occupy(0)`, its own word)",
     "rollback:unmark-load": "as free:unmark-load, bounded below the occupied ancestor",
     "rollback:unmark-cas": "as free:unmark-cas; then the scan resumes after the ancestor's subtree",
+    "alloc:descend-load": (
+        "(top-down) load the next node `x` down the path (or the one whose CAS was lost); "
+        "`is_occupied`: roll back (uncounting from `x` up if above `x` was counted); the anchor "
+        "without a claim any more: ascend again from it"
+    ),
+    "alloc:descend-cas": (
+        "(top-down) CAS `x`: `cur -> climb(cur, side)`; lost: descend-load; below the anchor and "
+        "`climb_stops(cur)`: another descent claimed it first, undo ours on `parent(x)`"
+    ),
+    "alloc:undo-load": "(top-down) load `parent(x)`, whose claim from us is one too many",
+    "alloc:undo-cas": "(top-down) CAS `parent(x)`: `cur -> unmark(cur, side(x))`; lost: load again",
 }
 """What each program counter of ``model/steps.py`` does, in the words of PORTING.md."""
 
@@ -176,6 +226,19 @@ ORDERING: dict[str, tuple[str, str]] = {
     "rollback:release": ("release", "as free:release"),
     "rollback:unmark-load": ("acquire", "as free:unmark-load"),
     "rollback:unmark-cas": ("acq_rel", "as free:unmark-cas"),
+    "alloc:descend-load": (
+        "seq_cst",
+        "(top-down) decides a rollback or a new ascent on a count another descent wrote; the argument "
+        "(a count is non-zero only under a claim already written above) is checked over one total order "
+        "of accesses only: we argue nothing weaker",
+    ),
+    "alloc:descend-cas": (
+        "seq_cst",
+        "(top-down) writes the claim other ascents take as their anchor (load-only decisions): as "
+        "alloc:descend-load",
+    ),
+    "alloc:undo-load": ("relaxed", "(top-down) only the undo CAS's expected word, compared again"),
+    "alloc:undo-cas": ("acq_rel", "(top-down) as free:unmark-cas: gives back a claim"),
 }
 """The weakest C11 order we argue each access needs (checked: ``seq_cst`` only), and why."""
 
@@ -366,10 +429,13 @@ def geometry() -> str:
     return _table(["quantity", "formula"], rows)
 
 
+Example = tuple[str, int, tuple[int, ...], Callable[[steps.Machine], steps.OpState]]
+
+
 def _reached(variant: str) -> list[int]:
     """The program counters a variant's operations reach, in ``steps.py``'s order."""
     seen: set[int] = set()
-    for depth, words, op in _examples(variant):
+    for _title, depth, words, op in _examples(variant):
         m = steps.Machine(depth, 0, bits.VARIANTS[variant])
         state = op(m)
         w = list(words)
@@ -380,8 +446,10 @@ def _reached(variant: str) -> list[int]:
     return sorted(seen)
 
 
-def _examples(variant: str) -> list[tuple[int, tuple[int, ...], Callable[[steps.Machine], steps.OpState]]]:
-    """Sequences the doc shows: an alloc, a checked free of it, and an alloc whose climb fails."""
+def _examples(variant: str) -> list[Example]:
+    """Sequences the doc shows: an alloc, a checked free of it, and an alloc whose climb fails;
+    for a top-down variant also an alloc beside a held buddy (where the two top-down variants
+    differ: the doc shows only that one for ``top_down``)."""
     t = bits.VARIANTS[variant]
     empty = (0,) * g.node_count(2)
     held = list(empty)
@@ -389,30 +457,54 @@ def _examples(variant: str) -> list[tuple[int, tuple[int, ...], Callable[[steps.
     held[1] = t.climb(0, g.side(2))
     root_taken = list(empty)
     root_taken[1] = bits.BUSY  # an alloc in flight has occupied the root
-    return [
-        (2, empty, lambda m: m.alloc(0, 0)),
-        (2, tuple(held), lambda m: m.free(4, checked=True)),
-        (2, tuple(root_taken), lambda m: m.attempt(5)),
+    out: list[Example] = [
+        (
+            "alloc(0) on an empty depth-2 tree (`max_level` 0, scan from node 4)",
+            2,
+            empty,
+            lambda m: m.alloc(0, 0),
+        ),
+        ("free(4), checked, of that block", 2, tuple(held), lambda m: m.free(4, checked=True)),
+        (
+            "an alloc at node 5 whose climb meets the root occupied (by an alloc in flight): rollback",
+            2,
+            tuple(root_taken),
+            lambda m: m.attempt(5),
+        ),
     ]
+    if not t.top_down:
+        return out
+    buddy = (
+        "alloc(0) at node 5 while its buddy 4 is held: the anchor",
+        2,
+        tuple(held),
+        lambda m: m.attempt(5),
+    )
+    return [*out, buddy]
+
+
+def _passed(variant: str) -> list[int]:
+    """The program counters a variant's operations pass: those the examples reach, and the
+    top-down climb's own (the undo is reached only by two descents racing)."""
+    seen = set(_reached(variant))
+    if bits.VARIANTS[variant].top_down:
+        seen |= {steps.PC_NAMES.index(name) for name in TOP_DOWN_ONLY}
+    return sorted(seen)
 
 
 def accesses() -> str:
     out = []
-    for variant in ("counted", "reference"):
+    for variant in DOCUMENTED:
         rows = []
-        for pc in _reached(variant):
+        for pc in _passed(variant):
             name = steps.PC_NAMES[pc]
             rows.append([f"`{name}`", ROLES[name]])
         out.append(f"**`{variant}`**: the program counters (`model/steps.py`) its operations pass\n")
         out.append(_table(["program counter", "access"], rows))
         out.append("")
         t = bits.VARIANTS[variant]
-        titles = (
-            "alloc(0) on an empty depth-2 tree (`max_level` 0, scan from node 4)",
-            "free(4), checked, of that block",
-            "an alloc at node 5 whose climb meets the root occupied (by an alloc in flight): rollback",
-        )
-        for (depth, words, op), title in zip(_examples(variant), titles, strict=True):
+        examples = _examples(variant)
+        for title, depth, words, op in examples[-1:] if variant == "top_down" else examples:
             m = steps.Machine(depth, 0, t)
             state, w = op(m), list(words)
             lines = [f"{title}:", "```"]

@@ -36,8 +36,10 @@ SHAPES: tuple[tuple[str, int, int, int, int | None, int], ...] = (
     ("reference", 2, 4096, 0, None, 60),
     ("reference", 3, 64, 3 * (64 << 3), None, 120),
     ("reference", 5, 4096, 0, 3, 200),
+    ("top_down_node", 3, 64, 3 * (64 << 3), None, 120),
+    ("top_down_node", 5, 4096, 0, 3, 200),
 )
-"""The traces ``export`` writes."""
+"""The traces ``export`` writes (``top_down_node``: issue 12's cheap candidate, ALGORITHM.md §1.4.3)."""
 
 WORDS_EVERY = 4
 """A ``words`` line after every this many operations (and after the last); ``WORDS_EVERY_DEEP``

@@ -6,8 +6,9 @@ rest (``alloc_bytes``, ``live_blocks``, the checks' messages) is ``NBBS``'s and
 ``impl/arena.py``'s. Arguments are checked by the C code (``nbbs.c``, impl/arena.py's checks in
 its order, before any word is written); every refused call and every argument that is not a
 plain int comes back here, where ``Arena`` reruns its checks and raises its exception with its
-message. Words are 8 bytes per node for both variants the C port has, ``counted`` and
-``reference``; they live in an anonymous ``mmap`` (pages are touched only when used) or, for
+message. Words are 8 bytes per node for every variant the C port has (``VARIANTS``:
+``counted``, ``reference``, ``top_down``, ``top_down_node``); they live in an anonymous
+``mmap`` (pages are touched only when used) or, for
 ``nbbs.impl.shared.SharedNBBS``, in a shared-memory segment.
 
 Importing this module builds the extension if the build cache lacks it, which needs a C
@@ -29,8 +30,8 @@ from nbbs.model import bits
 from nbbs.model import geometry as g
 from nbbs.model.tree import abstraction
 
-VARIANTS = {"counted": 0, "reference": 1}
-"""The variants the C port has, by ``bits.VARIANTS`` name, with the C code's number."""
+VARIANTS = {"counted": 0, "reference": 1, "top_down": 2, "top_down_node": 3}
+"""The variants the C port has, by ``bits.VARIANTS`` name, with the C code's number (``nbbs_variant``)."""
 
 NODE_BYTES = 8
 """Bytes per status word in the C engine, for every variant."""
@@ -45,7 +46,8 @@ class NativeNBBS(Engine, NBBS):
     """``NBBS`` run by the C port: build it as ``NBBS(depth, ..., engine="c")``.
 
     The same arguments as ``NBBS`` except ``backend`` (the words are native memory) and
-    ``variant``, which may be ``"counted"`` (the default) or ``"reference"``.
+    ``variant``, which may be ``"counted"`` (the default), ``"reference"``, ``"top_down"`` or
+    ``"top_down_node"`` (``VARIANTS``).
     """
 
     def __init__(

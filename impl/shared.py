@@ -5,7 +5,8 @@ A segment (``multiprocessing.shared_memory``) holds a 64-byte header, then the s
     offset  0  magic    b"NBBSARN\\0"
             8  version  u32 (1)        12  depth      u32
            16  page_size u64           24  start      u64
-           32  max_order u32           36  variant    u32 (0 counted, 1 reference)
+           32  max_order u32           36  variant    u32 (native.VARIANTS: 0 counted, 1 reference,
+                                                  2 top_down, 3 top_down_node)
            40  words_offset u64 (64)   48  reserved (zero) up to 64
     offset 64  the words: 8 bytes per node, 2**(depth + 1) of them
 

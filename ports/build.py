@@ -49,6 +49,7 @@ DEFECTS: dict[str, str] = {
     "NARROW_INDEX": "the scan keeps the node index in 16 bits: from depth 16 on it wraps to inner nodes",
     "IGNORE_START": "alloc's address forgets start: with start != 0 it hands out addresses outside the arena",
     "STORE_RELEASE": "counted releases with a store, not a CAS: two racing frees of a block both succeed",
+    "KEEP_SURPLUS": "top_down: a descent that joins a claimed side keeps its surplus claim: blocks are lost",
 }
 """The defect flags (``-DNBBS_DEFECT_<NAME>``) the harness must catch, each with what it breaks."""
 

@@ -22,7 +22,15 @@ TestTheCEngineAgreesWithTheSpec = differential.machine(differential.c_engine(), 
 TestTheCEngineReferenceAgreesWithTheSpec = differential.machine(
     differential.c_engine("reference"), DEPTH
 ).TestCase
+# top_down_node in C (ALGORITHM.md §1.4.3; its accesses are checked against the step machine by
+# tests/test_port_c_conform.py): the extension's variant number and its words through the binding.
+TestTheCEngineTopDownNodeAgreesWithTheSpec = differential.machine(
+    differential.c_engine("top_down_node"), DEPTH
+).TestCase
 if not DEEP:
+    TestTheCEngineTopDownNodeAgreesWithTheSpec.settings = settings(
+        TestNBBSAgreesWithTheSpec.settings, max_examples=15
+    )
     TestTheCEngineAgreesWithTheSpec.settings = settings(TestNBBSAgreesWithTheSpec.settings, max_examples=40)
     TestTheCEngineReferenceAgreesWithTheSpec.settings = settings(
         TestNBBSAgreesWithTheSpec.settings, max_examples=20

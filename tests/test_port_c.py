@@ -25,7 +25,10 @@ from nbbs.model import bits
 from nbbs.model.steps import Kind, Machine
 from nbbs.ports import DEFECTS, PortBuildError, build
 
-VARIANTS = ("counted", "reference")
+VARIANTS = ("counted", "reference", "top_down", "top_down_node")
+"""The variants the C port implements, in the order of its ``nbbs_variant`` numbers."""
+TRACED = ("counted", "reference", "top_down_node")
+"""The variants with conformance traces in tests/data/traces/."""
 
 
 def _port(**kw: object) -> Iterator[Port]:
@@ -126,6 +129,8 @@ _WHICH = {
     "unmark_stops": 9,
     "marks": 10,
     "release_cas": 11,
+    "climb_stops": 12,
+    "top_down": 13,
 }
 
 
@@ -151,12 +156,12 @@ def _model(t: bits.Transitions, name: str, w: int, s: int) -> int:
     mask = (1 << 64) - 1
     if name == "unmark_stops":
         return int(t.unmark_stops(t.unmark(w, s) & mask, s))
-    if name in ("climb", "unmark", "buddy_keeps_busy", "unmark_applies"):
+    if name in ("climb", "unmark", "buddy_keeps_busy", "unmark_applies", "climb_stops"):
         return int(getattr(t, name)(w, s)) & mask
     if name == "mark_mask":
         return t.mark_mask(s)
-    if name == "marks":
-        return int(t.marks)
+    if name in ("marks", "top_down"):
+        return int(getattr(t, name))
     if name == "release_cas":
         # bits.py's flag (from the newcomer branch); on main the variants say it in words.
         return int(getattr(t, "release_cas", t is bits.COUNTED))
@@ -192,6 +197,22 @@ def test_the_c_transitions_equal_bits_py_on_random_words() -> None:
 def test_the_transition_check_catches_an_unmark_that_sets_where_it_should_clear() -> None:
     found = _transition_mismatch(build("lib", defects=["SET_NOT_CLEAR"]))
     assert found is not None and " unmark(" in found
+
+
+def test_the_transition_check_covers_every_variant_s_climb_stops_and_unmark_stops() -> None:
+    # top_down and top_down_node differ from counted only in these two predicates: a C port
+    # that took one for the other (a side's claim vs any claim) must fail the check.
+    lib = ctypes.CDLL(str(build("lib")))
+    f = lib.nbbs_transition
+    f.restype = ctypes.c_uint64
+    f.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint]
+    one_l = 1 << (bits.COUNT_SHIFT + bits.COUNT_BITS)  # a claim on the left side only
+    node = VARIANTS.index("top_down_node")
+    side = VARIANTS.index("top_down")
+    assert f(node, _WHICH["climb_stops"], one_l, 0) == 1 and f(side, _WHICH["climb_stops"], one_l, 0) == 0
+    assert f(node, _WHICH["unmark_stops"], one_l, 0) == 1 and f(side, _WHICH["unmark_stops"], one_l, 0) == 0
+    assert [f(v, _WHICH["top_down"], 0, 0) for v in range(len(VARIANTS))] == [0, 0, 1, 1]
+    assert f(len(VARIANTS), _WHICH["climb"], 0, 0) == (1 << 64) - 1  # no such variant
 
 
 # -- sequential protocol sessions against nbbs.impl.NBBS ------------------------------------------------
@@ -239,7 +260,7 @@ TRACES = Path(__file__).parent / "data" / "traces"
 SCHEDULES = Path(__file__).parent / "data" / "schedules"
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", TRACED)
 def test_the_trace_reader_passes_a_good_trace_and_fails_a_doctored_one(variant: str, tmp_path: Path) -> None:
     exe = build("traces")
     lines = (TRACES / f"{variant}-d3-m3.jsonl").read_text().splitlines()

@@ -98,10 +98,13 @@ SEQUENTIAL = ["SET_NOT_CLEAR", "WRONG_SHIFT", "NO_ARG_CHECKS", "IGNORE_START", "
 """Defects one thread shows: the sequential run (with its deep probe) must report them."""
 CONCURRENT = ["NO_CAS_RETRY", "STORE_CLIMB", "STORE_RELEASE"]
 """Defects only an interleaving shows: the controlled mode must report them."""
+TOP_DOWN_CONCURRENT = ["KEEP_SURPLUS"]
+"""Defects of the top-down climb only an interleaving shows: the controlled mode, run as
+``top_down_node``, must report them."""
 
 
 def test_every_defect_flag_is_covered_by_a_test() -> None:
-    assert sorted(SEQUENTIAL + CONCURRENT) == sorted(DEFECTS)
+    assert sorted(SEQUENTIAL + CONCURRENT + TOP_DOWN_CONCURRENT) == sorted(DEFECTS)
 
 
 @pytest.mark.parametrize("defect", SEQUENTIAL)
@@ -124,3 +127,31 @@ def test_nbbs_conform_reports_a_concurrent_defect_in_the_controlled_mode(defect:
     assert caught.status == VIOLATION, details(results)
     assert "nbbs conform --controlled --scenario" in caught.detail
     print(f"{defect}: controlled, {caught.runs} schedules, {time.perf_counter() - started:.1f} s")
+
+
+# -- the top-down variants (issue 12): ALGORITHM.md §1.4.2-1.4.3 --------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["top_down", "top_down_node"])
+def test_the_c_port_passes_all_three_modes_as_a_top_down_variant(variant: str) -> None:
+    # The controlled mode compares every access of the C code with model/steps.py's D_LOAD,
+    # D_CAS, U_LOAD, U_CAS: the ascent, the descent and the undo must be in the model's order.
+    options = Options(
+        examples=15, seconds=9.0, shrink_seconds=1.0, stress=True, controlled=True, variants=(variant,)
+    )
+    results = conform(port(controlled=True), options)
+    checks = [f"sequential {variant}", f"stress {variant}", f"controlled {variant}", f"scan cost {variant}"]
+    assert [r.check for r in results] == checks
+    assert exit_status(results) == 0, details(results)
+    assert all(r.runs > 0 for r in results)
+
+
+@pytest.mark.parametrize("defect", TOP_DOWN_CONCURRENT)
+def test_nbbs_conform_reports_a_concurrent_top_down_defect_in_the_controlled_mode(defect: str) -> None:
+    options = dataclasses.replace(QUICK, controlled=True, variants=("top_down_node",))
+    results = conform(port(defect, controlled=True), options)
+    by_check = {r.check: r for r in results}
+    assert by_check["sequential top_down_node"].status == OK, details(results)  # one thread never joins
+    caught = by_check["controlled top_down_node"]
+    assert caught.status == VIOLATION, details(results)
+    assert "nbbs conform --controlled --scenario" in caught.detail

@@ -14,8 +14,10 @@ ARENAS: dict[str, Callable[[int], NBBS]] = {
     "striped": lambda depth: NBBS(depth, page_size=1, backend=StripedWords),
     "cereggii": lambda depth: NBBS(depth, page_size=1, backend=CereggiiWords),
     "c": lambda depth: NBBS(depth, page_size=1, engine="c"),
+    "c-top_down_node": lambda depth: NBBS(depth, page_size=1, engine="c", variant="top_down_node"),
 }
-"""The Python engine on each word backend, and the C engine (which releases the GIL in every call)."""
+"""The Python engine on each word backend, and the C engine (which releases the GIL in every call),
+also running issue 12's cheap candidate (ALGORITHM.md §1.4.3)."""
 
 
 @pytest.mark.parametrize("engine", list(ARENAS))
@@ -60,3 +62,4 @@ def test_threads_never_hold_overlapping_blocks_and_free_everything(engine: str) 
         t.join()
     assert not overlaps, overlaps[:5]
     assert a.live_blocks() == []
+    assert not any(a.words())  # no claim left behind either (a lost token would block a subtree)

@@ -1,10 +1,10 @@
-/* bench.c: native benchmarks of the C port: counted vs reference (the published algorithm, the
- * same code) vs a buddy allocator behind one spin lock. Built by nbbs.ports.build("bench");
+/* bench.c: native benchmarks of the C port: counted, top_down and top_down_node vs reference (the
+ * published algorithm, the same code) vs a buddy allocator behind one spin lock. Built by nbbs.ports.build("bench");
  * driven by bench/engine_bench.py, which repeats each run and writes bench/results/.
  *
  *   nbbs-bench ALLOCATOR PAGES MAX_ORDER WORKLOAD THREADS PAIRS FILL SEED
  *
- * ALLOCATOR  counted | reference | locked
+ * ALLOCATOR  counted | reference | top_down | top_down_node (bits.VARIANTS names) | locked
  * PAGES      a power of two (the arena; page size 4096, start 0)
  * WORKLOAD   pairs              fill FILL of the pages with order-0 blocks at random (random
  *                               holes), then each thread does PAIRS alloc(0, random hint) + free
@@ -15,7 +15,9 @@
  *                               PAIRS times free one of its blocks at random, alloc(0) (no hint)
  *
  * Prints one JSON object: the wall time of the timed phase (all threads, started together),
- * ns per pair, failed allocs, and with -DNBBS_COUNT_ATOMICS the word accesses per pair.
+ * ns per pair (wall), CPU ns per pair (the threads' CPU time summed: what a loaded machine's
+ * preemptions do not inflate), failed allocs, and with -DNBBS_COUNT_ATOMICS the word accesses
+ * per pair.
  *
  * The locked buddy: the classic implicit-tree buddy ("longest free order below each node"):
  * alloc descends to the leftmost fitting node, free climbs merging buddies; O(depth) each,
@@ -125,6 +127,7 @@ typedef struct worker {
     uint64_t *held; /* constant-occupancy: this thread's blocks */
     uint64_t nheld;
     uint64_t counts[NBBS_ACC_KINDS];
+    double cpu_ns; /* this thread's CPU time in the timed phase (a loaded machine preempts: wall time counts that, CPU time does not) */
 } worker_t;
 
 static enum workload workload;
@@ -140,6 +143,8 @@ static void *run(void *arg) {
     uint64_t *mine = workload == THREAD_TEST ? malloc(batch * sizeof *mine) : NULL;
     pthread_barrier_wait(&barrier);
     nbbs_reset_access_counts();
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     switch (workload) {
     case PAIRS:
         for (uint64_t i = 0; i < w->pairs; i++) {
@@ -181,6 +186,8 @@ static void *run(void *arg) {
         }
         break;
     }
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    w->cpu_ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
     nbbs_access_counts(w->counts);
     w->failed = failed;
     free(mine);
@@ -195,7 +202,7 @@ static double now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc != 9) {
-        fprintf(stderr, "usage: %s counted|reference|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
+        fprintf(stderr, "usage: %s counted|reference|top_down|top_down_node|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
                         "constant-occupancy THREADS PAIRS FILL SEED\n", argv[0]);
         return 2;
     }
@@ -224,11 +231,12 @@ int main(int argc, char **argv) {
         use_locked = 1;
         locked_init(&lk, depth);
     } else {
-        nbbs_variant v = !strcmp(alloc_name, "reference") ? NBBS_REFERENCE : NBBS_COUNTED;
-        if (strcmp(alloc_name, "reference") && strcmp(alloc_name, "counted")) {
+        int named = nbbs_variant_named(alloc_name);
+        if (named < 0) {
             fprintf(stderr, "unknown allocator %s\n", alloc_name);
             return 2;
         }
+        nbbs_variant v = (nbbs_variant)named;
         words = aligned_alloc(64, (nbbs_words_bytes(depth) + 63) / 64 * 64);
         if (nbbs_init(&arena, words, depth, 4096, 0, max_order, v) != NBBS_OK) {
             fprintf(stderr, "bad shape\n");
@@ -269,16 +277,19 @@ int main(int argc, char **argv) {
     double elapsed = now_ns() - t0;
 
     uint64_t failed = 0, counts[NBBS_ACC_KINDS] = {0};
+    double cpu = 0;
     for (unsigned t = 0; t < nthreads; t++) {
         failed += ws[t].failed;
+        cpu += ws[t].cpu_ns;
         for (int k = 0; k < NBBS_ACC_KINDS; k++) counts[k] += ws[t].counts[k];
     }
     uint64_t total = pairs * nthreads;
     printf("{\"allocator\": \"%s\", \"pages\": %llu, \"max_order\": %d, \"workload\": \"%s\", \"threads\": %u, "
            "\"pairs\": %llu, \"fill\": %g, \"seed\": %llu, \"elapsed_ns\": %.0f, \"ns_per_pair\": %.2f, "
-           "\"failed\": %llu, \"accesses_per_pair\": {",
+           "\"cpu_ns_per_pair\": %.2f, \"failed\": %llu, \"accesses_per_pair\": {",
            alloc_name, (unsigned long long)pages, max_order, wl, nthreads, (unsigned long long)total, fill,
-           (unsigned long long)seed, elapsed, total ? elapsed / (double)total : 0.0, (unsigned long long)failed);
+           (unsigned long long)seed, elapsed, total ? elapsed / (double)total : 0.0, total ? cpu / (double)total : 0.0,
+           (unsigned long long)failed);
     for (int k = 0; k < NBBS_ACC_KINDS; k++)
         printf("%s\"%s\": %.3f", k ? ", " : "", nbbs_access_name((nbbs_access)k),
                total ? (double)counts[k] / (double)total : 0.0);

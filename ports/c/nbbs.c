@@ -34,6 +34,16 @@ const char *nbbs_access_name(nbbs_access kind) {
     return (unsigned)kind < NBBS_ACC_KINDS ? names[kind] : "?";
 }
 
+static const char *const variant_names[NBBS_VARIANTS] = {"counted", "reference", "top_down", "top_down_node"};
+
+const char *nbbs_variant_name(nbbs_variant v) { return (unsigned)v < NBBS_VARIANTS ? variant_names[v] : ""; }
+
+int nbbs_variant_named(const char *name) {
+    for (int v = 0; v < NBBS_VARIANTS; v++)
+        if (strcmp(name, variant_names[v]) == 0) return v;
+    return -1;
+}
+
 const char *nbbs_status_name(nbbs_status status) {
     switch (status) {
     case NBBS_E_CONFIGURATION: return "ConfigurationError";
@@ -106,7 +116,7 @@ nbbs_status nbbs_attach(nbbs_t *a, void *words, unsigned depth, uint64_t page_si
                         nbbs_variant variant) {
     nbbs_status st = nbbs_check_shape(depth, page_size, start, max_order);
     if (st != NBBS_OK) return st;
-    if (variant != NBBS_COUNTED && variant != NBBS_REFERENCE) return NBBS_E_CONFIGURATION;
+    if ((unsigned)variant >= NBBS_VARIANTS) return NBBS_E_CONFIGURATION;
     a->words = (nbbs_word *)words;
     a->page_size = page_size;
     a->start = start;
@@ -271,6 +281,98 @@ static bool free_node(nbbs_t *a, uint64_t n, unsigned top_level) {
     return true;
 }
 
+/* The top_down climb (impl/nbbs.py _climb_top_down; steps.py C_LOAD, D_CAS, D_LOAD, U_LOAD,
+ * U_CAS), for top_down and top_down_node. Two passes:
+ *
+ *   ascend   loads only, from n's parent up to the *anchor*: the first ancestor whose word
+ *            already shows a claim (climb_stops: the side's count for top_down, either count
+ *            for top_down_node), or the one at max_level. An occupied ancestor fails the alloc
+ *            having written nothing but n.
+ *   descend  load + CAS from the anchor back down to n's parent, adding one claim at each.
+ *            A count thus becomes non-zero only after the token holding it up above exists,
+ *            which is the whole safety argument (ALGORITHM.md §1.4.2): nothing is ever read
+ *            as "held up above" before it is.
+ *
+ * Returns 0 on success; else the occupied node that stopped the climb, with *wrote telling
+ * whether the descent had counted the path above it (the rollback must then uncount from it
+ * up, the free's loop). Every access is seq_cst (nbbs_atomics.h): the anchor test, the
+ * "joined" test and the "anchor gone" test are decisions on a loaded or CASed word, argued by
+ * the model checker and z3 over one total order of accesses; weaker orders would allow
+ * executions (store buffering between an ascent's loads and another thread's descent CASes)
+ * that no interleaving shows and that nothing of ours has checked. */
+static uint64_t climb_top_down(nbbs_t *a, uint64_t n, bool *wrote) {
+    nbbs_variant v = a->variant;
+    uint64_t child = n;
+    *wrote = false;
+    while (level(child) > a->max_level) {
+        /* Ascend (C_LOAD): a load of the parent decides fail, go up, or turn at the anchor.
+         * seq_cst: "go up" and "fail" rest on this load alone (a stale "claimed" is caught by
+         * the anchor's CAS below, but nothing re-reads a node we pass by). */
+        uint64_t p = parent(child);
+        unsigned s = side(child);
+        uint64_t cur = nbbs_load(a->words, p);
+        if (nbbs_is_occupied(cur)) return p;
+        if (level(p) > a->max_level && !nbbs_climb_stops(v, cur, s)) {
+            child = p;
+            continue;
+        }
+        unsigned top = level(p);
+        /* Descend: count every node from the anchor (level top) down to n's parent. */
+        uint64_t x;
+        for (;;) {
+            x = parent(child);
+            s = side(child);
+            /* D_CAS: from the word just loaded; only a word without OCC gets here. seq_cst:
+             * the count it makes non-zero is what other ascents anchor on with a plain load,
+             * trusting the token this thread wrote above it first; that order (above before
+             * below) is what the proofs rely on, and they assume one total order of accesses. */
+            if (!nbbs_cas(a->words, x, cur, nbbs_climb(v, cur, s))) {
+                cur = nbbs_load(a->words, x); /* D_LOAD, seq_cst: decides rollback or re-ascent */
+                if (nbbs_is_occupied(cur)) {
+                    *wrote = level(x) != top;
+                    return x;
+                }
+                /* The anchor's claims left while our CAS failed: it holds nothing up any more,
+                 * so climbing from there again is the only way to find a token above. */
+                if (level(x) == top && top > a->max_level && !nbbs_climb_stops(v, cur, s)) break;
+                continue;
+            }
+#ifdef NBBS_DEFECT_KEEP_SURPLUS
+            /* DEFECT KEEP_SURPLUS: a descent that joins a side another descent claimed first keeps
+             * its claim on the parent. That token is one too many: after both blocks are freed
+             * the parent still counts a claim, so nothing above it can be allocated again (a
+             * block lost for good; the model's test_a_top_down_descent_that_never_gives_back_a_
+             * surplus_claim_loses_blocks). Only two descents racing show it. */
+            if (false) {
+#else
+            if (level(x) != top && nbbs_climb_stops(v, cur, s)) {
+#endif
+                /* Another descent claimed this side (node) first: it handed a token up to
+                 * parent(x) already, so ours there is one too many. Take it back (U_LOAD,
+                 * U_CAS): the invariant counts a join's surplus as a token in flight. */
+                uint64_t q = parent(x);
+                unsigned sq = side(x);
+                for (;;) {
+                    /* U_LOAD only supplies the CAS's expected word (relaxed would do; the shim
+                     * has one order); U_CAS gives a claim back, as an unmark does. */
+                    uint64_t u = nbbs_load(a->words, q);
+                    if (nbbs_cas(a->words, q, u, nbbs_unmark(v, u, sq))) break;
+                }
+            }
+            if (child == n) return 0; /* the CAS on n's parent was the last: the alloc took effect */
+            /* Down one level (D_LOAD of the node just below x on n's path; seq_cst, as above). */
+            child = n >> (level(n) - (level(child) + 1));
+            cur = nbbs_load(a->words, parent(child));
+            if (nbbs_is_occupied(cur)) {
+                *wrote = true;
+                return parent(child);
+            }
+        }
+        child = x; /* ascend again from the old anchor */
+    }
+    return 0;
+}
+
 #ifdef NBBS_DEFECT_NARROW_INDEX
 /* DEFECT NARROW_INDEX: a 16-bit node index in the scan. From depth 16 on, the nodes of the
  * deepest level (2**16 and up) wrap to small indices: order-0 allocs occupy inner nodes. */
@@ -297,13 +399,21 @@ static uint64_t alloc_node(nbbs_t *a, unsigned lvl, int64_t hint) {
         scan_index n = (scan_index)(first + pos);
         uint64_t cur = nbbs_load(a->words, n);
         if (nbbs_is_free(cur) && nbbs_cas(a->words, n, cur, nbbs_occupy(cur))) {
-            uint64_t failed = climb(a, n);
+            bool top_down = nbbs_top_down(a->variant), wrote = false;
+            uint64_t failed = top_down ? climb_top_down(a, n, &wrote) : climb(a, n);
             if (failed == 0) {
                 if (st != NULL) st->last[lvl] = (int64_t)pos;
                 return n;
             }
             /* Undo below the occupied ancestor, then skip its whole subtree. */
-            if (!free_node(a, n, level(failed) + 1)) return 0;
+            if (!top_down) {
+                if (!free_node(a, n, level(failed) + 1)) return 0;
+            } else {
+                /* top_down: release n (expecting occupy's word), then, if the descent counted
+                 * the path above failed, uncount from failed up as a free does. */
+                if (!release(a, n, nbbs_occupy(0))) return 0;
+                if (wrote) unmark(a, failed, a->max_level);
+            }
             uint64_t nxt = after_subtree(failed, lvl) - first;
             scanned += nxt - pos;
             pos = nxt & (size - 1);
@@ -385,7 +495,8 @@ nbbs_status nbbs_free(nbbs_t *a, uint64_t addr, int64_t order) {
 /* -- transitions, for the test against model/bits.py ------------------------------------------ */
 
 uint64_t nbbs_transition(int variant, int which, uint64_t w, unsigned s) {
-    nbbs_variant v = variant == 1 ? NBBS_REFERENCE : NBBS_COUNTED;
+    if (variant < 0 || variant >= NBBS_VARIANTS) return UINT64_MAX;
+    nbbs_variant v = (nbbs_variant)variant;
     switch (which) {
     case 0: return nbbs_is_free(w);
     case 1: return nbbs_is_occupied(w);
@@ -399,6 +510,8 @@ uint64_t nbbs_transition(int variant, int which, uint64_t w, unsigned s) {
     case 9: return nbbs_unmark_stops(v, w, s);
     case 10: return nbbs_marks(v);
     case 11: return nbbs_release_cas(v);
+    case 12: return nbbs_climb_stops(v, w, s);
+    case 13: return nbbs_top_down(v);
     default: return UINT64_MAX;
     }
 }

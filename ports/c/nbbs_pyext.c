@@ -64,7 +64,12 @@ static int Engine_init(Engine *self, PyObject *args, PyObject *kwds) {
         PyBuffer_Release(&view);
         return -1;
     }
-    nbbs_variant v = variant == 1 ? NBBS_REFERENCE : NBBS_COUNTED;
+    if (variant < 0 || variant >= NBBS_VARIANTS) {
+        PyErr_Format(PyExc_ValueError, "no variant %d in the C port", variant);
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    nbbs_variant v = (nbbs_variant)variant;
     nbbs_status st = fresh ? nbbs_init(&self->a, words, depth, page_size, start, max_order, v)
                            : nbbs_attach(&self->a, words, depth, page_size, start, max_order, v);
     if (st != NBBS_OK) {

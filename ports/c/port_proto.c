@@ -25,6 +25,10 @@
 #define MAP_NORESERVE 0
 #endif
 
+/* The variants this port implements (nbbs_variant_named), in the handshake's and the errors' words. */
+#define PORT_VARIANTS_TEXT "counted, reference, top_down, top_down_node"
+#define PORT_VARIANTS_FEATURE "counted+reference+top_down+top_down_node"
+
 #define MAX_TOKENS 8
 #define MAX_STRESS_THREADS 256
 #define MAX_STRESS_RECORDS 50000000ull
@@ -498,19 +502,18 @@ static void cmd_arena(char **tok, int n, FILE *out) {
         return;
     }
     const char *variant = tok[5];
-    nbbs_variant v;
-    if (strcmp(variant, "counted") == 0) v = NBBS_COUNTED;
-    else if (strcmp(variant, "reference") == 0) v = NBBS_REFERENCE;
-    else if (strcmp(variant, "corrected") == 0 || strcmp(variant, "rollback_only") == 0 ||
-             strcmp(variant, "skip_only") == 0 || strcmp(variant, "rollback_skip") == 0 ||
-             strcmp(variant, "rollback_skip_last") == 0 || strcmp(variant, "stop_early") == 0 ||
-             strcmp(variant, "top_down") == 0 || strcmp(variant, "top_down_node") == 0) {
-        fprintf(out, "error Unsupported variant %s is not in this port (it has counted and reference)\n", variant);
-        return;
-    } else {
-        fprintf(out, "error ConfigurationError variant must be one of counted, reference, got '%s'\n", variant);
+    int named = nbbs_variant_named(variant);
+    if (named < 0 && (strcmp(variant, "corrected") == 0 || strcmp(variant, "rollback_only") == 0 ||
+                      strcmp(variant, "skip_only") == 0 || strcmp(variant, "rollback_skip") == 0 ||
+                      strcmp(variant, "rollback_skip_last") == 0 || strcmp(variant, "stop_early") == 0)) {
+        fprintf(out, "error Unsupported variant %s is not in this port (it has " PORT_VARIANTS_TEXT ")\n", variant);
         return;
     }
+    if (named < 0) {
+        fprintf(out, "error ConfigurationError variant must be one of " PORT_VARIANTS_TEXT ", got '%s'\n", variant);
+        return;
+    }
+    nbbs_variant v = (nbbs_variant)named;
     num depth = parse_num(tok[1]), page = parse_num(tok[2]), start = parse_num(tok[3]);
     num mo = is_dash(tok[4]) ? (num){.ok = true, .neg = true, .v = 1} : parse_num(tok[4]);
     bool mo_default = is_dash(tok[4]);
@@ -584,7 +587,7 @@ int port_handle(const char *line, FILE *out) {
         fprintf(out, "error ProtocolError too many tokens\n");
     } else if (strcmp(tok[0], "hello") == 0) {
         if (n == 2 && strcmp(tok[1], "1") == 0)
-            fprintf(out, "hello 1 name=nbbs-c features=words,stress" CONTROLLED_FEATURE ",variants=counted+reference\n");
+            fprintf(out, "hello 1 name=nbbs-c features=words,stress" CONTROLLED_FEATURE ",variants=" PORT_VARIANTS_FEATURE "\n");
         else fprintf(out, "error ProtocolError this port speaks protocol version 1 only\n");
     } else if (strcmp(tok[0], "quit") == 0) {
         quit = 1;
