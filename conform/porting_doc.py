@@ -207,7 +207,8 @@ ORDERING: dict[str, tuple[str, str]] = {
     ),
     "alloc:climb-load": (
         "acquire",
-        "decides a rollback; a stale free word only makes the CAS fail and the loop load again",
+        "decides a rollback; a stale free word only makes the CAS fail and the loop load again "
+        "(top-down's ascent: `seq_cst`, as alloc:descend-load)",
     ),
     "alloc:climb-cas": ("acq_rel", "orders the claim with the occupy before it and the frees that read it"),
     "free:check": ("acquire", "the owner's own alloc happens before; decides the error reply"),

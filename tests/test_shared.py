@@ -169,6 +169,25 @@ def test_attach_reads_the_shape_from_the_header(heap: SharedNBBS) -> None:
         other.close()
 
 
+def test_a_top_down_node_arena_is_attached_as_top_down_node_and_shares_its_words() -> None:
+    # The header's variant number (native.VARIANTS) names issue 12's candidate: an attach that
+    # read it as counted would walk the words with the wrong predicates.
+    with SharedNBBS.create(None, DEPTH, page_size=1, max_order=MAX_ORDER, variant="top_down_node") as h:
+        try:
+            a = h.alloc(0, hint=0)
+            with SharedNBBS.attach(h.name) as other:
+                assert other.variant == "top_down_node" and other.words() == h.words()
+                b = other.alloc(0, hint=1)  # its buddy: counted at their parent only
+                py = NBBS(DEPTH, page_size=1, max_order=MAX_ORDER, variant="top_down_node")
+                assert (py.alloc(0, hint=0), py.alloc(0, hint=1)) == (a, b)
+                assert h.words() == py.words()
+                other.free(a)
+            h.free(b)
+            assert not any(h.words())
+        finally:
+            h.unlink()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [({"depth": 9}, "depth=8, not 9"), ({"variant": "reference"}, "variant='counted', not 'reference'")],

@@ -36,8 +36,6 @@ const char *nbbs_access_name(nbbs_access kind) {
 
 static const char *const variant_names[NBBS_VARIANTS] = {"counted", "reference", "top_down", "top_down_node"};
 
-const char *nbbs_variant_name(nbbs_variant v) { return (unsigned)v < NBBS_VARIANTS ? variant_names[v] : ""; }
-
 int nbbs_variant_named(const char *name) {
     for (int v = 0; v < NBBS_VARIANTS; v++)
         if (strcmp(name, variant_names[v]) == 0) return v;

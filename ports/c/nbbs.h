@@ -43,8 +43,7 @@ typedef enum nbbs_status {
 /* The nbbs.impl.errors class name of an error status ("" for NBBS_OK and NBBS_NO_BLOCK). */
 const char *nbbs_status_name(nbbs_status status);
 
-/* A variant's bits.VARIANTS name ("" if none), and the variant of a name (-1 if the port lacks it). */
-const char *nbbs_variant_name(nbbs_variant v);
+/* The variant of a bits.VARIANTS name (its nbbs_variant number), or -1 if the port lacks it. */
 int nbbs_variant_named(const char *name);
 
 /* An arena handle: process-local (the words it points at may be shared). */
