@@ -1,0 +1,462 @@
+"""The distributed model checker's machinery: ``_mc``'s search, partitioned by state hash over Dask workers.
+
+Each worker process holds one ``Shard`` per run: its own ``_mc.Checker`` (the successor
+function and the property checks, unchanged) and the slice of the seen set it owns, the
+states ``s`` with ``owner(s) == its index``, each with its parent (for the shortest
+counterexamples). The client drives a level-synchronous breadth-first search:
+
+    level       one task per worker: it takes the successors the other workers sent it (with
+                their parents), keeps those it has not seen (the next level's states), checks
+                (a)-(c) on them with ``Checker.check_state``, expands them with
+                ``Space.successors`` and splits the successors by owner, one pickled part per
+                worker. The parts go from worker to worker (Dask moves a task's inputs), never
+                through the client, which only gathers each level's counts.
+    shortest    a violation found at level L has a path of L steps (breadth first, as ``_mc``);
+                the client walks the parents back, asking each state's owner, and replays the
+                path with ``Checker.replay_path`` (concrete thread identities, ``_mc``'s output).
+    (d)         after a complete search: Kahn's peeling over the steps that complete nothing,
+                distributed the same way (in-degrees counted by the owners, then rounds that
+                remove the states no such step reaches); states left over lie on or after a
+                cycle, and walking predecessors among them (gathered to the client) finds one.
+
+Op ids are interned lazily by ``_mc.Space``, in the order a search meets them, so two processes
+would number them differently and one state would have two encodings. Every process (the
+client and each worker) therefore first interns every op state the configuration can reach
+in one fixed order, the closure that ``_mc_vec.Tables`` computes, and the client checks that
+every worker's numbering is its own (``numbering``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import pickle
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from operator import getitem
+from typing import Any
+
+from nbbs.check._mc import Checker, Config, CountRangeError, Result, Violation
+
+ROOT = -1
+"""The parent of an initial state."""
+
+AHEAD = 4
+"""Rounds (BFS levels, peeling rounds) submitted before the client sees the first of them."""
+
+_MIX = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
+
+
+def owner(s: int, workers: int) -> int:
+    """The worker that owns state ``s``: a multiplicative hash of ``hash(s)`` (the same in every process)."""
+    return (((hash(s) * _MIX) & _M64) >> 32) % workers
+
+
+def numbered_checker(cfg: Config) -> Checker:
+    """A ``Checker`` whose op ids are interned in a fixed order (the same in every process)."""
+    from nbbs.check._mc_vec import Tables
+
+    checker = Checker(cfg)
+    Tables(checker)  # its closure interns every reachable op state, deterministically
+    return checker
+
+
+def numbering(checker: Checker) -> str:
+    """A digest of a checker's op ids: two processes must agree on it."""
+    sp = checker.sp
+    return hashlib.sha256(repr(list(zip(sp.ops, sp.ctx, strict=True))).encode()).hexdigest()
+
+
+# -- the worker side ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Shard:
+    """One worker's part of one run: its checker and the states it owns."""
+
+    index: int
+    workers: int
+    checker: Checker
+    parent: dict[int, int] = field(default_factory=dict)
+    """Every state this worker owns, with the state it was first reached from (``ROOT``: initial)."""
+    frontier: list[int] = field(default_factory=list)
+    indeg: dict[int, int] = field(default_factory=dict)
+    """(d): how many steps that complete nothing lead to each state, as the peeling goes."""
+    defect: str | None = None
+    """A deliberate bug (``DEFECTS``), for showing that the cross-check catches a broken engine."""
+
+
+_SHARDS: dict[str, Shard] = {}
+"""The shards of the runs this process takes part in (module state: it lives as long as the worker)."""
+
+
+DEFECTS = {
+    "drop_foreign": "a worker drops the successors it does not own instead of sending them",
+    "own_by_low_bits": "worker 0 partitions by the state's low bits, the others by its hash",
+    "lose_successor": "the successor function loses the last successor of every state",
+}
+"""Deliberately broken engines (``DistChecker(defect=...)``): the tests show each caught."""
+
+
+def _split(pairs: list[tuple[int, int]], workers: int, shard: Shard | None = None) -> list[bytes]:
+    parts: list[list[tuple[int, int]]] = [[] for _ in range(workers)]
+    defect = None if shard is None else shard.defect
+    for child, src in pairs:
+        j = (
+            child % workers
+            if defect == "own_by_low_bits" and shard and shard.index == 0
+            else owner(child, workers)
+        )
+        if defect == "drop_foreign" and shard and j != shard.index:
+            continue
+        parts[j].append((child, src))
+    return [pickle.dumps(p, pickle.HIGHEST_PROTOCOL) for p in parts]
+
+
+def w_open(run: str, cfg: Config, index: int, workers: int, defect: str | None = None) -> str:
+    """Start this worker's shard of ``run``; its op numbering's digest."""
+    shard = _SHARDS[run] = Shard(index, workers, numbered_checker(cfg), defect=defect)
+    return numbering(shard.checker)
+
+
+def w_close(run: str) -> int:
+    """Forget ``run``; how many states this worker held."""
+    shard = _SHARDS.pop(run, None)
+    return 0 if shard is None else len(shard.parent)
+
+
+@dataclass
+class LevelStats:
+    """What one worker did in one level."""
+
+    new: int = 0
+    transitions: int = 0
+    quiescent: int = 0
+    stale_quiescent: int = 0
+    found: list[tuple[str, str, int]] = field(default_factory=list)
+    """(property, message, state): the first new state of this level that breaks each property."""
+    corrupt: tuple[str, int] | None = None
+    """A step out of a count's range: (message, state it is taken from); the search stops."""
+    seconds: float = 0.0
+
+
+def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) -> tuple[Any, ...]:
+    """Take a level's successors, keep the new ones, check and expand them.
+
+    Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``.
+    """
+    started = time.perf_counter()
+    shard = _SHARDS.get(run)
+    if shard is None:  # a level submitted ahead, run after the search ended
+        return (LevelStats(), *(b"" for _ in range(workers)))
+    checker, parent = shard.checker, shard.parent
+    new = []
+    for blob in incoming:
+        for child, src in pickle.loads(blob) if blob else ():
+            if child not in parent:
+                parent[child] = src
+                new.append(child)
+    stats = LevelStats(new=len(new))
+    r = checker.result
+    q0, s0 = r.quiescent, r.stale_quiescent
+    want = set(pending)
+    out: list[tuple[int, int]] = []
+    successors = checker.sp.successors
+    for s in new:
+        for prop, msg in checker.check_state(s):
+            if prop in want:
+                want.discard(prop)
+                stats.found.append((prop, msg, s))
+        try:
+            succ = successors(s)
+        except CountRangeError as e:
+            stats.corrupt = (f"the next step corrupts a word: {e}", s)
+            break
+        if shard.defect == "lose_successor":
+            succ = succ[:-1]
+        stats.transitions += len(succ)
+        out.extend((child, s) for child, _ in succ)
+    stats.quiescent, stats.stale_quiescent = r.quiescent - q0, r.stale_quiescent - s0
+    stats.seconds = time.perf_counter() - started
+    return (stats, *_split(out, shard.workers, shard))
+
+
+def w_parents(run: str, states: Sequence[int]) -> list[int]:
+    """The parent of each of ``states`` (all owned here)."""
+    shard = _SHARDS[run]
+    missing = [s for s in states if s not in shard.parent]
+    if missing:
+        raise AssertionError(
+            f"[dist model checker internal bug] worker {shard.index} does not hold a state it owns"
+        )
+    return [shard.parent[s] for s in states]
+
+
+def _stuck(shard: Shard, states: Sequence[int]) -> list[tuple[int, int]]:
+    """(successor, state) for each step of ``states`` that completes no operation."""
+    successors = shard.checker.sp.successors
+    return [(child, s) for s in states for child, done in successors(s) if not done]
+
+
+def w_stuck_out(run: str) -> tuple[Any, ...]:
+    """(d), first pass: every owned state's steps that complete nothing, split by owner."""
+    shard = _SHARDS[run]
+    return (None, *_split(_stuck(shard, list(shard.parent)), shard.workers))
+
+
+def w_indegree(run: str, *incoming: bytes) -> tuple[Any, ...]:
+    """(d): count in-degrees; the states with none form the first peeling frontier, expanded."""
+    shard = _SHARDS[run]
+    indeg = shard.indeg = dict.fromkeys(shard.parent, 0)
+    for blob in incoming:
+        for child, _ in pickle.loads(blob):
+            if child not in indeg:
+                raise AssertionError(
+                    f"[dist model checker internal bug] worker {shard.index} owns a successor it never stored"
+                )
+            indeg[child] += 1
+    shard.frontier = [s for s, d in indeg.items() if d == 0]
+    return (len(shard.frontier), *_split(_stuck(shard, shard.frontier), shard.workers))
+
+
+def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
+    """(d): take away the steps of the peeled states; those left with none are peeled next."""
+    shard = _SHARDS[run]
+    indeg = shard.indeg
+    frontier = []
+    for blob in incoming:
+        for child, _ in pickle.loads(blob):
+            indeg[child] -= 1
+            if indeg[child] == 0:
+                frontier.append(child)
+    return (len(frontier), *_split(_stuck(shard, frontier), shard.workers))
+
+
+def w_left_out(run: str) -> tuple[Any, ...]:
+    """(d): the states peeling left (in-degree above zero), their stuck steps split by owner."""
+    shard = _SHARDS[run]
+    left = [s for s, d in shard.indeg.items() if d > 0]
+    return (len(left), *_split(_stuck(shard, left), shard.workers))
+
+
+def w_left_preds(run: str, *incoming: bytes) -> dict[int, int]:
+    """(d): a predecessor for each state left here; every source sent is a state left (``w_left_out``)."""
+    indeg = _SHARDS[run].indeg
+    pred: dict[int, int] = {}
+    for blob in incoming:
+        for child, src in pickle.loads(blob):
+            if indeg[child] > 0:
+                pred.setdefault(child, src)
+    return pred
+
+
+# -- the client side ---------------------------------------------------------------------------------
+
+
+class DistError(RuntimeError):
+    """The cluster cannot be used (Dask missing, no workers, workers that number op states differently)."""
+
+
+def _quiet() -> None:
+    for name in ("distributed", "distributed.worker", "distributed.scheduler", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class DistChecker:
+    """The client: drives the levels, collects the verdicts, builds the counterexamples."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        client: Any,
+        progress: Callable[[Result, int], None] | None = None,
+        *,
+        defect: str | None = None,
+    ) -> None:
+        if defect is not None and defect not in DEFECTS:
+            raise ValueError(f"no defect {defect!r}: the defects are {', '.join(DEFECTS)}")
+        self.cfg, self.client, self.progress, self.defect = cfg, client, progress, defect
+        self.checker = numbered_checker(cfg)
+        self.result = self.checker.result
+        self.addrs = sorted(client.scheduler_info()["workers"])
+        if not self.addrs:
+            raise DistError("the cluster has no workers")
+        self.W = len(self.addrs)
+        self.run_id = f"nbbs-{time.time_ns()}-{id(self)}"
+        self.levels = 0
+        self.per_worker: list[int] = [0] * self.W
+        """States each worker holds at the end."""
+        self.worker_seconds = 0.0
+        """Seconds the workers spent in level tasks, summed."""
+
+    def _submit(self, fn: Callable[..., Any], j: int, *args: Any) -> Any:
+        return self.client.submit(
+            fn, self.run_id, *args, workers=[self.addrs[j]], allow_other_workers=False, pure=False
+        )
+
+    def _fanout(self, outs: list[Any]) -> tuple[list[Any], list[list[Any]]]:
+        """Futures of each worker's first item, and per destination of the parts made for it."""
+        c = self.client
+
+        def item(i: int, o: Any, k: int) -> Any:
+            return c.submit(getitem, o, k, workers=[self.addrs[i]], allow_other_workers=False, pure=False)
+
+        heads = [item(i, o, 0) for i, o in enumerate(outs)]
+        inbox = [[item(i, o, 1 + j) for i, o in enumerate(outs)] for j in range(self.W)]
+        return heads, inbox
+
+    def _rounds(
+        self,
+        fn: Callable[..., tuple[Any, ...]],
+        inbox: list[list[Any]],
+        args: tuple[Any, ...],
+        go_on: Callable[[list[Any]], bool],
+    ) -> None:
+        """Rounds of ``fn`` on every worker, each fed the parts of the one before, ``AHEAD`` rounds
+        submitted before the first is seen (the parts go worker to worker, no client round trip);
+        ``go_on`` sees each round's first items, in order, until it says stop."""
+        window: deque[list[Any]] = deque()
+        spare: list[Any] = []
+        try:
+            while True:
+                while len(window) < AHEAD:
+                    outs = [self._submit(fn, j, *args, *inbox[j]) for j in range(self.W)]
+                    heads, inbox = self._fanout(outs)
+                    window.append(heads)
+                    spare = [*outs, *(f for row in inbox for f in row)]
+                if not go_on(self.client.gather(window.popleft())):
+                    break
+        finally:
+            # The rounds submitted past the last one seen: drop them, and wait for any running.
+            rest = [f for heads in window for f in heads] + spare
+            self.client.cancel(rest)
+            for heads in window:
+                for f in heads:
+                    with contextlib.suppress(Exception):  # cancelled: nothing to wait for
+                        f.result()
+
+    def run(self) -> Result:
+        started = time.perf_counter()
+        try:
+            self._open()
+            self._search(started)
+        finally:
+            self.per_worker = self.client.gather([self._submit(w_close, j) for j in range(self.W)])
+        self.result.seconds = time.perf_counter() - started
+        return self.result
+
+    def _open(self) -> None:
+        mine = numbering(self.checker)
+        theirs = self.client.gather(
+            [self._submit(w_open, j, self.cfg, j, self.W, self.defect) for j in range(self.W)]
+        )
+        if any(t != mine for t in theirs):
+            raise DistError(
+                "[dist model checker internal bug] a worker numbers the op states differently from the "
+                "client (different nbbs versions on the workers?)"
+            )
+
+    def _search(self, started: float) -> None:
+        r, cfg, sp = self.result, self.cfg, self.checker.sp
+        first = list(dict.fromkeys(sp.initial()))
+        r.initial_states = len(first)
+        init = _split([(s, ROOT) for s in first], self.W)
+        inbox = [[self.client.scatter(init[j], workers=[self.addrs[j]])] for j in range(self.W)]
+        pending = set(cfg.properties) - {"d"}
+
+        def level(stats: list[LevelStats]) -> bool:
+            new = sum(s.new for s in stats)
+            if new == 0:
+                return False
+            self.levels += 1
+            r.states += new
+            r.transitions += sum(s.transitions for s in stats)
+            r.quiescent += sum(s.quiescent for s in stats)
+            r.stale_quiescent += sum(s.stale_quiescent for s in stats)
+            self.worker_seconds += sum(s.seconds for s in stats)
+            found = [f for st in stats for f in st.found]
+            corrupt = [s.corrupt for s in stats if s.corrupt is not None]
+            if corrupt:
+                found.append(("b", corrupt[0][0], corrupt[0][1]))
+            for prop, msg, s in found:
+                if prop in pending:
+                    pending.discard(prop)
+                    r.violations[prop] = self.checker.replay_path(prop, msg, self.path_to(s))
+            if self.progress:
+                r.seconds = time.perf_counter() - started
+                self.progress(r, sum(s.transitions for s in stats))
+            stop = bool(corrupt) or bool(r.violations and cfg.stop_at_first)
+            stop |= bool(cfg.max_states and r.states >= cfg.max_states)
+            stop |= cfg.seconds is not None and time.perf_counter() - started > cfg.seconds
+            if stop:
+                r.complete = False
+            return not stop
+
+        self._rounds(w_level, inbox, (tuple(sorted(pending)), self.W), level)
+        if "d" in cfg.properties and r.complete:
+            self._lock_freedom()
+
+    def path_to(self, s: int) -> list[int]:
+        """The path of states from an initial state to ``s``, each parent asked of its owner."""
+        path = [s]
+        while True:
+            j = owner(path[-1], self.W)
+            (p,) = self.client.submit(
+                w_parents, self.run_id, [path[-1]], workers=[self.addrs[j]], pure=False
+            ).result()
+            if p == ROOT:
+                return path[::-1]
+            path.append(p)
+
+    # -- (d) -----------------------------------------------------------------------------------------
+
+    def _lock_freedom(self) -> None:
+        c = self.client
+        _, inbox = self._fanout([self._submit(w_stuck_out, j) for j in range(self.W)])
+        heads, inbox = self._fanout([self._submit(w_indegree, j, *inbox[j]) for j in range(self.W)])
+        if sum(c.gather(heads)):
+            self._rounds(w_peel, inbox, (), lambda sizes: sum(sizes) > 0)
+        heads, inbox = self._fanout([self._submit(w_left_out, j) for j in range(self.W)])
+        left = c.gather(heads)
+        if not sum(left):
+            return
+        preds: dict[int, int] = {}
+        for part in self.client.gather([self._submit(w_left_preds, j, *inbox[j]) for j in range(self.W)]):
+            preds.update(part)
+        # Every state left has a predecessor left: walk back until a state repeats.
+        at = next(iter(preds))
+        walk, seen = [at], {at: 0}
+        while True:
+            p = preds[walk[-1]]
+            if p in seen:
+                cycle = walk[seen[p] :][::-1]  # forward order: preds[x] -> x
+                break
+            seen[p] = len(walk)
+            walk.append(p)
+        path = self.path_to(cycle[0])
+        msg = f"a cycle of {len(cycle)} steps in which no operation completes"
+        v = self.checker.replay_path("d", msg, path + cycle[1:] + [cycle[0]])
+        v.cycle_start = len(v.steps) - len(cycle)
+        self.result.violations["d"] = v
+
+
+def local_client(workers: int) -> Any:
+    """A client of a fresh local cluster of ``workers`` processes, one thread each."""
+    from distributed import Client, LocalCluster
+
+    _quiet()
+    cluster = LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    return Client(cluster)  # type: ignore[no-untyped-call]
+
+
+__all__ = ["DistChecker", "DistError", "Violation", "local_client", "numbered_checker", "owner"]
