@@ -32,9 +32,10 @@ import contextlib
 import hashlib
 import logging
 import pickle
+import resource
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import getitem
 from typing import Any
@@ -82,8 +83,10 @@ class Shard:
     workers: int
     checker: Checker
     parent: dict[int, int] = field(default_factory=dict)
-    """Every state this worker owns, with the state it was first reached from (``ROOT``: initial)."""
-    frontier: list[int] = field(default_factory=list)
+    """Every state this worker owns, with a reference to the state it was first reached from:
+    ``i * workers + j`` for worker ``j``'s ``i``-th state (``ROOT``: an initial state)."""
+    states: list[int] = field(default_factory=list)
+    """The same states in the order they were found: ``states[i]`` is reference ``i * workers + index``."""
     indeg: dict[int, int] = field(default_factory=dict)
     """(d): how many steps that complete nothing lead to each state, as the peeling goes."""
     defect: str | None = None
@@ -102,31 +105,49 @@ DEFECTS = {
 """Deliberately broken engines (``DistChecker(defect=...)``): the tests show each caught."""
 
 
-def _split(pairs: list[tuple[int, int]], workers: int, shard: Shard | None = None) -> list[bytes]:
-    parts: list[list[tuple[int, int]]] = [[] for _ in range(workers)]
+def _split(
+    children: Sequence[int], srcs: Sequence[int] | None, workers: int, shard: Shard | None = None
+) -> list[bytes]:
+    """``children`` (with ``srcs``, the same length, if given) split by owner, one pickled part each."""
+    cs: list[list[int]] = [[] for _ in range(workers)]
+    rs: list[list[int]] = [[] for _ in range(workers)]
     defect = None if shard is None else shard.defect
-    for child, src in pairs:
-        j = (
-            child % workers
-            if defect == "own_by_low_bits" and shard and shard.index == 0
-            else owner(child, workers)
-        )
-        if defect == "drop_foreign" and shard and j != shard.index:
+    low = defect == "own_by_low_bits" and shard is not None and shard.index == 0
+    for k, child in enumerate(children):
+        j = child % workers if low else owner(child, workers)
+        if defect == "drop_foreign" and shard is not None and j != shard.index:
             continue
-        parts[j].append((child, src))
-    return [pickle.dumps(p, pickle.HIGHEST_PROTOCOL) for p in parts]
+        cs[j].append(child)
+        if srcs is not None:
+            rs[j].append(srcs[k])
+    return [
+        pickle.dumps((cs[j], rs[j] if srcs is not None else None), pickle.HIGHEST_PROTOCOL)
+        for j in range(workers)
+    ]
 
 
-def w_open(run: str, cfg: Config, index: int, workers: int, defect: str | None = None) -> str:
-    """Start this worker's shard of ``run``; its op numbering's digest."""
+def _parts(blobs: Sequence[bytes]) -> Iterator[tuple[list[int], list[int] | None]]:
+    for blob in blobs:
+        if blob:
+            yield pickle.loads(blob)
+
+
+def w_open(run: str, cfg: Config, index: int, workers: int, defect: str | None = None) -> tuple[str, int]:
+    """Start this worker's shard of ``run``: its op numbering's digest and its resident bytes now."""
     shard = _SHARDS[run] = Shard(index, workers, numbered_checker(cfg), defect=defect)
-    return numbering(shard.checker)
+    return numbering(shard.checker), _rss()
 
 
-def w_close(run: str) -> int:
-    """Forget ``run``; how many states this worker held."""
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def w_close(run: str) -> tuple[int, int]:
+    """Forget ``run``; how many states this worker held, and its process's peak resident bytes."""
     shard = _SHARDS.pop(run, None)
-    return 0 if shard is None else len(shard.parent)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    return (0 if shard is None else len(shard.states)), peak
 
 
 @dataclass
@@ -147,26 +168,31 @@ class LevelStats:
 def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) -> tuple[Any, ...]:
     """Take a level's successors, keep the new ones, check and expand them.
 
-    Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``.
+    Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``; a part holds the
+    successors that worker owns and, for each, its source's reference (``Shard.parent``).
     """
     started = time.perf_counter()
     shard = _SHARDS.get(run)
     if shard is None:  # a level submitted ahead, run after the search ended
         return (LevelStats(), *(b"" for _ in range(workers)))
-    checker, parent = shard.checker, shard.parent
-    new = []
-    for blob in incoming:
-        for child, src in pickle.loads(blob) if blob else ():
+    checker, parent, states = shard.checker, shard.parent, shard.states
+    base = len(states)
+    for cs, rs in _parts(incoming):
+        assert rs is not None
+        for child, ref in zip(cs, rs, strict=True):
             if child not in parent:
-                parent[child] = src
-                new.append(child)
+                parent[child] = ref
+                states.append(child)
+    new = states[base:]
     stats = LevelStats(new=len(new))
     r = checker.result
     q0, s0 = r.quiescent, r.stale_quiescent
     want = set(pending)
-    out: list[tuple[int, int]] = []
+    out: list[int] = []
+    refs: list[int] = []
     successors = checker.sp.successors
-    for s in new:
+    W, me = shard.workers, shard.index
+    for k, s in enumerate(new):
         for prop, msg in checker.check_state(s):
             if prop in want:
                 want.discard(prop)
@@ -179,48 +205,65 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
         if shard.defect == "lose_successor":
             succ = succ[:-1]
         stats.transitions += len(succ)
-        out.extend((child, s) for child, _ in succ)
+        ref = (base + k) * W + me
+        for child, _ in succ:
+            out.append(child)
+            refs.append(ref)
     stats.quiescent, stats.stale_quiescent = r.quiescent - q0, r.stale_quiescent - s0
     stats.seconds = time.perf_counter() - started
-    return (stats, *_split(out, shard.workers, shard))
+    return (stats, *_split(out, refs, W, shard))
 
 
-def w_parents(run: str, states: Sequence[int]) -> list[int]:
-    """The parent of each of ``states`` (all owned here)."""
+def _missing(shard: Shard) -> AssertionError:
+    return AssertionError(
+        f"[dist model checker internal bug] worker {shard.index} does not hold a state it owns"
+    )
+
+
+def w_parent(run: str, state: int) -> int:
+    """The reference of the parent of ``state`` (owned here; ``ROOT`` for an initial state)."""
     shard = _SHARDS[run]
-    missing = [s for s in states if s not in shard.parent]
-    if missing:
-        raise AssertionError(
-            f"[dist model checker internal bug] worker {shard.index} does not hold a state it owns"
-        )
-    return [shard.parent[s] for s in states]
+    if state not in shard.parent:
+        raise _missing(shard)
+    return shard.parent[state]
 
 
-def _stuck(shard: Shard, states: Sequence[int]) -> list[tuple[int, int]]:
-    """(successor, state) for each step of ``states`` that completes no operation."""
+def w_at(run: str, i: int) -> tuple[int, int]:
+    """This worker's ``i``-th state and the reference of its parent."""
+    shard = _SHARDS[run]
+    s = shard.states[i]
+    return s, shard.parent[s]
+
+
+def _stuck(shard: Shard, states: Sequence[int]) -> tuple[list[int], list[int]]:
+    """The successor and the source of each step of ``states`` that completes no operation."""
     successors = shard.checker.sp.successors
-    return [(child, s) for s in states for child, done in successors(s) if not done]
+    cs, rs = [], []
+    for s in states:
+        for child, done in successors(s):
+            if not done:
+                cs.append(child)
+                rs.append(s)
+    return cs, rs
 
 
 def w_stuck_out(run: str) -> tuple[Any, ...]:
     """(d), first pass: every owned state's steps that complete nothing, split by owner."""
     shard = _SHARDS[run]
-    return (None, *_split(_stuck(shard, list(shard.parent)), shard.workers))
+    return (None, *_split(_stuck(shard, shard.states)[0], None, shard.workers))
 
 
 def w_indegree(run: str, *incoming: bytes) -> tuple[Any, ...]:
     """(d): count in-degrees; the states with none form the first peeling frontier, expanded."""
     shard = _SHARDS[run]
-    indeg = shard.indeg = dict.fromkeys(shard.parent, 0)
-    for blob in incoming:
-        for child, _ in pickle.loads(blob):
+    indeg = shard.indeg = dict.fromkeys(shard.states, 0)
+    for cs, _ in _parts(incoming):
+        for child in cs:
             if child not in indeg:
-                raise AssertionError(
-                    f"[dist model checker internal bug] worker {shard.index} owns a successor it never stored"
-                )
+                raise _missing(shard)
             indeg[child] += 1
-    shard.frontier = [s for s, d in indeg.items() if d == 0]
-    return (len(shard.frontier), *_split(_stuck(shard, shard.frontier), shard.workers))
+    frontier = [s for s, d in indeg.items() if d == 0]
+    return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
 
 
 def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
@@ -228,27 +271,28 @@ def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
     shard = _SHARDS[run]
     indeg = shard.indeg
     frontier = []
-    for blob in incoming:
-        for child, _ in pickle.loads(blob):
+    for cs, _ in _parts(incoming):
+        for child in cs:
             indeg[child] -= 1
             if indeg[child] == 0:
                 frontier.append(child)
-    return (len(frontier), *_split(_stuck(shard, frontier), shard.workers))
+    return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
 
 
 def w_left_out(run: str) -> tuple[Any, ...]:
     """(d): the states peeling left (in-degree above zero), their stuck steps split by owner."""
     shard = _SHARDS[run]
     left = [s for s, d in shard.indeg.items() if d > 0]
-    return (len(left), *_split(_stuck(shard, left), shard.workers))
+    return (len(left), *_split(*_stuck(shard, left), shard.workers))
 
 
 def w_left_preds(run: str, *incoming: bytes) -> dict[int, int]:
     """(d): a predecessor for each state left here; every source sent is a state left (``w_left_out``)."""
     indeg = _SHARDS[run].indeg
     pred: dict[int, int] = {}
-    for blob in incoming:
-        for child, src in pickle.loads(blob):
+    for cs, rs in _parts(incoming):
+        assert rs is not None
+        for child, src in zip(cs, rs, strict=True):
             if indeg[child] > 0:
                 pred.setdefault(child, src)
     return pred
@@ -290,6 +334,10 @@ class DistChecker:
         self.levels = 0
         self.per_worker: list[int] = [0] * self.W
         """States each worker holds at the end."""
+        self.baseline_rss: list[int] = [0] * self.W
+        """Each worker's resident bytes when the run opened (before its states)."""
+        self.peak_rss: list[int] = [0] * self.W
+        """Each worker process's peak resident bytes (over its life: a fresh cluster for a figure)."""
         self.worker_seconds = 0.0
         """Seconds the workers spent in level tasks, summed."""
 
@@ -345,7 +393,9 @@ class DistChecker:
             self._open()
             self._search(started)
         finally:
-            self.per_worker = self.client.gather([self._submit(w_close, j) for j in range(self.W)])
+            closed = self.client.gather([self._submit(w_close, j) for j in range(self.W)])
+            self.per_worker = [n for n, _ in closed]
+            self.peak_rss = [b for _, b in closed]
         self.result.seconds = time.perf_counter() - started
         return self.result
 
@@ -354,7 +404,8 @@ class DistChecker:
         theirs = self.client.gather(
             [self._submit(w_open, j, self.cfg, j, self.W, self.defect) for j in range(self.W)]
         )
-        if any(t != mine for t in theirs):
+        self.baseline_rss = [rss for _, rss in theirs]
+        if any(t != mine for t, _ in theirs):
             raise DistError(
                 "[dist model checker internal bug] a worker numbers the op states differently from the "
                 "client (different nbbs versions on the workers?)"
@@ -364,7 +415,7 @@ class DistChecker:
         r, cfg, sp = self.result, self.cfg, self.checker.sp
         first = list(dict.fromkeys(sp.initial()))
         r.initial_states = len(first)
-        init = _split([(s, ROOT) for s in first], self.W)
+        init = _split(first, [ROOT] * len(first), self.W)
         inbox = [[self.client.scatter(init[j], workers=[self.addrs[j]])] for j in range(self.W)]
         pending = set(cfg.properties) - {"d"}
 
@@ -402,15 +453,16 @@ class DistChecker:
 
     def path_to(self, s: int) -> list[int]:
         """The path of states from an initial state to ``s``, each parent asked of its owner."""
+
+        def ask(fn: Callable[..., Any], j: int, arg: int) -> Any:
+            return self.client.submit(fn, self.run_id, arg, workers=[self.addrs[j]], pure=False).result()
+
         path = [s]
-        while True:
-            j = owner(path[-1], self.W)
-            (p,) = self.client.submit(
-                w_parents, self.run_id, [path[-1]], workers=[self.addrs[j]], pure=False
-            ).result()
-            if p == ROOT:
-                return path[::-1]
-            path.append(p)
+        ref = ask(w_parent, owner(s, self.W), s)
+        while ref != ROOT:
+            state, ref = ask(w_at, ref % self.W, ref // self.W)
+            path.append(state)
+        return path[::-1]
 
     # -- (d) -----------------------------------------------------------------------------------------
 
