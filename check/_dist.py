@@ -34,6 +34,7 @@ import logging
 import pickle
 import resource
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -82,13 +83,15 @@ class Shard:
     index: int
     workers: int
     checker: Checker
-    parent: dict[int, int] = field(default_factory=dict)
-    """Every state this worker owns, with a reference to the state it was first reached from:
-    ``i * workers + j`` for worker ``j``'s ``i``-th state (``ROOT``: an initial state)."""
+    position: dict[int, int] = field(default_factory=dict)
+    """Every state this worker owns -> its position ``i`` in ``states``; its reference is
+    ``i * workers + index`` (this worker's)."""
     states: list[int] = field(default_factory=list)
-    """The same states in the order they were found: ``states[i]`` is reference ``i * workers + index``."""
-    indeg: dict[int, int] = field(default_factory=dict)
-    """(d): how many steps that complete nothing lead to each state, as the peeling goes."""
+    """The states in the order they were found."""
+    parents: array[int] = field(default_factory=lambda: array("q"))
+    """The reference of the state each was first reached from (``ROOT``: an initial state)."""
+    indeg: array[int] = field(default_factory=lambda: array("q"))
+    """(d): how many steps that complete nothing lead to each state (by position), as the peeling goes."""
     defect: str | None = None
     """A deliberate bug (``DEFECTS``), for showing that the cross-check catches a broken engine."""
 
@@ -169,20 +172,21 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
     """Take a level's successors, keep the new ones, check and expand them.
 
     Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``; a part holds the
-    successors that worker owns and, for each, its source's reference (``Shard.parent``).
+    successors that worker owns and, for each, its source's reference (``Shard.parents``).
     """
     started = time.perf_counter()
     shard = _SHARDS.get(run)
     if shard is None:  # a level submitted ahead, run after the search ended
         return (LevelStats(), *(b"" for _ in range(workers)))
-    checker, parent, states = shard.checker, shard.parent, shard.states
+    checker, index, states, parents = shard.checker, shard.position, shard.states, shard.parents
     base = len(states)
     for cs, rs in _parts(incoming):
         assert rs is not None
         for child, ref in zip(cs, rs, strict=True):
-            if child not in parent:
-                parent[child] = ref
+            if child not in index:
+                index[child] = len(states)
                 states.append(child)
+                parents.append(ref)
     new = states[base:]
     stats = LevelStats(new=len(new))
     r = checker.result
@@ -223,16 +227,15 @@ def _missing(shard: Shard) -> AssertionError:
 def w_parent(run: str, state: int) -> int:
     """The reference of the parent of ``state`` (owned here; ``ROOT`` for an initial state)."""
     shard = _SHARDS[run]
-    if state not in shard.parent:
+    if state not in shard.position:
         raise _missing(shard)
-    return shard.parent[state]
+    return shard.parents[shard.position[state]]
 
 
 def w_at(run: str, i: int) -> tuple[int, int]:
     """This worker's ``i``-th state and the reference of its parent."""
     shard = _SHARDS[run]
-    s = shard.states[i]
-    return s, shard.parent[s]
+    return shard.states[i], shard.parents[i]
 
 
 def _stuck(shard: Shard, states: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -256,25 +259,28 @@ def w_stuck_out(run: str) -> tuple[Any, ...]:
 def w_indegree(run: str, *incoming: bytes) -> tuple[Any, ...]:
     """(d): count in-degrees; the states with none form the first peeling frontier, expanded."""
     shard = _SHARDS[run]
-    indeg = shard.indeg = dict.fromkeys(shard.states, 0)
+    index, states = shard.position, shard.states
+    indeg = shard.indeg = array("q", bytes(8 * len(states)))
     for cs, _ in _parts(incoming):
         for child in cs:
-            if child not in indeg:
+            i = index.get(child)
+            if i is None:
                 raise _missing(shard)
-            indeg[child] += 1
-    frontier = [s for s, d in indeg.items() if d == 0]
+            indeg[i] += 1
+    frontier = [states[i] for i, d in enumerate(indeg) if d == 0]
     return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
 
 
 def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
     """(d): take away the steps of the peeled states; those left with none are peeled next."""
     shard = _SHARDS[run]
-    indeg = shard.indeg
+    indeg, index = shard.indeg, shard.position
     frontier = []
     for cs, _ in _parts(incoming):
         for child in cs:
-            indeg[child] -= 1
-            if indeg[child] == 0:
+            i = index[child]
+            indeg[i] -= 1
+            if indeg[i] == 0:
                 frontier.append(child)
     return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
 
@@ -282,18 +288,18 @@ def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
 def w_left_out(run: str) -> tuple[Any, ...]:
     """(d): the states peeling left (in-degree above zero), their stuck steps split by owner."""
     shard = _SHARDS[run]
-    left = [s for s, d in shard.indeg.items() if d > 0]
+    left = [shard.states[i] for i, d in enumerate(shard.indeg) if d > 0]
     return (len(left), *_split(*_stuck(shard, left), shard.workers))
 
 
 def w_left_preds(run: str, *incoming: bytes) -> dict[int, int]:
     """(d): a predecessor for each state left here; every source sent is a state left (``w_left_out``)."""
-    indeg = _SHARDS[run].indeg
+    shard = _SHARDS[run]
     pred: dict[int, int] = {}
     for cs, rs in _parts(incoming):
         assert rs is not None
         for child, src in zip(cs, rs, strict=True):
-            if indeg[child] > 0:
+            if shard.indeg[shard.position[child]] > 0:
                 pred.setdefault(child, src)
     return pred
 
@@ -340,6 +346,10 @@ class DistChecker:
         """Each worker process's peak resident bytes (over its life: a fresh cluster for a figure)."""
         self.worker_seconds = 0.0
         """Seconds the workers spent in level tasks, summed."""
+        self.bfs_seconds = 0.0
+        """Wall seconds of the breadth-first search (from the start of ``run``)."""
+        self.d_seconds = 0.0
+        """Wall seconds of the lock-freedom pass (d)."""
 
     def _submit(self, fn: Callable[..., Any], j: int, *args: Any) -> Any:
         return self.client.submit(
@@ -448,8 +458,10 @@ class DistChecker:
             return not stop
 
         self._rounds(w_level, inbox, (tuple(sorted(pending)), self.W), level)
+        self.bfs_seconds = time.perf_counter() - started
         if "d" in cfg.properties and r.complete:
             self._lock_freedom()
+            self.d_seconds = time.perf_counter() - started - self.bfs_seconds
 
     def path_to(self, s: int) -> list[int]:
         """The path of states from an initial state to ``s``, each parent asked of its owner."""

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from nbbs.check import _spin, dist, spin
-from nbbs.check._mc import Config, Result
+from nbbs.check import _dist, _spin, dist, spin
+from nbbs.check._mc import Checker, Config, Result
 from nbbs.check.modelcheck import check, replay, to_json
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 from nbbs.cli.main import main
@@ -137,3 +137,15 @@ def test_a_swarm_runs_its_searches_on_the_cluster_and_finds_the_reference_defect
     # The searches ran on the workers (each compiled pan there), not in this process.
     assert not _spin._SWARM_BUILDS
     assert sum(client.run(lambda: len(_spin._SWARM_BUILDS)).values()) >= 1
+
+
+def test_every_process_numbers_the_op_states_alike_only_after_the_closure() -> None:
+    # Op ids are interned as a search meets them: without the closure two processes that meet
+    # the op states in different orders encode one state differently (the client refuses that).
+    cfg = Config(2, 2, variant="reference")
+    a, b = _dist.numbered_checker(cfg), _dist.numbered_checker(cfg)
+    assert _dist.numbering(a) == _dist.numbering(b)
+    lazy = Checker(cfg)
+    last = list(lazy.sp.initial())[-1]
+    lazy.sp.successors(last)  # meets the op states in the order this one state's steps need
+    assert _dist.numbering(lazy) != _dist.numbering(a)
