@@ -14,16 +14,18 @@ counterexamples). The client drives a level-synchronous breadth-first search:
     shortest    a violation found at level L has a path of L steps (breadth first, as ``_mc``);
                 the client walks the parents back, asking each state's owner, and replays the
                 path with ``Checker.replay_path`` (concrete thread identities, ``_mc``'s output).
-    (d)         after a complete search: Kahn's peeling over the steps that complete nothing,
-                distributed the same way (in-degrees counted by the owners, then rounds that
-                remove the states no such step reaches); states left over lie on or after a
-                cycle, and walking predecessors among them (gathered to the client) finds one.
+    (d)         the owners count, during the search, how many steps that complete nothing lead
+                to each state; after a complete search, Kahn's peeling, distributed the same
+                way (rounds that remove the states no such step reaches any more, stepping
+                them again); states left over lie on or after a cycle, and walking
+                predecessors among them (gathered to the client) finds one.
 
 Op ids are interned lazily by ``_mc.Space``, in the order a search meets them, so two processes
 would number them differently and one state would have two encodings. Every process (the
 client and each worker) therefore first interns every op state the configuration can reach
 in one fixed order, the closure that ``_mc_vec.Tables`` computes, and the client checks that
-every worker's numbering is its own (``numbering``).
+every worker's numbering is its own (``numbering``); a state that uses an op state interned
+after the closure is an error.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ _M64 = (1 << 64) - 1
 
 
 def owner(s: int, workers: int) -> int:
-    """The worker that owns state ``s``: a multiplicative hash of ``hash(s)`` (the same in every process)."""
+    """The worker that owns state ``s``: a multiplicative hash of ``hash(s)`` (an int's hash is the
+    same in every 64-bit CPython process)."""
     return (((hash(s) * _MIX) & _M64) >> 32) % workers
 
 
@@ -91,9 +94,12 @@ class Shard:
     parents: array[int] = field(default_factory=lambda: array("q"))
     """The reference of the state each was first reached from (``ROOT``: an initial state)."""
     indeg: array[int] = field(default_factory=lambda: array("q"))
-    """(d): how many steps that complete nothing lead to each state (by position), as the peeling goes."""
+    """(d): how many steps that complete nothing lead to each state (by position), counted as the
+    search finds them, then taken away as the peeling goes."""
     defect: str | None = None
     """A deliberate bug (``DEFECTS``), for showing that the cross-check catches a broken engine."""
+    closed: int = 0
+    """How many op states the closure interned (the ids every process shares)."""
 
 
 _SHARDS: dict[str, Shard] = {}
@@ -137,7 +143,8 @@ def _parts(blobs: Sequence[bytes]) -> Iterator[tuple[list[int], list[int] | None
 
 def w_open(run: str, cfg: Config, index: int, workers: int, defect: str | None = None) -> tuple[str, int]:
     """Start this worker's shard of ``run``: its op numbering's digest and its resident bytes now."""
-    shard = _SHARDS[run] = Shard(index, workers, numbered_checker(cfg), defect=defect)
+    checker = numbered_checker(cfg)
+    shard = _SHARDS[run] = Shard(index, workers, checker, defect=defect, closed=len(checker.sp.ops))
     return numbering(shard.checker), _rss()
 
 
@@ -172,29 +179,45 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
     """Take a level's successors, keep the new ones, check and expand them.
 
     Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``; a part holds the
-    successors that worker owns and, for each, its source's reference (``Shard.parents``).
+    successors that worker owns and, for each, ``2 * ref + stuck``: ``ref`` its source's
+    reference (``Shard.parents``), ``stuck`` 1 if the step completes no operation (counted
+    into ``Shard.indeg`` here, for (d), whether the successor is new or not).
     """
     started = time.perf_counter()
     shard = _SHARDS.get(run)
     if shard is None:  # a level submitted ahead, run after the search ended
         return (LevelStats(), *(b"" for _ in range(workers)))
-    checker, index, states, parents = shard.checker, shard.position, shard.states, shard.parents
+    checker, position, states, parents = shard.checker, shard.position, shard.states, shard.parents
+    indeg = shard.indeg
     base = len(states)
     for cs, rs in _parts(incoming):
         assert rs is not None
         for child, ref in zip(cs, rs, strict=True):
-            if child not in index:
-                index[child] = len(states)
+            i = position.get(child)
+            if i is None:
+                i = position[child] = len(states)
                 states.append(child)
-                parents.append(ref)
+                parents.append(ref >> 1)
+                indeg.append(0)
+            indeg[i] += ref & 1
     new = states[base:]
+    sp = checker.sp
+    if len(sp.ops) > shard.closed:
+        # Op states interned after the closure (rows of word values no state holds, as a
+        # five-bit op's table has) are harmless unless a state uses one: its id could differ
+        # between processes.
+        for s in new:
+            if max(sp.tids(s)) >= shard.closed:
+                raise AssertionError(
+                    "[dist model checker internal bug] a state uses an op state outside the closure"
+                )
     stats = LevelStats(new=len(new))
     r = checker.result
     q0, s0 = r.quiescent, r.stale_quiescent
     want = set(pending)
     out: list[int] = []
     refs: list[int] = []
-    successors = checker.sp.successors
+    successors = sp.successors
     W, me = shard.workers, shard.index
     for k, s in enumerate(new):
         for prop, msg in checker.check_state(s):
@@ -209,10 +232,10 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
         if shard.defect == "lose_successor":
             succ = succ[:-1]
         stats.transitions += len(succ)
-        ref = (base + k) * W + me
-        for child, _ in succ:
+        ref = ((base + k) * W + me) << 1
+        for child, done in succ:
             out.append(child)
-            refs.append(ref)
+            refs.append(ref if done else ref | 1)
     stats.quiescent, stats.stale_quiescent = r.quiescent - q0, r.stale_quiescent - s0
     stats.seconds = time.perf_counter() - started
     return (stats, *_split(out, refs, W, shard))
@@ -250,24 +273,11 @@ def _stuck(shard: Shard, states: Sequence[int]) -> tuple[list[int], list[int]]:
     return cs, rs
 
 
-def w_stuck_out(run: str) -> tuple[Any, ...]:
-    """(d), first pass: every owned state's steps that complete nothing, split by owner."""
+def w_peel_start(run: str) -> tuple[Any, ...]:
+    """(d): the states no step that completes nothing leads to are peeled first; their such
+    steps, split by owner (in-degrees were counted during the search)."""
     shard = _SHARDS[run]
-    return (None, *_split(_stuck(shard, shard.states)[0], None, shard.workers))
-
-
-def w_indegree(run: str, *incoming: bytes) -> tuple[Any, ...]:
-    """(d): count in-degrees; the states with none form the first peeling frontier, expanded."""
-    shard = _SHARDS[run]
-    index, states = shard.position, shard.states
-    indeg = shard.indeg = array("q", bytes(8 * len(states)))
-    for cs, _ in _parts(incoming):
-        for child in cs:
-            i = index.get(child)
-            if i is None:
-                raise _missing(shard)
-            indeg[i] += 1
-    frontier = [states[i] for i, d in enumerate(indeg) if d == 0]
+    frontier = [shard.states[i] for i, d in enumerate(shard.indeg) if d == 0]
     return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
 
 
@@ -425,7 +435,7 @@ class DistChecker:
         r, cfg, sp = self.result, self.cfg, self.checker.sp
         first = list(dict.fromkeys(sp.initial()))
         r.initial_states = len(first)
-        init = _split(first, [ROOT] * len(first), self.W)
+        init = _split(first, [ROOT << 1] * len(first), self.W)
         inbox = [[self.client.scatter(init[j], workers=[self.addrs[j]])] for j in range(self.W)]
         pending = set(cfg.properties) - {"d"}
 
@@ -480,8 +490,7 @@ class DistChecker:
 
     def _lock_freedom(self) -> None:
         c = self.client
-        _, inbox = self._fanout([self._submit(w_stuck_out, j) for j in range(self.W)])
-        heads, inbox = self._fanout([self._submit(w_indegree, j, *inbox[j]) for j in range(self.W)])
+        heads, inbox = self._fanout([self._submit(w_peel_start, j) for j in range(self.W)])
         if sum(c.gather(heads)):
             self._rounds(w_peel, inbox, (), lambda sizes: sum(sizes) > 0)
         heads, inbox = self._fanout([self._submit(w_left_out, j) for j in range(self.W)])
@@ -517,7 +526,7 @@ def local_client(workers: int) -> Any:
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # a free port: never clash with another cluster on 8787
         silence_logs=logging.ERROR,
     )
     return Client(cluster)  # type: ignore[no-untyped-call]
