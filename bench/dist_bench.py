@@ -14,7 +14,8 @@ own child process.
 ``engines``: each configuration (``counted``, attempt mode, every initial live set) with the
 one-process engine (``check``) in a child process, then ``dist.check`` on a fresh local cluster
 of ``--workers`` processes: states, transitions, seconds, states/s in all and per worker, the
-seconds the workers spent in their level tasks, and each worker's peak resident memory (bytes
+seconds the workers spent in their level tasks, the CPU seconds of the one process and of each
+worker process (on a shared machine the fair per-state cost), and each worker's peak resident memory (bytes
 per state = (peak - resident bytes when the run opened) / states it held). The two must
 agree on states and transitions (checked).
 
@@ -132,13 +133,18 @@ from nbbs.check._mc import Config
 from nbbs.check.modelcheck import check
 t, d = int(sys.argv[1]), int(sys.argv[2])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+use = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = use.ru_utime + use.ru_stime
 started = time.perf_counter()
 r = check(Config(t, d))
 seconds = time.perf_counter() - started
+use = resource.getrusage(resource.RUSAGE_SELF)
+cpu = use.ru_utime + use.ru_stime - cpu0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print("RESULT " + json.dumps({
     "engine": "python", "threads": t, "depth": d, "states": r.states, "transitions": r.transitions,
     "ok": r.ok, "seconds": round(seconds, 1), "states_per_second": round(r.states / seconds),
+    "cpu_s": round(cpu, 1), "states_per_cpu_second": round(r.states / cpu),
     "bytes_per_state": round((peak - before) / r.states, 1),
 }))
 """
@@ -163,6 +169,8 @@ print("RESULT " + json.dumps({
     "worker_busy_s": round(dc.worker_seconds, 1), "bfs_s": round(dc.bfs_seconds, 1),
     "lock_freedom_s": round(dc.d_seconds, 1),
     "states_per_busy_worker_second": round(r.states / max(dc.worker_seconds, 1e-9)),
+    "worker_cpu_s": [round(c, 1) for c in dc.cpu_seconds],
+    "states_per_worker_cpu_second": [round(n / max(c, 1e-9)) for n, c in zip(dc.per_worker, dc.cpu_seconds)],
     "levels": dc.levels, "states_per_worker": dc.per_worker, "peak_rss_bytes": dc.peak_rss,
     "baseline_rss_bytes": dc.baseline_rss,
     "bytes_per_state": [round((b - b0) / max(n, 1), 1)

@@ -141,11 +141,14 @@ def _parts(blobs: Sequence[bytes]) -> Iterator[tuple[list[int], list[int] | None
             yield pickle.loads(blob)
 
 
-def w_open(run: str, cfg: Config, index: int, workers: int, defect: str | None = None) -> tuple[str, int]:
-    """Start this worker's shard of ``run``: its op numbering's digest and its resident bytes now."""
+def w_open(
+    run: str, cfg: Config, index: int, workers: int, defect: str | None = None
+) -> tuple[str, int, float]:
+    """Start this worker's shard of ``run``: its op numbering's digest, its resident bytes and the
+    CPU seconds its process has used, now."""
     checker = numbered_checker(cfg)
     shard = _SHARDS[run] = Shard(index, workers, checker, defect=defect, closed=len(checker.sp.ops))
-    return numbering(shard.checker), _rss()
+    return numbering(shard.checker), _rss(), _cpu()
 
 
 def _rss() -> int:
@@ -153,11 +156,17 @@ def _rss() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def w_close(run: str) -> tuple[int, int]:
-    """Forget ``run``; how many states this worker held, and its process's peak resident bytes."""
+def _cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def w_close(run: str) -> tuple[int, int, float]:
+    """Forget ``run``; how many states this worker held, its process's peak resident bytes and
+    the CPU seconds its process has used (every thread: the search, Dask's communication)."""
     shard = _SHARDS.pop(run, None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    return (0 if shard is None else len(shard.states)), peak
+    return (0 if shard is None else len(shard.states)), peak, _cpu()
 
 
 @dataclass
@@ -350,6 +359,9 @@ class DistChecker:
         self.levels = 0
         self.per_worker: list[int] = [0] * self.W
         """States each worker holds at the end."""
+        self.cpu_at_open: list[float] = [0.0] * self.W
+        self.cpu_seconds: list[float] = [0.0] * self.W
+        """CPU seconds each worker process used during the run (every thread)."""
         self.baseline_rss: list[int] = [0] * self.W
         """Each worker's resident bytes when the run opened (before its states)."""
         self.peak_rss: list[int] = [0] * self.W
@@ -414,8 +426,9 @@ class DistChecker:
             self._search(started)
         finally:
             closed = self.client.gather([self._submit(w_close, j) for j in range(self.W)])
-            self.per_worker = [n for n, _ in closed]
-            self.peak_rss = [b for _, b in closed]
+            self.per_worker = [n for n, _, _ in closed]
+            self.peak_rss = [b for _, b, _ in closed]
+            self.cpu_seconds = [c - c0 for (_, _, c), c0 in zip(closed, self.cpu_at_open, strict=True)]
         self.result.seconds = time.perf_counter() - started
         return self.result
 
@@ -424,8 +437,9 @@ class DistChecker:
         theirs = self.client.gather(
             [self._submit(w_open, j, self.cfg, j, self.W, self.defect) for j in range(self.W)]
         )
-        self.baseline_rss = [rss for _, rss in theirs]
-        if any(t != mine for t, _ in theirs):
+        self.baseline_rss = [rss for _, rss, _ in theirs]
+        self.cpu_at_open = [cpu for _, _, cpu in theirs]
+        if any(t != mine for t, _, _ in theirs):
             raise DistError(
                 "[dist model checker internal bug] a worker numbers the op states differently from the "
                 "client (different nbbs versions on the workers?)"
