@@ -13,6 +13,7 @@ import click
 from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from nbbs.check import viewer
@@ -155,7 +156,8 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     default=None,
     metavar="K",
     help="With --engine spin: K diversified depth-first bitstate searches of (a)-(c) (SPIN's swarm), "
-    "run on every core, in 2**BITS bits each (--bitstate, default 24).",
+    "run on every core (or on a Dask cluster's workers: --workers), in 2**BITS bits each "
+    "(--bitstate, default 24).",
 )
 @click.option(
     "--spin-dir",
@@ -308,7 +310,7 @@ def _connect(workers: int | str) -> object:
     try:
         return dist.connect(workers)
     except (dist.DistError, OSError, TimeoutError) as e:
-        console.print(f"[red]--engine dist cannot run: {e}[/red]", soft_wrap=True)
+        console.print(f"[red]--engine dist cannot run: {escape(str(e))}[/red]", soft_wrap=True)
         sys.exit(4)
 
 

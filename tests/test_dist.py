@@ -63,8 +63,13 @@ SAME = {
 def test_the_distributed_search_finds_the_same_states_verdicts_and_shortest_counterexamples(
     cfg: Config, client: Any
 ) -> None:
-    one, many = check(cfg), dist.check(cfg, client=client)
+    seen: list[tuple[int, int]] = []
+    one = check(cfg)
+    many = dist.check(cfg, lambda r, queue: seen.append((r.states, queue)), client=client)
     assert differences(one, many) == []
+    # Progress after every level, as `nbbs check` shows it: the states so far, growing to all.
+    states = [n for n, _ in seen]
+    assert states == sorted(states) and states[-1] == many.states
     replayable = cfg.transitions is None and cfg.gives_up  # what to_json can say
     for p, v in many.violations.items() if replayable else ():
         # Each counterexample replays on the step machines, step for step, to its last words.
@@ -149,3 +154,9 @@ def test_every_process_numbers_the_op_states_alike_only_after_the_closure() -> N
     last = list(lazy.sp.initial())[-1]
     lazy.sp.successors(last)  # meets the op states in the order this one state's steps need
     assert _dist.numbering(lazy) != _dist.numbering(a)
+
+
+def test_without_dask_the_cli_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dist, "available", lambda: False)
+    res = CliRunner().invoke(main, ["check", "-t", "2", "-d", "1", "--engine", "dist"])
+    assert res.exit_code == 4 and "pip install -e '.[dist]'" in res.output, res.output
