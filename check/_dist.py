@@ -14,11 +14,13 @@ counterexamples). The client drives a level-synchronous breadth-first search:
     shortest    a violation found at level L has a path of L steps (breadth first, as ``_mc``);
                 the client walks the parents back, asking each state's owner, and replays the
                 path with ``Checker.replay_path`` (concrete thread identities, ``_mc``'s output).
-    (d)         the owners count, during the search, how many steps that complete nothing lead
-                to each state; after a complete search, Kahn's peeling, distributed the same
-                way (rounds that remove the states no such step reaches any more, stepping
-                them again); states left over lie on or after a cycle, and walking
-                predecessors among them (gathered to the client) finds one.
+    (d)         during the search each state's steps that complete nothing are counted (by the
+                state's owner) and kept, reversed, by their target's owner (target position,
+                source reference); after a complete search, Kahn's peeling on the reversed
+                graph, distributed the same way: rounds remove the states none of whose such
+                steps lead to a state not yet removed, and tell their predecessors' owners
+                (no state is stepped again). States left over can reach a cycle; their steps
+                to states left (gathered to the client) lead to one.
 
 Op ids are interned lazily by ``_mc.Space``, in the order a search meets them, so two processes
 would number them differently and one state would have two encodings. Every process (the
@@ -43,7 +45,12 @@ from dataclasses import dataclass, field
 from operator import getitem
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from nbbs.check._mc import Checker, Config, CountRangeError, Result, Violation
+
+Arr = npt.NDArray[np.int64]
 
 ROOT = -1
 """The parent of an initial state."""
@@ -93,9 +100,15 @@ class Shard:
     """The states in the order they were found."""
     parents: array[int] = field(default_factory=lambda: array("q"))
     """The reference of the state each was first reached from (``ROOT``: an initial state)."""
-    indeg: array[int] = field(default_factory=lambda: array("q"))
-    """(d): how many steps that complete nothing lead to each state (by position), counted as the
-    search finds them, then taken away as the peeling goes."""
+    stuck: array[int] = field(default_factory=lambda: array("q"))
+    """(d): how many of each state's steps (by position) complete nothing, counted when it is
+    expanded, then taken away as the peeling goes."""
+    into: array[int] = field(default_factory=lambda: array("q"))
+    from_: array[int] = field(default_factory=lambda: array("q"))
+    """(d): the steps that complete nothing, as the owner of their target receives them: the
+    target's position (``into``) and the source's reference (``from_``)."""
+    out_edges: tuple[Arr, Arr] | None = None
+    """(d), while peeling: ``into`` grouped by target: offsets per position, sources' references."""
     defect: str | None = None
     """A deliberate bug (``DEFECTS``), for showing that the cross-check catches a broken engine."""
     closed: int = 0
@@ -189,15 +202,15 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
 
     Returns ``(LevelStats, part for worker 0, part for worker 1, ...)``; a part holds the
     successors that worker owns and, for each, ``2 * ref + stuck``: ``ref`` its source's
-    reference (``Shard.parents``), ``stuck`` 1 if the step completes no operation (counted
-    into ``Shard.indeg`` here, for (d), whether the successor is new or not).
+    reference (``Shard.parents``), ``stuck`` 1 if the step completes no operation (kept here,
+    for (d), in ``Shard.into`` and ``Shard.from_``, whether the successor is new or not).
     """
     started = time.perf_counter()
     shard = _SHARDS.get(run)
     if shard is None:  # a level submitted ahead, run after the search ended
         return (LevelStats(), *(b"" for _ in range(workers)))
     checker, position, states, parents = shard.checker, shard.position, shard.states, shard.parents
-    indeg = shard.indeg
+    into, from_ = shard.into, shard.from_
     base = len(states)
     for cs, rs in _parts(incoming):
         assert rs is not None
@@ -207,8 +220,9 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
                 i = position[child] = len(states)
                 states.append(child)
                 parents.append(ref >> 1)
-                indeg.append(0)
-            indeg[i] += ref & 1
+            if ref & 1:
+                into.append(i)
+                from_.append(ref >> 1)
     new = states[base:]
     sp = checker.sp
     if len(sp.ops) > shard.closed:
@@ -242,9 +256,12 @@ def w_level(run: str, pending: Sequence[str], workers: int, *incoming: bytes) ->
             succ = succ[:-1]
         stats.transitions += len(succ)
         ref = ((base + k) * W + me) << 1
+        stuck = 0
         for child, done in succ:
             out.append(child)
             refs.append(ref if done else ref | 1)
+            stuck += not done
+        shard.stuck.append(stuck)
     stats.quiescent, stats.stale_quiescent = r.quiescent - q0, r.stale_quiescent - s0
     stats.seconds = time.perf_counter() - started
     return (stats, *_split(out, refs, W, shard))
@@ -282,45 +299,64 @@ def _stuck(shard: Shard, states: Sequence[int]) -> tuple[list[int], list[int]]:
     return cs, rs
 
 
+def _peeled(shard: Shard, done: Arr) -> list[bytes]:
+    """(d): the sources of the steps that complete nothing into the states at positions ``done``
+    (just peeled), as positions split by owner: each such source has one step fewer left."""
+    assert shard.out_edges is not None
+    offsets, sources = shard.out_edges
+    counts = offsets[done + 1] - offsets[done]
+    starts = np.repeat(offsets[done] - np.cumsum(counts) + counts, counts)
+    refs = sources[starts + np.arange(int(counts.sum()))]
+    W = shard.workers
+    return [pickle.dumps(refs[refs % W == j] // W, pickle.HIGHEST_PROTOCOL) for j in range(W)]
+
+
 def w_peel_start(run: str) -> tuple[Any, ...]:
-    """(d): the states no step that completes nothing leads to are peeled first; their such
-    steps, split by owner (in-degrees were counted during the search)."""
+    """(d): group the steps that complete nothing by target; peel the states with none of their
+    own (no such step leaves them), and tell the owners of those steps' sources."""
     shard = _SHARDS[run]
-    frontier = [shard.states[i] for i, d in enumerate(shard.indeg) if d == 0]
-    return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
+    into = np.frombuffer(shard.into, np.int64)
+    order = np.argsort(into, kind="stable")
+    offsets = np.zeros(len(shard.states) + 1, np.int64)
+    np.cumsum(np.bincount(into, minlength=len(shard.states)), out=offsets[1:])
+    shard.out_edges = (offsets, np.frombuffer(shard.from_, np.int64)[order])
+    del into, order
+    shard.into, shard.from_ = array("q"), array("q")
+    done = np.nonzero(np.frombuffer(shard.stuck, np.int64) == 0)[0]
+    return (len(done), *_peeled(shard, done))
 
 
 def w_peel(run: str, *incoming: bytes) -> tuple[Any, ...]:
-    """(d): take away the steps of the peeled states; those left with none are peeled next."""
+    """(d): each position received has one step fewer that completes nothing; those left with
+    none are peeled, and the owners of their predecessors told."""
     shard = _SHARDS[run]
-    indeg, index = shard.indeg, shard.position
-    frontier = []
-    for cs, _ in _parts(incoming):
-        for child in cs:
-            i = index[child]
-            indeg[i] -= 1
-            if indeg[i] == 0:
-                frontier.append(child)
-    return (len(frontier), *_split(_stuck(shard, frontier)[0], None, shard.workers))
+    left = np.frombuffer(shard.stuck, np.int64)  # a view: the decrements land in shard.stuck
+    hit = [np.asarray(pickle.loads(b), np.int64) for b in incoming if b]
+    pos = np.concatenate(hit) if hit else np.empty(0, np.int64)
+    np.subtract.at(left, pos, 1)
+    touched = np.unique(pos)
+    done = touched[left[touched] == 0]
+    return (len(done), *_peeled(shard, done))
 
 
 def w_left_out(run: str) -> tuple[Any, ...]:
-    """(d): the states peeling left (in-degree above zero), their stuck steps split by owner."""
+    """(d): the states peeling left (some step that completes nothing leads from each to a state
+    left), with those steps split by the target's owner."""
     shard = _SHARDS[run]
-    left = [shard.states[i] for i, d in enumerate(shard.indeg) if d > 0]
+    left = [shard.states[i] for i, d in enumerate(shard.stuck) if d > 0]
     return (len(left), *_split(*_stuck(shard, left), shard.workers))
 
 
-def w_left_preds(run: str, *incoming: bytes) -> dict[int, int]:
-    """(d): a predecessor for each state left here; every source sent is a state left (``w_left_out``)."""
+def w_left_next(run: str, *incoming: bytes) -> dict[int, int]:
+    """(d): for states left elsewhere, a step that completes nothing to a state left here."""
     shard = _SHARDS[run]
-    pred: dict[int, int] = {}
+    nxt: dict[int, int] = {}
     for cs, rs in _parts(incoming):
         assert rs is not None
         for child, src in zip(cs, rs, strict=True):
-            if shard.indeg[shard.position[child]] > 0:
-                pred.setdefault(child, src)
-    return pred
+            if shard.stuck[shard.position[child]] > 0:
+                nxt.setdefault(src, child)
+    return nxt
 
 
 # -- the client side ---------------------------------------------------------------------------------
@@ -511,19 +547,20 @@ class DistChecker:
         left = c.gather(heads)
         if not sum(left):
             return
-        preds: dict[int, int] = {}
-        for part in self.client.gather([self._submit(w_left_preds, j, *inbox[j]) for j in range(self.W)]):
-            preds.update(part)
-        # Every state left has a predecessor left: walk back until a state repeats.
-        at = next(iter(preds))
+        nxt: dict[int, int] = {}
+        for part in c.gather([self._submit(w_left_next, j, *inbox[j]) for j in range(self.W)]):
+            nxt.update(part)
+        # Every state left has a step that completes nothing to a state left: walk forward until
+        # a state repeats.
+        at = next(iter(nxt))
         walk, seen = [at], {at: 0}
         while True:
-            p = preds[walk[-1]]
-            if p in seen:
-                cycle = walk[seen[p] :][::-1]  # forward order: preds[x] -> x
+            n = nxt[walk[-1]]
+            if n in seen:
+                cycle = walk[seen[n] :]
                 break
-            seen[p] = len(walk)
-            walk.append(p)
+            seen[n] = len(walk)
+            walk.append(n)
         path = self.path_to(cycle[0])
         msg = f"a cycle of {len(cycle)} steps in which no operation completes"
         v = self.checker.replay_path("d", msg, path + cycle[1:] + [cycle[0]])
