@@ -178,8 +178,7 @@ def run(
         if bitstate is not None:
             r.complete = False
             run_.hash_factor = _number(r"hash factor: ([0-9.e+]+)", out, float)
-            n, m_bits, k = run_.stored, 1 << bitstate, 3
-            run_.omission = (1 - math.exp(-k * n / m_bits)) ** k
+            run_.omission = omission(run_.stored, bitstate)
         if errors:
             r.complete = False
             replay = _run(["./pan", "-r"], safety)
@@ -425,8 +424,7 @@ def swarm(
                 "errors": _number(r"errors: (\d+)", text),
                 "hash_factor": _number(r"hash factor: ([0-9.e+]+)", text, float),
             }
-            # SpinRun.omission's estimate: the chance a new state was taken for a seen one at the end.
-            row["omission"] = (1 - math.exp(-3 * row["states"] / (1 << bitstate))) ** 3
+            row["omission"] = omission(int(row["states"]), bitstate)
             out.runs.append(row)
             if row["errors"] and not r.violations:
                 replay = _run(["./pan", "-r", f"model.pml.sw{i}"], d)
@@ -438,6 +436,14 @@ def swarm(
         r.states = int(max(row["states"] for row in out.runs)) if out.runs else 0
     r.seconds = time.perf_counter() - started
     return out
+
+
+def omission(stored: int, bitstate: int) -> float:
+    """A bitstate search's estimated chance that a new state was taken for a seen one when it
+    ended, with ``stored`` states in ``2**bitstate`` bits: (1 - exp(-k n / m))^k, k = 3 bits
+    per state (SPIN's default)."""
+    k = 3
+    return float((1 - math.exp(-k * stored / (1 << bitstate))) ** k)
 
 
 def swarm_command(i: int, bitstate: int, max_depth: int) -> list[str]:
