@@ -272,7 +272,8 @@ def check_command(
         else:
             result = check(cfg, progress)
     _counterexamples(result, json_path, html_path)
-    console.print(result_table([result]))
+    title = "nbbs check" if engine == "python" else f"nbbs check --engine {engine}"
+    console.print(result_table([result], title=title))
     if not result.complete:
         console.print(
             "ok* = no violation in the states explored so far (the search was cut short); "

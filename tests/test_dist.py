@@ -121,6 +121,7 @@ def test_the_cli_runs_the_distributed_engine_on_a_running_cluster(client: Any, t
     )
     assert res.exit_code == 1, res.output
     assert "(b) fails" in res.output and " 265 " in res.output  # the one-process search's states
+    assert "nbbs check --engine dist" in res.output
     assert len(json.loads(out.read_text())["schedule"]) == 22
 
 
