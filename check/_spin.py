@@ -19,15 +19,18 @@ successor function allows and that the last state breaks the property SPIN repor
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nbbs.check import _mc
 from nbbs.check import _spin_model as model
@@ -105,14 +108,21 @@ def _number(pattern: str, text: str, kind: type = int) -> float:
     return float(m.group(1)) if kind is float else int(m.group(1))
 
 
-def _build(where: Path, name: str, m: model.Model, flags: list[str], timings: dict[str, float]) -> Path:
+def _build(
+    where: Path,
+    name: str,
+    m: model.Model,
+    flags: list[str],
+    timings: dict[str, float],
+    optimize: str | None = None,
+) -> Path:
     d = where / name
     d.mkdir(parents=True, exist_ok=True)
     (d / "model.pml").write_text(m.pml)
     (d / model.HEADER).write_text(m.header)
     started = time.perf_counter()
     _run(["spin", "-a", "model.pml"], d)
-    _run(["cc", OPTIMIZE, "-w", "-include", model.HEADER, *flags, "-o", "pan", "pan.c"], d)
+    _run(["cc", optimize or OPTIMIZE, "-w", "-include", model.HEADER, *flags, "-o", "pan", "pan.c"], d)
     timings["compile"] = timings.get("compile", 0.0) + time.perf_counter() - started
     return d
 
@@ -168,8 +178,7 @@ def run(
         if bitstate is not None:
             r.complete = False
             run_.hash_factor = _number(r"hash factor: ([0-9.e+]+)", out, float)
-            n, m_bits, k = run_.stored, 1 << bitstate, 3
-            run_.omission = (1 - math.exp(-k * n / m_bits)) ** k
+            run_.omission = omission(run_.stored, bitstate)
         if errors:
             r.complete = False
             replay = _run(["./pan", "-r"], safety)
@@ -332,7 +341,8 @@ class SwarmRun:
     result: _mc.Result
     """states: the most any one search stored; violations: the first search's that found one."""
     runs: list[dict[str, float]] = field(default_factory=list)
-    """Per search: seed, hash (-h), states stored, depth reached, errors, hash factor."""
+    """Per search: seed, hash (-h), states stored, depth reached, errors, hash factor, and
+    omission (``SpinRun.omission``'s estimate for that search)."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -344,6 +354,7 @@ def swarm(
     jobs: int | None = None,
     max_depth: int = 1_000_000,
     tables: model.Tables | None = None,
+    client: Any = None,
 ) -> SwarmRun:
     """``searches`` depth-first bitstate searches of (a)-(c), each with its own seed (the order
     in which it tries threads and moves: ``-DT_RAND -DP_RAND -RSn``) and hash function
@@ -365,34 +376,43 @@ def swarm(
     out = SwarmRun(r, timings=timings)
     with tempfile.TemporaryDirectory(prefix="nbbs-swarm-") as tmp:
         flags = ["-DSAFETY", "-DNOREDUCE", "-DBITSTATE", "-DT_RAND", "-DP_RAND"]
-        d = _build(Path(tmp), "swarm", model.promela(t), flags, timings)
+        pml = model.promela(t)
+        d = _build(Path(tmp), "swarm", pml, flags, timings)
         begun = time.perf_counter()
-        pending = list(range(searches))
-        running: list[tuple[int, subprocess.Popen[str]]] = []
-        width = jobs or os.cpu_count() or 1
+        commands = [swarm_command(i, bitstate, max_depth) for i in range(searches)]
         texts: dict[int, str] = {}
-        while pending or running:
-            while pending and len(running) < width:
-                i = pending.pop(0)
-                cmd = [
-                    "./pan",
-                    f"-RS{i + 1}",
-                    f"-h{i % 500}",
-                    f"-w{bitstate}",
-                    f"-m{max_depth}",
-                    "-c1",
-                    f"-tsw{i}",
-                ]
-                running.append(
-                    (
-                        i,
-                        subprocess.Popen(
-                            cmd, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-                        ),
+        if client is not None:
+            # One task per search on the cluster's workers; each worker compiles pan once, and
+            # sends back pan's output and, if it found a violation, its trail (replayed here).
+            futures = [
+                client.submit(swarm_search, pml, flags, cmd, f"model.pml.sw{i}", OPTIMIZE, pure=False)
+                for i, cmd in enumerate(commands)
+            ]
+            for i, (text, trail) in enumerate(client.gather(futures)):
+                texts[i] = text
+                if trail is not None:
+                    (d / f"model.pml.sw{i}").write_bytes(trail)
+        else:
+            pending = list(range(searches))
+            running: list[tuple[int, subprocess.Popen[str]]] = []
+            width = jobs or os.cpu_count() or 1
+            while pending or running:
+                while pending and len(running) < width:
+                    i = pending.pop(0)
+                    running.append(
+                        (
+                            i,
+                            subprocess.Popen(
+                                commands[i],
+                                cwd=d,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT,
+                                text=True,
+                            ),
+                        )
                     )
-                )
-            i, p = running.pop(0)
-            texts[i] = p.communicate()[0]
+                i, p = running.pop(0)
+                texts[i] = p.communicate()[0]
         timings["search"] = time.perf_counter() - begun
         for i in range(searches):
             text = texts[i]
@@ -404,6 +424,7 @@ def swarm(
                 "errors": _number(r"errors: (\d+)", text),
                 "hash_factor": _number(r"hash factor: ([0-9.e+]+)", text, float),
             }
+            row["omission"] = omission(int(row["states"]), bitstate)
             out.runs.append(row)
             if row["errors"] and not r.violations:
                 replay = _run(["./pan", "-r", f"model.pml.sw{i}"], d)
@@ -415,6 +436,48 @@ def swarm(
         r.states = int(max(row["states"] for row in out.runs)) if out.runs else 0
     r.seconds = time.perf_counter() - started
     return out
+
+
+def omission(stored: int, bitstate: int) -> float:
+    """A bitstate search's estimated chance that a new state was taken for a seen one when it
+    ended, with ``stored`` states in ``2**bitstate`` bits: (1 - exp(-k n / m))^k, k = 3 bits
+    per state (SPIN's default)."""
+    k = 3
+    return float((1 - math.exp(-k * stored / (1 << bitstate))) ** k)
+
+
+def swarm_command(i: int, bitstate: int, max_depth: int) -> list[str]:
+    """Search ``i`` of a swarm: its seed, hash function, bit array, depth bound and trail name."""
+    return ["./pan", f"-RS{i + 1}", f"-h{i % 500}", f"-w{bitstate}", f"-m{max_depth}", "-c1", f"-tsw{i}"]
+
+
+_SWARM_BUILDS: dict[str, tuple[tempfile.TemporaryDirectory[str], Path]] = {}
+"""Per process (a cluster worker): the swarm models compiled so far, by digest of model and flags."""
+_SWARM_LOCK = threading.Lock()
+
+
+def swarm_search(
+    m: model.Model, flags: list[str], cmd: list[str], trail: str, optimize: str = OPTIMIZE
+) -> tuple[str, bytes | None]:
+    """One swarm search where this runs (a cluster worker): compile ``m`` once per process (with
+    the client's ``optimize``), run ``cmd``; pan's output, and the trail file's bytes if any."""
+    if not available():
+        raise SpinUnavailable(f"on a worker: {INSTALL_HINT}")
+    key = hashlib.sha256(repr((m.pml, m.header, flags, optimize)).encode()).hexdigest()
+    with _SWARM_LOCK:
+        if key not in _SWARM_BUILDS:
+            tmp = tempfile.TemporaryDirectory(prefix="nbbs-swarm-worker-")
+            _SWARM_BUILDS[key] = (tmp, _build(Path(tmp.name), "swarm", m, flags, {}, optimize))
+        d = _SWARM_BUILDS[key][1]
+    with tempfile.TemporaryDirectory(prefix="nbbs-swarm-run-") as run_dir:
+        # Each search in its own directory (pan writes its trail beside the model's name).
+        here = Path(run_dir)
+        (here / "model.pml").write_text(m.pml)
+        out = subprocess.run(
+            [str(d / "pan"), *cmd[1:]], cwd=here, capture_output=True, text=True, check=False
+        )
+        path = here / trail
+        return out.stdout + out.stderr, path.read_bytes() if path.exists() else None
 
 
 def on_allocator(cfg: _mc.Config, v: _mc.Violation) -> tuple[bool, str, str]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from nbbs.check import viewer
@@ -124,13 +127,21 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
 @click.option("--max-states", type=int, default=None, help="Stop after this many states (incomplete).")
 @click.option(
     "--engine",
-    type=click.Choice(["python", "vec", "spin"]),
+    type=click.Choice(["python", "vec", "spin", "dist"]),
     default="python",
     show_default=True,
     help="python: this checker (thread symmetry reduced); vec: the same search in numpy arrays, a "
     "BFS level at a time (faster, less memory; its levels go to $TMPDIR); spin: a Promela model "
     "generated from the step machines, searched by SPIN (every thread permutation; stops at the "
-    "first violation).",
+    "first violation); dist: the python engine's search split by state hash over the workers of a "
+    "Dask cluster (--workers).",
+)
+@click.option(
+    "--workers",
+    default=None,
+    metavar="N|ADDRESS",
+    help="With --engine dist (and --engine spin --swarm): a local cluster of N worker processes "
+    "(default 2), or the address of a running Dask scheduler (tcp://host:8786).",
 )
 @click.option(
     "--bitstate",
@@ -145,7 +156,8 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     default=None,
     metavar="K",
     help="With --engine spin: K diversified depth-first bitstate searches of (a)-(c) (SPIN's swarm), "
-    "run on every core, in 2**BITS bits each (--bitstate, default 24).",
+    "run on every core (or on a Dask cluster's workers: --workers), in 2**BITS bits each "
+    "(--bitstate, default 24).",
 )
 @click.option(
     "--spin-dir",
@@ -186,6 +198,7 @@ def check_command(
     empty: bool,
     max_states: int | None,
     engine: str,
+    workers: str | None,
     bitstate: int | None,
     swarm: int | None,
     spin_dir: Path | None,
@@ -198,7 +211,8 @@ def check_command(
 
     Prints the shortest counterexample of each property that fails and exits 1; exits 3 if
     the search was cut short (--max-states; with SPIN: --bitstate, --swarm) without a
-    violation; exits 4 if --engine spin cannot run (SPIN or a C compiler is missing); a bad
+    violation; exits 4 if --engine spin cannot run (SPIN or a C compiler is missing) or
+    --engine dist cannot (Dask missing, no scheduler at the address); a bad
     option exits 2.
     """
     if max_order is not None and not 0 <= max_order <= depth:
@@ -230,8 +244,11 @@ def check_command(
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--scenario") from e
+    cluster = None if workers is None else _workers(workers)
+    if cluster is not None and engine != "dist" and (engine != "spin" or swarm is None):
+        raise click.UsageError("--workers needs --engine dist or --engine spin --swarm")
     if engine == "spin" and swarm is not None:
-        _spin_swarm(cfg, swarm, bitstate or 24, json_path, html_path)
+        _spin_swarm(cfg, swarm, bitstate or 24, json_path, html_path, cluster)
         return
     if engine == "spin":
         _spin_check(cfg, bitstate, spin_dir, json_path, html_path)
@@ -250,10 +267,13 @@ def check_command(
         if engine == "vec":
             budget = None if memory is None else int(memory * 2**30)
             result = check_vec(cfg, progress, memory_budget=budget)
+        elif engine == "dist":
+            result = _dist_check(cfg, progress, 2 if cluster is None else cluster)
         else:
             result = check(cfg, progress)
     _counterexamples(result, json_path, html_path)
-    console.print(result_table([result]))
+    title = "nbbs check" if engine == "python" else f"nbbs check --engine {engine}"
+    console.print(result_table([result], title=title))
     if not result.complete:
         console.print(
             "ok* = no violation in the states explored so far (the search was cut short); "
@@ -268,6 +288,50 @@ def check_command(
         sys.exit(1)
     if not result.complete:
         sys.exit(3)
+
+
+def _workers(text: str) -> int | str:
+    """``--workers``: a positive count, or a scheduler's address."""
+    if text.isdigit():
+        if int(text) < 1:
+            raise click.BadParameter("a cluster needs at least one worker", param_hint="--workers")
+        return int(text)
+    if "://" not in text and ":" not in text:
+        raise click.BadParameter(
+            f"expected a number of workers or a scheduler address such as tcp://host:8786, got {text!r}",
+            param_hint="--workers",
+        )
+    return text
+
+
+def _connect(workers: int | str) -> object:
+    """A Dask client for ``--workers``; exits 4 (with the reason) if there can be none."""
+    from nbbs.check import dist
+
+    try:
+        return dist.connect(workers)
+    except (dist.DistError, OSError, TimeoutError) as e:
+        console.print(f"[red]--engine dist cannot run: {escape(str(e))}[/red]", soft_wrap=True)
+        sys.exit(4)
+
+
+def _dist_check(cfg: Config, progress: Callable[[Result, int], None], workers: int | str) -> Result:
+    """``--engine dist``: the search on a cluster (a local one of N processes, closed at the end)."""
+    from nbbs.check import dist
+
+    client: Any = _connect(workers)
+    try:
+        return dist.check(cfg, progress, client=client)
+    finally:
+        _disconnect(client, workers)
+
+
+def _disconnect(client: Any, workers: int | str | None) -> None:
+    """Close the client, and the local cluster it was made with (never a remote one)."""
+    cluster = getattr(client, "cluster", None) if isinstance(workers, int) else None
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _counterexamples(result: Result, json_path: Path | None, html_path: Path | None = None) -> None:
@@ -340,22 +404,35 @@ def _spin_check(
 
 
 def _spin_swarm(
-    cfg: Config, searches: int, bitstate: int, json_path: Path | None, html_path: Path | None
+    cfg: Config,
+    searches: int,
+    bitstate: int,
+    json_path: Path | None,
+    html_path: Path | None,
+    workers: int | str | None = None,
 ) -> None:
-    """``--engine spin --swarm K``: K diversified bitstate searches, one line each, then the table."""
+    """``--engine spin --swarm K``: K diversified bitstate searches, one line each, then the table;
+    on a Dask cluster's workers with ``--workers``."""
     from nbbs.check import spin
 
+    where = "" if workers is None else f" on the cluster {workers}"
+    client: Any = None
     try:
-        with console.status(f"[bold]{cfg.describe()}[/bold]: a swarm of {searches} SPIN searches"):
-            run = spin.swarm(cfg, searches, bitstate=bitstate)
+        with console.status(f"[bold]{cfg.describe()}[/bold]: a swarm of {searches} SPIN searches{where}"):
+            if workers is not None:
+                client = _connect(workers)
+            run = spin.swarm(cfg, searches, bitstate=bitstate, client=client)
     except spin.SpinUnavailable as e:
         console.print(f"[red]{e}[/red]")
         sys.exit(4)
+    finally:
+        if client is not None:
+            _disconnect(client, workers)
     result = run.result
     _counterexamples(result, json_path, html_path)
     _on_allocator(result)
     table = Table(title=f"SPIN swarm: {searches} bitstate searches in 2**{bitstate} bits each")
-    for col in ("seed", "hash", "states", "depth", "hash factor", "errors"):
+    for col in ("seed", "hash", "states", "depth", "hash factor", "missed", "errors"):
         table.add_column(col, justify="right")
     for row in run.runs:
         table.add_row(
@@ -364,6 +441,7 @@ def _spin_swarm(
             f"{row['states']:,.0f}",
             f"{row['depth']:,.0f}",
             f"{row['hash_factor']:,.1f}",
+            f"{row['omission']:.2g}",
             f"{row['errors']:.0f}",
         )
     console.print(table)
@@ -372,7 +450,9 @@ def _spin_swarm(
     console.print(
         f"states: the most one search stored (no symmetry reduction; none is complete). Seconds: "
         f"generate {t.get('generate', 0):.1f}, compile {t.get('compile', 0):.1f}, searches "
-        f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm."
+        f"{t.get('search', 0):.1f}. Lock-freedom (d) is not searched by the swarm. Coverage (SPIN's "
+        f"estimate, per search): hash factor, bits of the array per state stored (good above 100), and "
+        f"missed, the chance a new state was taken for a seen one at the end."
     )
     sys.exit(1 if result.violations else 3)
 
