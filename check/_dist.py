@@ -32,6 +32,7 @@ after the closure is an error.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -54,6 +55,9 @@ Arr = npt.NDArray[np.int64]
 
 ROOT = -1
 """The parent of an initial state."""
+
+WATCH = 2.0
+"""Seconds between checks, while waiting for the workers, that none of them has left."""
 
 AHEAD = 4
 """Rounds (BFS levels, peeling rounds) submitted before the client sees the first of them."""
@@ -414,6 +418,34 @@ class DistChecker:
             fn, self.run_id, *args, workers=[self.addrs[j]], allow_other_workers=False, pure=False
         )
 
+    def _alive(self) -> list[str]:
+        """The addresses of the workers the scheduler knows now (its view, refreshed every few seconds)."""
+        return list(self.client.scheduler_info()["workers"])
+
+    def _gather(self, futures: list[Any]) -> list[Any]:
+        """The futures' results; ``DistError`` if one of this run's workers leaves the cluster
+        meanwhile (its tasks are pinned to it: they are cancelled, or would wait forever)."""
+        from distributed import KilledWorker, wait
+
+        while True:
+            try:
+                wait(futures, timeout=WATCH)  # type: ignore[no-untyped-call]
+                return list(self.client.gather(futures))
+            except TimeoutError:
+                if set(self.addrs) - set(self._alive()):
+                    raise DistError(self._lost()) from None
+            except (concurrent.futures.CancelledError, KilledWorker) as e:
+                # The scheduler forgets the tasks pinned to a worker that died.
+                raise DistError(self._lost()) from e
+
+    def _lost(self) -> str:
+        gone = sorted(set(self.addrs) - set(self._alive()))
+        who = f"worker {gone[0]}" if gone else "a worker"
+        return (
+            f"{who} left the cluster during the search (its tasks were cancelled): the states it owned "
+            "are lost; run the search again"
+        )
+
     def _fanout(self, outs: list[Any]) -> tuple[list[Any], list[list[Any]]]:
         """Futures of each worker's first item, and per destination of the parts made for it."""
         c = self.client
@@ -444,7 +476,7 @@ class DistChecker:
                     heads, inbox = self._fanout(outs)
                     window.append(heads)
                     spare = [*outs, *(f for row in inbox for f in row)]
-                if not go_on(self.client.gather(window.popleft())):
+                if not go_on(self._gather(window.popleft())):
                     break
         finally:
             # The rounds submitted past the last one seen: drop them, and wait for any running.
@@ -461,16 +493,19 @@ class DistChecker:
             self._open()
             self._search(started)
         finally:
-            closed = self.client.gather([self._submit(w_close, j) for j in range(self.W)])
-            self.per_worker = [n for n, _, _ in closed]
-            self.peak_rss = [b for _, b, _ in closed]
-            self.cpu_seconds = [c - c0 for (_, _, c), c0 in zip(closed, self.cpu_at_open, strict=True)]
+            # Close the shards of the workers still there (a lost one's is gone with it).
+            alive = set(self._alive())
+            here = [j for j in range(self.W) if self.addrs[j] in alive]
+            closed = dict(zip(here, self._gather([self._submit(w_close, j) for j in here]), strict=True))
+            for j, (n, peak, cpu) in closed.items():
+                self.per_worker[j], self.peak_rss[j] = n, peak
+                self.cpu_seconds[j] = cpu - self.cpu_at_open[j]
         self.result.seconds = time.perf_counter() - started
         return self.result
 
     def _open(self) -> None:
         mine = numbering(self.checker)
-        theirs = self.client.gather(
+        theirs = self._gather(
             [self._submit(w_open, j, self.cfg, j, self.W, self.defect) for j in range(self.W)]
         )
         self.baseline_rss = [rss for _, rss, _ in theirs]
@@ -527,7 +562,7 @@ class DistChecker:
         """The path of states from an initial state to ``s``, each parent asked of its owner."""
 
         def ask(fn: Callable[..., Any], j: int, arg: int) -> Any:
-            return self.client.submit(fn, self.run_id, arg, workers=[self.addrs[j]], pure=False).result()
+            return self._gather([self._submit(fn, j, arg)])[0]
 
         path = [s]
         ref = ask(w_parent, owner(s, self.W), s)
@@ -539,16 +574,15 @@ class DistChecker:
     # -- (d) -----------------------------------------------------------------------------------------
 
     def _lock_freedom(self) -> None:
-        c = self.client
         heads, inbox = self._fanout([self._submit(w_peel_start, j) for j in range(self.W)])
-        if sum(c.gather(heads)):
+        if sum(self._gather(heads)):
             self._rounds(w_peel, inbox, (), lambda sizes: sum(sizes) > 0)
         heads, inbox = self._fanout([self._submit(w_left_out, j) for j in range(self.W)])
-        left = c.gather(heads)
+        left = self._gather(heads)
         if not sum(left):
             return
         nxt: dict[int, int] = {}
-        for part in c.gather([self._submit(w_left_next, j, *inbox[j]) for j in range(self.W)]):
+        for part in self._gather([self._submit(w_left_next, j, *inbox[j]) for j in range(self.W)]):
             nxt.update(part)
         # Every state left has a step that completes nothing to a state left: walk forward until
         # a state repeats.

@@ -212,7 +212,7 @@ def check_command(
     Prints the shortest counterexample of each property that fails and exits 1; exits 3 if
     the search was cut short (--max-states; with SPIN: --bitstate, --swarm) without a
     violation; exits 4 if --engine spin cannot run (SPIN or a C compiler is missing) or
-    --engine dist cannot (Dask missing, no scheduler at the address); a bad
+    --engine dist cannot (Dask missing, no scheduler at the address, a worker lost); a bad
     option exits 2.
     """
     if max_order is not None and not 0 <= max_order <= depth:
@@ -322,6 +322,9 @@ def _dist_check(cfg: Config, progress: Callable[[Result, int], None], workers: i
     client: Any = _connect(workers)
     try:
         return dist.check(cfg, progress, client=client)
+    except dist.DistError as e:  # a worker lost, or one that numbers op states otherwise
+        console.print(f"[red]--engine dist stopped: {escape(str(e))}[/red]", soft_wrap=True)
+        sys.exit(4)
     finally:
         _disconnect(client, workers)
 

@@ -7,6 +7,8 @@ seconds); without Dask's ``distributed`` the tests skip, saying why.
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,22 @@ def test_without_dask_the_cli_says_how_to_install_it(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(dist, "available", lambda: False)
     res = CliRunner().invoke(main, ["check", "-t", "2", "-d", "1", "--engine", "dist"])
     assert res.exit_code == 4 and "pip install -e '.[dist]'" in res.output, res.output
+
+
+def test_a_worker_lost_during_the_search_ends_it_with_an_error_not_a_hang(client: Any) -> None:
+    # Kills one of the module's workers; its nanny starts a new one (another address, owning
+    # none of the run's states), which the other tests then use.
+    victim = sorted(client.scheduler_info()["workers"])[1]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    killed: list[bool] = []
+
+    def kill(r: Result, queue: int) -> None:
+        if not killed:
+            killed.append(True)
+            os.kill(pid, signal.SIGKILL)
+
+    try:
+        with pytest.raises(dist.DistError, match="left the cluster"):
+            dist.check(Config(2, 2), kill, client=client)
+    finally:
+        client.wait_for_workers(2, timeout=60)
