@@ -40,6 +40,8 @@ breadth-first); a cycle of (d) is any cycle, as in ``_mc``.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -70,6 +72,58 @@ def _mix(hi: Arr) -> Arr:
     x = x ^ (x >> np.uint64(27))
     x = x * _M2
     return x ^ (x >> np.uint64(31))
+
+
+_C_ARRAYS = (
+    "word",
+    "shift",
+    "mask",
+    "mv_cnt",
+    "mv_off",
+    "mv_flat",
+    "bad_move",
+    "acc_col",
+    "nxt",
+    "newc",
+    "done",
+)
+"""The array members of ``_CTables``, in ports/c/mc_vec.c's order."""
+
+
+class _CTables(ctypes.Structure):
+    """``mcv_tables`` of ports/c/mc_vec.c: the layout and the rows, as pointers into numpy arrays."""
+
+    _fields_ = [
+        ("F", ctypes.c_int32),
+        ("tc", ctypes.c_int32),
+        ("T", ctypes.c_int32),
+        ("K", ctypes.c_int32),
+        ("has_hi", ctypes.c_int32),
+        ("_pad", ctypes.c_int32),
+        *[(name, ctypes.c_void_p) for name in _C_ARRAYS],
+    ]
+
+
+@functools.cache
+def native() -> ctypes.CDLL | None:
+    """The hot loops in C (ports/c/mc_vec.c, built by ``nbbs.ports.build``), or None without a
+    compiler (the numpy code then runs: the same results, slower)."""
+    from nbbs.ports.build import PortBuildError, build  # check needs ports only for this
+
+    try:
+        lib = ctypes.CDLL(str(build("mcvec")))
+    except (PortBuildError, OSError):
+        return None
+    p, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.mcv_expand.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, i64, p]
+    lib.mcv_expand.restype = i64
+    lib.mcv_lower_bound.argtypes = [p, i64, p, i64, p]
+    lib.mcv_lower_bound.restype = None
+    return lib
+
+
+def _ptr(a: Arr | None) -> int | None:
+    return None if a is None else int(a.ctypes.data)
 
 
 def _width(count: int) -> int:
@@ -126,9 +180,26 @@ def sort_unique(k: Keys) -> Keys:
     return Keys(h[keep], hi[keep])
 
 
-def find(run: Keys, k: Keys) -> tuple[Arr, Arr]:
-    """For each key of ``k``: whether ``run`` (sorted by (h, hi)) holds it, and where."""
-    left = np.searchsorted(run.h, k.h, "left")
+def _lower_bound(run: Arr, q: Arr, ascending: bool) -> Arr:
+    """``np.searchsorted(run, q, "left")``; in C, galloping, when ``q`` is ``ascending``."""
+    lib = native()
+    if lib is None or len(q) < 64 or run.dtype != np.uint64 or not run.flags.c_contiguous:
+        return np.searchsorted(run, q, "left")
+    order = None if ascending else np.argsort(q)
+    q = np.ascontiguousarray(q if order is None else q[order], np.uint64)
+    out = np.empty(len(q), np.int64)
+    lib.mcv_lower_bound(_ptr(run), len(run), _ptr(q), len(q), _ptr(out))
+    if order is None:
+        return out
+    back = np.empty_like(out)
+    back[order] = out
+    return back
+
+
+def find(run: Keys, k: Keys, ascending: bool = False) -> tuple[Arr, Arr]:
+    """For each key of ``k``: whether ``run`` (sorted by (h, hi)) holds it, and where.
+    ``ascending``: ``k`` is sorted too (the search then gallops)."""
+    left = _lower_bound(run.h, k.h, ascending)
     if len(run) == 0:
         return np.zeros(len(k), bool), left
     at = np.minimum(left, len(run) - 1)
@@ -159,9 +230,10 @@ class Store:
         return sum(len(r) for r in self.runs)
 
     def contains(self, k: Keys) -> Arr:
+        """Which keys of ``k`` (sorted, as ``sort_unique`` leaves them) are seen."""
         seen = np.zeros(len(k), bool)
         for run in self.runs:
-            seen |= find(run, k)[0]
+            seen |= find(run, k, ascending=True)[0]
         return seen
 
     def add(self, k: Keys) -> None:
@@ -343,6 +415,91 @@ class Tables:
         return D
 
     # -- successors --------------------------------------------------------------------------------
+
+    def _c_tables(self) -> _CTables | None:
+        """The tables as ports/c/mc_vec.c reads them (None: no compiler, numpy runs)."""
+        if not hasattr(self, "_c"):
+            self._c: _CTables | None = None
+            if native() is not None and self.T <= 16:
+                keep: dict[str, Arr] = {
+                    "word": np.ascontiguousarray(self.word, np.int8),
+                    "shift": np.ascontiguousarray(self.shift, np.uint8),
+                    "mask": np.array([int(m) for m in self.fmask], np.uint64),
+                    "mv_cnt": np.ascontiguousarray(self.mv_cnt, np.int64),
+                    "mv_off": np.ascontiguousarray(self.mv_off, np.int64),
+                    "mv_flat": np.ascontiguousarray(
+                        self.mv_flat if len(self.mv_flat) else np.zeros(1), np.int64
+                    ),
+                    "bad_move": np.ascontiguousarray(self.bad_move, np.uint8),
+                    "acc_col": np.ascontiguousarray(self.acc_col, np.int64),
+                    "nxt": np.ascontiguousarray(self.nxt, np.int32),
+                    "newc": np.ascontiguousarray(self.new, np.int32),
+                    "done": np.ascontiguousarray(self.done, np.uint8),
+                }
+                self._c = _CTables(
+                    self.F,
+                    self.tc,
+                    self.T,
+                    self.nxt.shape[1],
+                    int(self.has_hi),
+                    0,
+                    *[_ptr(keep[name]) for name in _C_ARRAYS],
+                )
+                self._c_keep = keep  # the struct points into these arrays: keep them alive
+        return self._c
+
+    def expand(self, k: Keys) -> tuple[Keys, Arr, Arr]:
+        """``successors`` of the states ``k``, in C when it is built (``native()``), else numpy."""
+        c = self._c_tables()
+        lib = native()
+        if c is None or lib is None:
+            return self.successors(self.decode(k), k)
+        n = len(k)
+        h = np.ascontiguousarray(k.h, np.uint64)
+        hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+        # Room for the usual number of successors (2-5 per state); more is asked for in turn.
+        cap = (self.T + 2) * n + int(self.mv_cnt.max(initial=0)) * self.T
+        err = np.zeros(4, np.int64)
+        parts: list[tuple[Keys, Arr, Arr]] = []
+        at = 0
+        while at < n or not parts:
+            oh = np.empty(cap, np.uint64)
+            ohi = np.empty(cap, np.uint64) if self.has_hi else None
+            done = np.empty(cap, np.bool_)
+            src = np.empty(cap, np.int64)
+            hh = h[at:]
+            got = int(
+                lib.mcv_expand(
+                    ctypes.byref(c),
+                    n - at,
+                    _ptr(hh),
+                    None if hi is None else _ptr(hi[at:]),
+                    _ptr(oh),
+                    _ptr(ohi),
+                    _ptr(done),
+                    _ptr(src),
+                    cap,
+                    _ptr(err),
+                )
+            )
+            if got == -1:
+                op, code = int(err[0]), int(err[1])
+                node, acc = self.access[op]
+                self.sp.row(op, acc, self.values[node][code])  # raises _mc's own error
+                raise AssertionError("[vec model checker internal bug] a missing row")
+            if got == -2:
+                self.sp.moves(int(err[0]))  # raises the scenario's own error
+                raise AssertionError("[vec model checker internal bug] a bad move that does not raise")
+            src[:got] += at
+            parts.append((Keys(oh[:got], None if ohi is None else ohi[:got]), done[:got], src[:got]))
+            at += int(err[3])
+        if len(parts) == 1:
+            return parts[0]
+        return (
+            _concat([p[0] for p in parts], self.has_hi),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
 
     def successors(self, D: Arr, k: Keys) -> tuple[Keys, Arr, Arr]:
         """Every successor of the states ``k`` (``D``: the same, decoded): their keys, whether the
@@ -536,7 +693,7 @@ class VecChecker:
                 break
             parts = []
             for start, part in self._buckets(level):
-                succ, _, _ = tb.successors(tb.decode(part), part)
+                succ, _, _ = tb.expand(part)
                 r.transitions += len(succ)
                 new = sort_unique(succ)
                 parts.append(new.take(np.nonzero(~store.contains(new))[0]))
@@ -666,7 +823,7 @@ class VecChecker:
     def _stuck_steps(self, every: Keys, part: Keys) -> tuple[Arr, Arr]:
         """The steps of ``part`` that complete no operation: (index in ``part``, index in ``every``)."""
         tb = self.tb
-        succ, done, src = tb.successors(tb.decode(part), part)
+        succ, done, src = tb.expand(part)
         keep = np.nonzero(~done)[0]
         found, at = find(every, succ.take(keep))
         if not bool(found.all()):

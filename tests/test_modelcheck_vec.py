@@ -120,19 +120,38 @@ def test_two_word_keys_that_share_h_are_told_apart() -> None:
 # -- the cross-check catches a broken engine ----------------------------------------------------------
 
 
-def test_a_successor_function_that_drops_a_thread_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _mc_vec.Tables.successors
+@pytest.mark.parametrize("path", ["expand", "successors"], ids=["c-kernel", "numpy"])
+def test_a_successor_function_that_drops_a_thread_is_caught(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if path == "successors":
+        monkeypatch.setattr(_mc_vec, "native", lambda: None)  # the numpy code steps the states
+    real = getattr(_mc_vec.Tables, path)
 
-    def drops_some(
-        self: _mc_vec.Tables, D: _mc_vec.Arr, k: _mc_vec.Keys
-    ) -> tuple[_mc_vec.Keys, _mc_vec.Arr, _mc_vec.Arr]:
-        out, done, src = real(self, D, k)
+    def drops_some(self: _mc_vec.Tables, *args: object) -> tuple[_mc_vec.Keys, _mc_vec.Arr, _mc_vec.Arr]:
+        out, done, src = real(self, *args)
         keep = src % 5 != 0  # every fifth state of a bucket loses its successors
         return out.take(np.nonzero(keep)[0]), done[keep], src[keep]
 
-    monkeypatch.setattr(_mc_vec.Tables, "successors", drops_some)
+    monkeypatch.setattr(_mc_vec.Tables, path, drops_some)
     found = differences(Config(2, 2, properties=("a", "b", "c")))
     assert any(d.startswith("states") for d in found), found
+
+
+@pytest.mark.skipif(_mc_vec.native() is None, reason="no C compiler: the numpy code is the only one")
+@pytest.mark.parametrize(
+    "cfg", [Config(3, 2), Config(2, 3, max_order=2)], ids=["3threads-depth2", "2threads-depth3"]
+)
+def test_the_c_kernel_steps_states_exactly_as_the_numpy_code(cfg: Config) -> None:
+    tb = _mc_vec.Tables(_mc_vec.Checker(cfg))
+    level = _mc_vec.sort_unique(tb.encode(tb.initial_rows()))
+    for _ in range(6):  # a few BFS levels deep, where every kind of step has happened
+        c_keys, c_done, c_src = tb.expand(level)
+        n_keys, n_done, n_src = tb.successors(tb.decode(level), level)
+        c = sorted(zip(c_src.tolist(), c_keys.h.tolist(), c_done.tolist(), strict=True))
+        n = sorted(zip(n_src.tolist(), n_keys.h.tolist(), n_done.tolist(), strict=True))
+        assert c == n
+        level = _mc_vec.sort_unique(c_keys)
 
 
 def test_a_dedup_that_keeps_duplicates_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,166 @@
+/* mc_vec.c: the hot loops of the vectorized model checker (nbbs.check._mc_vec), a shared library.
+ *
+ * Not a step machine: every step comes from the tables ``_mc_vec.Tables`` generates from
+ * model/steps.py (row = op id * K + word code -> next op id, new word code, done). This file
+ * only unpacks a state's fields, looks rows up, re-sorts the op ids (thread symmetry) and packs
+ * the successor, exactly as ``Tables.successors``'s numpy code does; and it searches sorted
+ * key arrays with sorted queries (galloping, so a lookup costs the log of the gap, not of the
+ * array).
+ *
+ * Keys: ``h`` (uint64) and, when a state needs more than 64 bits, ``hi`` (uint64); the packed
+ * fields sit in ``lo`` and ``hi``, and ``h = lo ^ mix(hi)`` (splitmix64's finalizer).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#define MCV_MAX_FIELDS 128
+#define MCV_MAX_THREADS 16
+
+static inline uint64_t mix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* The layout and the tables of one configuration (``_mc_vec.Tables``), filled from Python. */
+typedef struct {
+    int32_t F;             /* fields */
+    int32_t tc;            /* column of the first thread's op id (the nodes come first) */
+    int32_t T;             /* threads */
+    int32_t K;             /* row width: word codes per op */
+    int32_t has_hi;
+    int32_t _pad;
+    const int8_t *word;    /* per field: 0 lo, 1 hi */
+    const uint8_t *shift;  /* per field */
+    const uint64_t *mask;  /* per field, unshifted */
+    const int64_t *mv_cnt; /* per op id: how many ops it may run next */
+    const int64_t *mv_off; /* ... where they start in mv_flat */
+    const int64_t *mv_flat;
+    const uint8_t *bad_move; /* per op id: its moves raise (a bad scenario) */
+    const int64_t *acc_col;  /* per op: the field of the node it accesses */
+    const int32_t *nxt;      /* [op * K + code]: next op id, -1 a row _mc refuses */
+    const int32_t *newc;     /* [op * K + code]: the code of the word left */
+    const uint8_t *done;     /* [op * K + code]: the step completes an operation */
+} mcv_tables;
+
+static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t hi) {
+    return ((t->word[f] ? hi : lo) >> t->shift[f]) & t->mask[f];
+}
+
+/* Every successor of states 0..n-1: writes keys, done flags and the source index of each, at
+ * most ``cap``, and returns how many, with err[3] = the states whose successors were all
+ * written (n, unless cap ran out first: call again from there). Or -1 (a missing row: err[0]
+ * = op, err[1] = code, err[2] = source) or -2 (a bad move: err[0] = op id). */
+int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+                   uint64_t *h_out, uint64_t *hi_out, uint8_t *done_out, int64_t *src_out,
+                   int64_t cap, int64_t *err) {
+    const int tc = t->tc, T = t->T, K = t->K;
+    int64_t out = 0;
+    uint64_t tid_clear_lo = 0, tid_clear_hi = 0;
+    for (int j = 0; j < T; j++) {
+        uint64_t m = t->mask[tc + j] << t->shift[tc + j];
+        if (t->word[tc + j])
+            tid_clear_hi |= m;
+        else
+            tid_clear_lo |= m;
+    }
+    err[3] = n;
+    for (int64_t s = 0; s < n; s++) {
+        int64_t first = out;
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        int64_t tids[MCV_MAX_THREADS];
+        for (int j = 0; j < T; j++) tids[j] = (int64_t)field(t, tc + j, lo, hi);
+        uint64_t base_lo = lo & ~tid_clear_lo, base_hi = hi & ~tid_clear_hi;
+        for (int k = 0; k < T; k++) {
+            int64_t tid = tids[k];
+            if (k && tid == tids[k - 1]) continue; /* the same state as the previous thread */
+            if (t->bad_move[tid]) {
+                err[0] = tid;
+                return -2;
+            }
+            int64_t cnt = t->mv_cnt[tid], off = t->mv_off[tid];
+            for (int64_t m = 0; m < cnt; m++) {
+                int64_t op = t->mv_flat[off + m];
+                int col = (int)t->acc_col[op];
+                uint64_t old = field(t, col, lo, hi);
+                int64_t r = op * K + (int64_t)old;
+                int32_t nx = t->nxt[r];
+                if (nx < 0) {
+                    err[0] = op;
+                    err[1] = (int64_t)old;
+                    err[2] = s;
+                    return -1;
+                }
+                if (out >= cap) {
+                    err[3] = s;
+                    return first;
+                }
+                uint64_t change = (old ^ (uint64_t)t->newc[r]) << t->shift[col];
+                uint64_t nlo = base_lo, nhi = base_hi;
+                if (t->word[col])
+                    nhi ^= change;
+                else
+                    nlo ^= change;
+                /* The other threads' ids are sorted: insert the new one in place. */
+                int64_t ids[MCV_MAX_THREADS];
+                int c = 0;
+                int placed = 0;
+                for (int j = 0; j < T; j++) {
+                    if (j == k) continue;
+                    if (!placed && nx <= tids[j]) {
+                        ids[c++] = nx;
+                        placed = 1;
+                    }
+                    ids[c++] = tids[j];
+                }
+                if (!placed) ids[c++] = nx;
+                for (int j = 0; j < T; j++) {
+                    int f = tc + j;
+                    uint64_t v = (uint64_t)ids[j] << t->shift[f];
+                    if (t->word[f])
+                        nhi |= v;
+                    else
+                        nlo |= v;
+                }
+                if (t->has_hi) {
+                    h_out[out] = nlo ^ mix(nhi);
+                    hi_out[out] = nhi;
+                } else {
+                    h_out[out] = nlo;
+                }
+                done_out[out] = t->done[r];
+                src_out[out] = s;
+                out++;
+            }
+        }
+    }
+    return out;
+}
+
+/* For each query q[i] (sorted ascending), the first index of run (sorted ascending, length m)
+ * whose value is >= q[i]: numpy's searchsorted(run, q, "left"), galloping from the last answer. */
+void mcv_lower_bound(const uint64_t *run, int64_t m, const uint64_t *q, int64_t n, int64_t *out) {
+    int64_t lo = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t x = q[i];
+        /* Gallop: find a bound hi with run[hi] >= x (or m). */
+        int64_t step = 1, hi = lo;
+        while (hi < m && run[hi] < x) {
+            lo = hi + 1;
+            hi += step;
+            step <<= 1;
+        }
+        if (hi > m) hi = m;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (run[mid] < x)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        out[i] = lo;
+    }
+}
