@@ -44,6 +44,7 @@ import ctypes
 import functools
 import tempfile
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_expand.restype = i64
     lib.mcv_lower_bound.argtypes = [p, i64, p, i64, p]
     lib.mcv_lower_bound.restype = None
+    lib.mcv_merge_into.argtypes = [p, p, i64, p, p, i64, ctypes.c_int]
+    lib.mcv_merge_into.restype = i64
     return lib
 
 
@@ -206,15 +209,48 @@ def find(run: Keys, k: Keys, ascending: bool = False) -> tuple[Arr, Arr]:
     found = run.h[at] == k.h
     if run.hi is None or k.hi is None:
         return found, left
-    right = np.searchsorted(run.h, k.h, "right")
-    many = np.nonzero(found & (right - left > 1))[0]
+    after = np.minimum(left + 1, len(run) - 1)
+    many = np.nonzero(found & (left + 1 < len(run)) & (run.h[after] == k.h))[0]
     found &= run.hi[at] == k.hi
     for i in many:  # several states share this h (rare): search their hi
-        lo, hi = int(left[i]), int(right[i])
+        lo, hi = int(left[i]), int(np.searchsorted(run.h, k.h[i], "right"))
         j = lo + int(np.searchsorted(run.hi[lo:hi], k.hi[i]))
         found[i] = j < hi and run.hi[j] == k.hi[i]
         left[i] = j
     return found, left
+
+
+def merge(a: Keys, b: Keys) -> Keys:
+    """The sorted union of the sorted runs ``a`` and ``b``: in C, in ``a``'s own arrays grown in
+    place (no third array), when ``a`` owns them and nothing else looks at them."""
+    lib = native()
+    w = 0 if a.hi is None else a.hi.itemsize
+    if lib is not None and len(b) and (a.hi is None) == (b.hi is None):
+        na = len(a)
+        try:
+            # refcheck: a view of a's memory would dangle after a realloc; then copy instead.
+            a.h.resize(na + len(b), refcheck=True)
+            if a.hi is not None:
+                try:
+                    a.hi.resize(na + len(b), refcheck=True)
+                except ValueError:
+                    a.h.resize(na, refcheck=False)
+                    raise
+        except ValueError:
+            pass
+        else:
+            hb = np.ascontiguousarray(b.h)
+            hib = (
+                None if b.hi is None else np.ascontiguousarray(b.hi, a.hi.dtype if a.hi is not None else None)
+            )
+            got = int(lib.mcv_merge_into(_ptr(a.h), _ptr(a.hi), na, _ptr(hb), _ptr(hib), len(b), w))
+            if got < 0:
+                raise AssertionError("[vec model checker internal bug] a key width the merge lacks")
+            a.h.resize(got, refcheck=False)
+            if a.hi is not None:
+                a.hi.resize(got, refcheck=False)
+            return a
+    return sort_unique(_concat([a, b], a.hi is not None))
 
 
 class Store:
@@ -237,14 +273,19 @@ class Store:
         return seen
 
     def add(self, k: Keys) -> None:
+        """Add ``k`` (sorted, unique, disjoint from the seen states) as a run."""
         self.runs.append(k)
-        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+        while (
+            len(self.runs) > 1
+            and len(self.runs[-2]) <= 2 * len(self.runs[-1])
+            and not isinstance(self.runs[-2].h, np.memmap)
+        ):
             b, a = self.runs.pop(), self.runs.pop()
-            self.runs.append(sort_unique(_concat([a, b], self.has_hi)))
+            self.runs.append(merge(a, b))
         if self.budget is not None:
-            in_ram = sum(r.nbytes() for r in self.runs if not isinstance(r.h, np.memmap))
-            if in_ram > self.budget:
-                big = max(range(len(self.runs)), key=lambda i: len(self.runs[i]))
+            in_ram = [i for i, r in enumerate(self.runs) if not isinstance(r.h, np.memmap)]
+            if sum(self.runs[i].nbytes() for i in in_ram) > self.budget:
+                big = max(in_ram, key=lambda i: len(self.runs[i]))
                 self.runs[big] = self.spill(self.runs[big])
 
     def spill(self, k: Keys) -> Keys:
@@ -283,56 +324,84 @@ class Tables:
 
     def _close(self) -> None:
         sp = self.sp
-        values: list[set[int]] = [set() for _ in range(self.N)]
+        # Each node's values in the order they are found (a row of every op at that node is
+        # computed once per value: ``upto[i]`` of them so far); the rows go to flat columns,
+        # not a dict of tuples (a tenth of the memory at 2 threads, depth 3: 220,000 rows).
+        found: list[list[int]] = [[] for _ in range(self.N)]
+        known: list[set[int]] = [set() for _ in range(self.N)]
         self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
         for s in sp.initial():
             w = sp.words_of(s)
             self.initial.append((w, sp.tids(s), sp.static(s)))
             for n in range(1, self.N):
-                values[n].add(w[n])
-        rows: dict[tuple[int, int], tuple[int, int, bool] | None] = {}
+                if w[n] not in known[n]:
+                    known[n].add(w[n])
+                    found[n].append(w[n])
+        r_op, r_old, r_new, r_nxt, r_done = array("q"), array("q"), array("q"), array("q"), array("b")
         self.moves: dict[int, list[int] | None] = {}
         self.access: dict[int, tuple[int, Any]] = {}
+        upto: list[int] = []
         changed = True
         while changed:
             changed = False
             i = 0
             while i < len(sp.ops):
-                if i not in self.moves:
+                if i == len(upto):
+                    upto.append(0)
                     try:
                         self.moves[i] = sp.moves(i)
                     except ValueError:
                         self.moves[i] = None  # a bad scenario: raised again if reached
-                acc = sp.m.access(sp.ops[i])
-                if acc is not None:
-                    self.access[i] = (acc.node, acc)
-                    vals = values[acc.node]
-                    for v in sorted(vals):
-                        if (i, v) in rows:
-                            continue
+                    acc = sp.m.access(sp.ops[i])
+                    if acc is not None:
+                        self.access[i] = (acc.node, acc)
+                if i in self.access:
+                    node, acc = self.access[i]
+                    vals, seen = found[node], known[node]
+                    while upto[i] < len(vals):
+                        v = vals[upto[i]]
+                        upto[i] += 1
                         changed = True
                         try:
                             row: tuple[int, int, bool] | None = sp.row(i, acc, v)
                         except AssertionError:
                             row = None  # out of bounds: raised again, by _mc, if reached
-                        rows[(i, v)] = row
-                        if row is not None:
-                            vals.add(row[0])
+                        r_op.append(i)
+                        r_old.append(v)
+                        if row is None:
+                            r_new.append(v)
+                            r_nxt.append(-1)
+                            r_done.append(0)
+                            continue
+                        r_new.append(row[0])
+                        r_nxt.append(row[1])
+                        r_done.append(row[2])
+                        if row[0] not in seen:
+                            seen.add(row[0])
+                            vals.append(row[0])
                 i += 1
-        self.values = [sorted(v) for v in values]
+        self.values = [sorted(v) for v in found]
         code = [{v: c for c, v in enumerate(vs)} for vs in self.values]
         nops = self.nops = len(sp.ops)
         K = max(len(v) for v in self.values[1:])
         self.acc_col = np.full(nops, -1, np.int64)
+        for i, (node, _) in self.access.items():
+            self.acc_col[i] = node - 1
         self.nxt = np.full((nops, K), -1, np.int32)
         self.new = np.zeros((nops, K), np.int32)
         self.done = np.zeros((nops, K), bool)
-        for (i, v), row in rows.items():
-            n = self.access[i][0]
-            self.acc_col[i] = n - 1
-            if row is not None:
-                c = code[n][v]
-                self.new[i, c], self.nxt[i, c], self.done[i, c] = code[n][row[0]], row[1], row[2]
+        ops = np.frombuffer(r_op, np.int64)
+        node_of = self.acc_col[ops] + 1
+        old_c, new_c = np.empty(len(ops), np.int64), np.empty(len(ops), np.int64)
+        olds, news = np.frombuffer(r_old, np.int64), np.frombuffer(r_new, np.int64)
+        for n in range(1, self.N):
+            at = node_of == n
+            vs = np.array(self.values[n], np.int64)
+            old_c[at] = np.searchsorted(vs, olds[at])
+            new_c[at] = np.searchsorted(vs, news[at])
+        self.nxt[ops, old_c] = np.frombuffer(r_nxt, np.int64)
+        self.new[ops, old_c] = new_c
+        self.done[ops, old_c] = np.frombuffer(r_done, np.int8) != 0
         counts = np.zeros(nops, np.int64)
         flat: list[int] = []
         self.bad_move = np.zeros(nops, bool)
@@ -375,6 +444,11 @@ class Tables:
             used[w] += b
         self.bits = sum(widths)
         self.has_hi = used[1] > 0
+        self.hi_dtype: Any = next(
+            d for d in (np.uint8, np.uint16, np.uint32, np.uint64) if used[1] <= 8 * d().itemsize
+        )
+        """``hi`` is stored in as few bytes as its fields need (1 at 4 threads, depth 2; 4 at 2
+        threads, depth 3; 8 at 3 threads, depth 3)."""
         self.fmask = [np.uint64((1 << b) - 1) for b in widths]
 
     def encode(self, D: Arr) -> Keys:
@@ -389,7 +463,7 @@ class Tables:
                 hi |= v
         if hi is None:
             return Keys(lo, None)
-        return Keys(lo ^ _mix(hi), hi)
+        return Keys(lo ^ _mix(hi), hi.astype(self.hi_dtype))
 
     def decode(self, k: Keys) -> Arr:
         lo = k.h if k.hi is None else k.h ^ _mix(k.hi)
@@ -491,7 +565,8 @@ class Tables:
                 self.sp.moves(int(err[0]))  # raises the scenario's own error
                 raise AssertionError("[vec model checker internal bug] a bad move that does not raise")
             src[:got] += at
-            parts.append((Keys(oh[:got], None if ohi is None else ohi[:got]), done[:got], src[:got]))
+            keys = Keys(oh[:got], None if ohi is None else ohi[:got].astype(self.hi_dtype))
+            parts.append((keys, done[:got], src[:got]))
             at += int(err[3])
         if len(parts) == 1:
             return parts[0]
@@ -565,7 +640,9 @@ class Tables:
                 else:
                     assert hi is not None
                     hi |= v
-            keys.append(Keys(lo if hi is None else lo ^ _mix(hi), hi))
+            keys.append(
+                Keys(lo if hi is None else lo ^ _mix(hi), None if hi is None else hi.astype(self.hi_dtype))
+            )
             dones.append(self.done[ops, old])
             srcs.append(src)
         if not keys:

@@ -12,6 +12,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MCV_MAX_FIELDS 128
 #define MCV_MAX_THREADS 16
@@ -162,5 +163,63 @@ void mcv_lower_bound(const uint64_t *run, int64_t m, const uint64_t *q, int64_t 
                 hi = mid;
         }
         out[i] = lo;
+    }
+}
+
+/* Merging sorted runs in place: a run of keys (h, hi), ordered by h then hi, ``hi`` absent (w
+ * = 0) or 1, 2, 4 or 8 bytes wide. ``a`` has room for na + nb keys; ``b`` (na, nb: their
+ * lengths) is merged into it from the back, so no third array is needed. A key in both is
+ * kept once: the merged run is the last ``returned`` slots of a's room, moved to its front. */
+#define MCV_MERGE(NAME, HT)                                                                      \
+    static int64_t NAME(uint64_t *ha, HT *hia, int64_t na, const uint64_t *hb, const HT *hib,   \
+                        int64_t nb) {                                                            \
+        int64_t i = na - 1, j = nb - 1, o = na + nb;                                             \
+        while (j >= 0) {                                                                         \
+            int c; /* compare a[i] with b[j]: 1 if a[i] is greater */                            \
+            if (i < 0)                                                                           \
+                c = -1;                                                                          \
+            else if (ha[i] != hb[j])                                                             \
+                c = ha[i] > hb[j] ? 1 : -1;                                                      \
+            else if (hia && hia[i] != hib[j])                                                    \
+                c = hia[i] > hib[j] ? 1 : -1;                                                    \
+            else                                                                                 \
+                c = 0;                                                                           \
+            o--;                                                                                 \
+            if (c > 0) {                                                                         \
+                ha[o] = ha[i];                                                                   \
+                if (hia) hia[o] = hia[i];                                                        \
+                i--;                                                                             \
+            } else {                                                                             \
+                ha[o] = hb[j];                                                                   \
+                if (hia) hia[o] = hib[j];                                                        \
+                j--;                                                                             \
+                if (c == 0) i--; /* the same key: keep one */                                    \
+            }                                                                                    \
+        }                                                                                        \
+        /* a[0..i] are in place already; the merged tail starts at o. */                         \
+        int64_t kept = i + 1, tail = na + nb - o;                                                \
+        if (o != kept) {                                                                         \
+            memmove(ha + kept, ha + o, (size_t)tail * sizeof *ha);                               \
+            if (hia) memmove(hia + kept, hia + o, (size_t)tail * sizeof *hia);                   \
+        }                                                                                        \
+        return kept + tail;                                                                      \
+    }
+
+MCV_MERGE(merge0, uint64_t)
+MCV_MERGE(merge1, uint8_t)
+MCV_MERGE(merge2, uint16_t)
+MCV_MERGE(merge4, uint32_t)
+MCV_MERGE(merge8, uint64_t)
+
+/* Returns the merged length, or -1 for a width not in {0, 1, 2, 4, 8}. */
+int64_t mcv_merge_into(uint64_t *ha, void *hia, int64_t na, const uint64_t *hb, const void *hib,
+                       int64_t nb, int w) {
+    switch (w) {
+    case 0: return merge0(ha, NULL, na, hb, NULL, nb);
+    case 1: return merge1(ha, hia, na, hb, hib, nb);
+    case 2: return merge2(ha, hia, na, hb, hib, nb);
+    case 4: return merge4(ha, hia, na, hb, hib, nb);
+    case 8: return merge8(ha, hia, na, hb, hib, nb);
+    default: return -1;
     }
 }
