@@ -60,7 +60,10 @@ from nbbs.model import geometry as g
 Arr = npt.NDArray[Any]
 
 BUCKET = 1 << 17
-"""States stepped at once: the successors of a bucket take about 100 bytes per state."""
+"""States stepped at once, at most, while fewer than 64 buckets' worth are seen: a bucket is
+a sixty-fourth of the states seen, at least ``MIN_BUCKET`` and at most ``MAX_BUCKET``, so its
+successors (up to 40 bytes each) stay small beside the seen states (8-16 bytes each)."""
+MIN_BUCKET, MAX_BUCKET = 1 << 13, 1 << 20
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -253,6 +256,32 @@ def merge(a: Keys, b: Keys) -> Keys:
     return sort_unique(_concat([a, b], a.hi is not None))
 
 
+class Runs:
+    """Sorted runs merged like a binary counter (two runs of similar length are merged in
+    place), so there are few and no merge copies much."""
+
+    def __init__(self) -> None:
+        self.runs: list[Keys] = []
+
+    def __len__(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def add(self, k: Keys) -> None:
+        self.runs.append(k)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(merge(a, b))
+
+    def merged(self, has_hi: bool) -> Keys:
+        """Every key once, in one sorted run."""
+        if not self.runs:
+            return _concat([], has_hi)
+        while len(self.runs) > 1:
+            b, a = self.runs.pop(), self.runs.pop()
+            self.runs.append(merge(a, b) if len(a) >= len(b) else merge(b, a))
+        return self.runs[0]
+
+
 class Store:
     """The seen states: sorted runs merged like a binary counter, large ones spilled to disk."""
 
@@ -301,6 +330,14 @@ class Store:
             self.disk_bytes += k.hi.nbytes
             hi = np.load(hi_path, mmap_mode="r")
         return Keys(np.load(h_path, mmap_mode="r"), hi)
+
+    def compact(self) -> list[Keys]:
+        """The runs, those in memory merged (in place) into one, those on disk as they are."""
+        ram = Runs()
+        ram.runs = [r for r in self.runs if not isinstance(r.h, np.memmap)]
+        disk = [r for r in self.runs if isinstance(r.h, np.memmap)]
+        self.runs = ([ram.merged(self.has_hi)] if ram.runs else []) + disk
+        return list(self.runs)
 
     def merged(self) -> Keys:
         """Every state in one sorted run."""
@@ -522,8 +559,10 @@ class Tables:
                 self._c_keep = keep  # the struct points into these arrays: keep them alive
         return self._c
 
-    def expand(self, k: Keys) -> tuple[Keys, Arr, Arr]:
-        """``successors`` of the states ``k``, in C when it is built (``native()``), else numpy."""
+    def expand(self, k: Keys, sources: bool = True) -> tuple[Keys, Arr, Arr]:
+        """``successors`` of the states ``k``, in C when it is built (``native()``), else numpy.
+        Without ``sources`` the two arrays after the keys are left empty (the search needs
+        neither: less memory)."""
         c = self._c_tables()
         lib = native()
         if c is None or lib is None:
@@ -539,8 +578,8 @@ class Tables:
         while at < n or not parts:
             oh = np.empty(cap, np.uint64)
             ohi = np.empty(cap, np.uint64) if self.has_hi else None
-            done = np.empty(cap, np.bool_)
-            src = np.empty(cap, np.int64)
+            done = np.empty(cap if sources else 0, np.bool_)
+            src = np.empty(cap if sources else 0, np.int64)
             hh = h[at:]
             got = int(
                 lib.mcv_expand(
@@ -550,8 +589,8 @@ class Tables:
                     None if hi is None else _ptr(hi[at:]),
                     _ptr(oh),
                     _ptr(ohi),
-                    _ptr(done),
-                    _ptr(src),
+                    _ptr(done) if sources else None,
+                    _ptr(src) if sources else None,
                     cap,
                     _ptr(err),
                 )
@@ -564,7 +603,8 @@ class Tables:
             if got == -2:
                 self.sp.moves(int(err[0]))  # raises the scenario's own error
                 raise AssertionError("[vec model checker internal bug] a bad move that does not raise")
-            src[:got] += at
+            if sources:
+                src[:got] += at
             keys = Keys(oh[:got], None if ohi is None else ohi[:got].astype(self.hi_dtype))
             parts.append((keys, done[:got], src[:got]))
             at += int(err[3])
@@ -695,14 +735,15 @@ class VecChecker:
         *,
         workdir: str | Path | None = None,
         memory_budget: int | None = None,
-        bucket: int = BUCKET,
+        bucket: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.checker = Checker(cfg)
         self.sp: Space = self.checker.sp
         self.progress = progress
         self.result = self.checker.result
-        self.workdir, self.budget, self.bucket = workdir, memory_budget, bucket
+        self.workdir, self.budget, self.fixed_bucket = workdir, memory_budget, bucket
+        self.bucket = bucket or MIN_BUCKET
         self.quiescent_cache: dict[tuple[int, int, int], str | None] = {}
         self.levels: list[Path] = []
         self.disk_bytes = 0
@@ -768,16 +809,25 @@ class VecChecker:
             if cfg.max_states and states >= cfg.max_states:
                 r.complete = False
                 break
-            parts = []
+            if self.fixed_bucket is None:
+                self.bucket = max(MIN_BUCKET, min(MAX_BUCKET, states // 64))
+            nxt = Runs()
             for start, part in self._buckets(level):
-                succ, _, _ = tb.expand(part)
+                succ = tb.expand(part, sources=False)[0]
                 r.transitions += len(succ)
                 new = sort_unique(succ)
-                parts.append(new.take(np.nonzero(~store.contains(new))[0]))
+                del succ
+                nxt.add(new.take(np.nonzero(~store.contains(new))[0]))
                 if self.progress:
                     r.seconds = time.perf_counter() - started
                     self.progress(r, len(level) - start - len(part))
-            level = sort_unique(_concat(parts, tb.has_hi))
+                if cfg.seconds is not None and time.perf_counter() - started > cfg.seconds:
+                    r.complete = False
+                    break
+            del part  # a view of the level: the store may grow that memory in place
+            if not r.complete:
+                break
+            level = nxt.merged(tb.has_hi)
         r.states = states
         if "d" in cfg.properties and r.complete:
             self._lock_freedom()
@@ -897,44 +947,78 @@ class VecChecker:
 
     # -- lock-freedom ------------------------------------------------------------------------------------
 
-    def _stuck_steps(self, every: Keys, part: Keys) -> tuple[Arr, Arr]:
-        """The steps of ``part`` that complete no operation: (index in ``part``, index in ``every``)."""
-        tb = self.tb
-        succ, done, src = tb.expand(part)
-        keep = np.nonzero(~done)[0]
-        found, at = find(every, succ.take(keep))
-        if not bool(found.all()):
+    def _locate(self, runs: list[Keys], offsets: list[int], k: Keys) -> Arr:
+        """The index of each key of ``k`` among every state (runs laid end to end)."""
+        order = np.argsort(k.h)
+        k = k.take(order)
+        at = np.full(len(k), -1, np.int64)
+        for run, off in zip(runs, offsets, strict=True):
+            found, where = find(run, k, ascending=True)
+            at[found] = where[found] + off
+        if bool((at < 0).any()):
             raise AssertionError("[vec model checker internal bug] a successor outside the state space")
-        return src[keep], at
+        out = np.empty_like(at)
+        out[order] = at
+        return out
+
+    def _take(self, runs: list[Keys], offsets: list[int], idx: Arr) -> Keys:
+        """The states at (sorted) indices ``idx`` among every state."""
+        parts = []
+        for run, off in zip(runs, offsets, strict=True):
+            lo, hi = np.searchsorted(idx, [off, off + len(run)])
+            if hi > lo:
+                parts.append(run.take(idx[lo:hi] - off))
+        return _concat(parts, self.tb.has_hi)
+
+    def _stuck_steps(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
+        """The steps of ``part`` that complete no operation: (index in ``part``, index of the target)."""
+        succ, done, src = self.tb.expand(part)
+        keep = np.nonzero(~done)[0]
+        return src[keep], self._locate(runs, offsets, succ.take(keep))
 
     def _lock_freedom(self) -> None:
-        """(d): peel the states no cycle of non-completing steps reaches; any left lead to a cycle."""
-        every = self.store.merged()
-        N = len(every)
-        indeg = np.zeros(N, np.int32)
-        for _, part in self._buckets(every):
-            _, dst = self._stuck_steps(every, part)
-            u, c = np.unique(dst, return_counts=True)
-            indeg[u] += c.astype(np.int32)
-        frontier = np.nonzero(indeg == 0)[0]
-        while len(frontier):
-            nxt = []
-            for start in range(0, len(frontier), self.bucket):
-                idx = frontier[start : start + self.bucket]
-                _, dst = self._stuck_steps(every, every.take(idx))
+        """(d): peel the states no cycle of non-completing steps reaches; any left lead to a cycle.
+
+        In-degrees take a byte per state (two if one passes 254); a peeled state is marked
+        with the largest value. The peeling sweeps the states in buckets, again and again,
+        until a sweep peels none: no list of indices as long as the states is ever made."""
+        runs = self.store.compact()
+        offsets = [0]
+        for run in runs[:-1]:
+            offsets.append(offsets[-1] + len(run))
+        N = sum(len(run) for run in runs)
+        indeg = np.zeros(N, np.uint8)
+        for run in runs:
+            for _, part in self._buckets(run):
+                _, dst = self._stuck_steps(runs, offsets, part)
                 u, c = np.unique(dst, return_counts=True)
-                indeg[u] -= c.astype(np.int32)
-                nxt.append(u[indeg[u] == 0])
-            frontier = np.concatenate(nxt) if nxt else np.empty(0, np.int64)
-        left = np.nonzero(indeg > 0)[0]
+                if indeg.dtype == np.uint8 and int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= 255:
+                    indeg = indeg.astype(np.uint16)
+                indeg[u] += c.astype(indeg.dtype)
+        peeled = np.iinfo(indeg.dtype).max
+        if int(indeg.max(initial=0)) >= peeled:
+            raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
+        progress = True
+        while progress:
+            progress = False
+            for a in range(0, N, 8 * self.bucket):
+                zero = a + np.nonzero(indeg[a : a + 8 * self.bucket] == 0)[0]
+                progress |= len(zero) > 0
+                for b in range(0, len(zero), self.bucket):
+                    idx = zero[b : b + self.bucket]
+                    indeg[idx] = peeled
+                    _, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
+                    u, c = np.unique(dst, return_counts=True)
+                    indeg[u] -= c.astype(indeg.dtype)
+        left = np.nonzero(indeg != peeled)[0]
         if len(left) == 0:
             return
         # Every state left has a predecessor left: walk back until a state repeats.
         pred = np.full(N, -1, np.int64)
         for start in range(0, len(left), self.bucket):
             idx = left[start : start + self.bucket]
-            src, dst = self._stuck_steps(every, every.take(idx))
-            on = indeg[dst] > 0
+            src, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
+            on = indeg[dst] != peeled
             pred[dst[on]] = idx[src[on]]
         walk, seen = [int(left[0])], {int(left[0]): 0}
         while True:
@@ -944,8 +1028,9 @@ class VecChecker:
                 break
             seen[p] = len(walk)
             walk.append(p)
-        rows = self.tb.decode(every.take(np.array(cycle)))
-        lvls = [self._level_of(every.take(np.array([i]))) for i in cycle]
+        keys = [self._take(runs, offsets, np.array([i])) for i in cycle]
+        rows = self.tb.decode(_concat(keys, self.tb.has_hi))
+        lvls = [self._level_of(k) for k in keys]
         at = int(np.argmin(lvls))
         rows = np.concatenate([rows[at:], rows[:at]])
         path = self._path_to(rows[0], lvls[at])

@@ -53,7 +53,8 @@ static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t h
 /* Every successor of states 0..n-1: writes keys, done flags and the source index of each, at
  * most ``cap``, and returns how many, with err[3] = the states whose successors were all
  * written (n, unless cap ran out first: call again from there). Or -1 (a missing row: err[0]
- * = op, err[1] = code, err[2] = source) or -2 (a bad move: err[0] = op id). */
+ * = op, err[1] = code, err[2] = source) or -2 (a bad move: err[0] = op id). ``done_out`` and
+ * ``src_out`` may be NULL (not wanted). */
 int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
                    uint64_t *h_out, uint64_t *hi_out, uint8_t *done_out, int64_t *src_out,
                    int64_t cap, int64_t *err) {
@@ -132,8 +133,8 @@ int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const u
                 } else {
                     h_out[out] = nlo;
                 }
-                done_out[out] = t->done[r];
-                src_out[out] = s;
+                if (done_out) done_out[out] = t->done[r];
+                if (src_out) src_out[out] = s;
                 out++;
             }
         }
