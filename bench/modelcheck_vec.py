@@ -9,7 +9,8 @@ Bytes per state = (peak - resident before the search) / states.
     python bench/modelcheck_vec.py --only 4x2 --engine vec           # one engine
     python bench/modelcheck_vec.py --only 3x3 --engine vec --memory 8
 
-Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept).
+Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept). A vec
+run prints its progress (levels, states, peak memory, disk) once a minute on stderr.
 Machine of record: x86_64, 2 cores shared with other jobs (timings inflated; say so).
 """
 
@@ -33,7 +34,21 @@ cfg = Config(t, d)
 started = time.perf_counter()
 if engine == "vec":
     from nbbs.check import _mc_vec
-    vc = _mc_vec.VecChecker(cfg, memory_budget=None if budget == "-" else int(float(budget) * 2**30))
+    last = [0.0]
+
+    def progress(r, queue):
+        # One line a minute on stderr: how far a long run got, should it be stopped.
+        now = time.perf_counter() - started
+        if now - last[0] >= 60:
+            last[0] = now
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            disk = vc.disk_bytes + vc.store.disk_bytes
+            print(json.dumps({"seconds": round(now), "levels": len(vc.levels), "states": r.states,
+                              "transitions": r.transitions, "queue": queue, "peak_bytes": rss,
+                              "disk_bytes": disk}), file=sys.stderr, flush=True)
+
+    gib = None if budget == "-" else int(float(budget) * 2**30)
+    vc = _mc_vec.VecChecker(cfg, progress, memory_budget=gib)
     r = vc.run()
     disk = vc.disk_bytes
 else:
@@ -64,7 +79,7 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
             ).stdout
             row = json.loads(out.strip().splitlines()[-1])

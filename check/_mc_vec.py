@@ -995,6 +995,8 @@ class VecChecker:
                 if indeg.dtype == np.uint8 and int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= 255:
                     indeg = indeg.astype(np.uint16)
                 indeg[u] += c.astype(indeg.dtype)
+                if self.progress:
+                    self.progress(self.result, 0)
         peeled = np.iinfo(indeg.dtype).max
         if int(indeg.max(initial=0)) >= peeled:
             raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
@@ -1010,6 +1012,8 @@ class VecChecker:
                     _, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
                     u, c = np.unique(dst, return_counts=True)
                     indeg[u] -= c.astype(indeg.dtype)
+                    if self.progress:
+                        self.progress(self.result, 0)
         left = np.nonzero(indeg != peeled)[0]
         if len(left) == 0:
             return
@@ -1060,8 +1064,6 @@ def check(
     """
     if cfg.scenario is not None and any(what == "dfree" for ops in cfg.scenario for what, _ in ops):
         raise ValueError("the vec engine does not check racing double frees (dfree) yet: use --engine python")
-    if cfg.seconds is not None:
-        raise ValueError("the vec engine has no time budget (Config.seconds) yet: use --engine python")
     return VecChecker(cfg, progress, workdir=workdir, memory_budget=memory_budget).run()
 
 

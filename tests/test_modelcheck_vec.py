@@ -86,8 +86,12 @@ def test_a_count_out_of_bounds_stops_the_vec_engine_where_the_python_engine_repo
 def test_the_vec_engine_refuses_what_it_does_not_check_yet() -> None:
     with pytest.raises(ValueError, match="dfree"):
         check_vec(Config(2, 2, scenario=((("dfree", 4),), (("dfree", 4),))))
-    with pytest.raises(ValueError, match="time budget"):
-        check_vec(Config(2, 1, seconds=5.0))
+
+
+def test_a_time_budget_cuts_the_vec_search_short_and_says_so() -> None:
+    full = check_vec(Config(2, 2))
+    cut = check_vec(Config(2, 2, seconds=0.0))  # stops after the first bucket it steps
+    assert full.complete and not cut.complete and cut.states < full.states
 
 
 def test_a_kept_counterexample_of_the_vec_engine_replays_like_the_python_engines() -> None:
