@@ -43,9 +43,12 @@ if engine == "vec":
             last[0] = now
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             disk = vc.disk_bytes + vc.store.disk_bytes
-            print(json.dumps({"seconds": round(now), "levels": len(vc.levels), "states": r.states,
-                              "transitions": r.transitions, "queue": queue, "peak_bytes": rss,
-                              "disk_bytes": disk}), file=sys.stderr, flush=True)
+            status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+            anon, file = (int(status.get(k, "0 kB").split()[0]) * 1024 for k in ("RssAnon", "RssFile"))
+            line = {"seconds": round(now), "levels": len(vc.levels), "states": r.states,
+                    "transitions": r.transitions, "queue": queue, "peak_bytes": rss,
+                    "rss_anon": anon, "rss_file": file, "disk_bytes": disk}
+            print(json.dumps(line), file=sys.stderr, flush=True)
 
     gib = None if budget == "-" else int(float(budget) * 2**30)
     vc = _mc_vec.VecChecker(cfg, progress, memory_budget=gib)

@@ -224,3 +224,54 @@ int64_t mcv_merge_into(uint64_t *ha, void *hia, int64_t na, const uint64_t *hb, 
     default: return -1;
     }
 }
+
+/* Looking sorted keys up in a sorted run: for each query (ascending by h, then hi), whether the
+ * run holds it (found[i]) and where it is or would go (at[i]); galloping from the last answer,
+ * so a bucket of queries costs the log of the gaps between them, not of the run. */
+#define MCV_FIND(NAME, HT)                                                                       \
+    static void NAME(const uint64_t *rh, const HT *rhi, int64_t m, const uint64_t *qh,          \
+                     const HT *qhi, int64_t n, uint8_t *found, int64_t *at) {                   \
+        int64_t lo = 0;                                                                          \
+        for (int64_t i = 0; i < n; i++) {                                                        \
+            uint64_t x = qh[i];                                                                  \
+            int64_t step = 1, hi = lo;                                                           \
+            while (hi < m && rh[hi] < x) {                                                       \
+                lo = hi + 1;                                                                     \
+                hi += step;                                                                      \
+                step <<= 1;                                                                      \
+            }                                                                                    \
+            if (hi > m) hi = m;                                                                  \
+            while (lo < hi) {                                                                    \
+                int64_t mid = lo + (hi - lo) / 2;                                                \
+                if (rh[mid] < x)                                                                 \
+                    lo = mid + 1;                                                                \
+                else                                                                             \
+                    hi = mid;                                                                    \
+            }                                                                                    \
+            /* lo: the first key with h >= x; among those with h == x, find hi. */              \
+            int64_t j = lo;                                                                      \
+            if (rhi)                                                                             \
+                while (j < m && rh[j] == x && rhi[j] < qhi[i]) j++;                              \
+            found[i] = j < m && rh[j] == x && (!rhi || rhi[j] == qhi[i]);                        \
+            at[i] = j;                                                                           \
+        }                                                                                        \
+    }
+
+MCV_FIND(find0, uint64_t)
+MCV_FIND(find1, uint8_t)
+MCV_FIND(find2, uint16_t)
+MCV_FIND(find4, uint32_t)
+MCV_FIND(find8, uint64_t)
+
+/* Returns 0, or -1 for a width not in {0, 1, 2, 4, 8}. */
+int mcv_find(const uint64_t *rh, const void *rhi, int64_t m, const uint64_t *qh, const void *qhi,
+             int64_t n, int w, uint8_t *found, int64_t *at) {
+    switch (w) {
+    case 0: find0(rh, NULL, m, qh, NULL, n, found, at); return 0;
+    case 1: find1(rh, rhi, m, qh, qhi, n, found, at); return 0;
+    case 2: find2(rh, rhi, m, qh, qhi, n, found, at); return 0;
+    case 4: find4(rh, rhi, m, qh, qhi, n, found, at); return 0;
+    case 8: find8(rh, rhi, m, qh, qhi, n, found, at); return 0;
+    default: return -1;
+    }
+}
