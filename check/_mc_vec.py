@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nbbs.check._mc import Checker, Config, Result, Space, Violation
+from nbbs.check._mc import Checker, Config, CountRangeError, Result, Space, Violation
 from nbbs.model import bits
 from nbbs.model import geometry as g
 
@@ -789,6 +789,10 @@ class VecChecker:
         self.workdir, self.budget, self.fixed_bucket = workdir, memory_budget, bucket
         self.bucket = bucket or MIN_BUCKET
         self.quiescent_cache: dict[tuple[int, int, int], str | None] = {}
+        self.per_state = cfg.scenario is not None and any(
+            w == "dfree" for ops in cfg.scenario for w, _ in ops
+        )
+        """Racing double frees: each state is judged by ``_mc.Checker.check_state``."""
         self.levels: list[Path] = []
         self.disk_bytes = 0
 
@@ -858,7 +862,13 @@ class VecChecker:
                 self.bucket = max(MIN_BUCKET, min(MAX_BUCKET, states // 64))
             nxt = Runs()
             for start, part in self._buckets(level):
-                succ = tb.expand(part, sources=False)[0]
+                try:
+                    succ = tb.expand(part, sources=False)[0]
+                except CountRangeError:
+                    # A broken variant pushed a count out of range: (b), as _mc reports it.
+                    self._corrupting_step(part)
+                    r.complete = False
+                    break
                 r.transitions += len(succ)
                 new = sort_unique(succ)
                 del succ
@@ -886,6 +896,9 @@ class VecChecker:
         first: dict[str, Arr] = {}
         for _, part in self._buckets(level):
             D = tb.decode(part)
+            if self.per_state:
+                self._check_each(D, pending, first)
+                continue
             tids = D[:, tb.tc : tb.sc]
             static = D[:, tb.sc]
             holds = tb.hold[tids]
@@ -916,6 +929,14 @@ class VecChecker:
                     if len(hit):
                         first[p] = D[hit[0]].copy()
         return [Found(p, row) for p, row in sorted(first.items())]
+
+    def _check_each(self, D: Arr, pending: set[str], first: dict[str, Arr]) -> None:
+        """``_mc``'s own check of each state (racing double frees: which free won is in the op
+        states' context, which the array expressions do not read; such scenarios are small)."""
+        for row in D:
+            for p, _ in self.checker.check_state(self.tb.state_int(row)):
+                if p in pending and p not in first:
+                    first[p] = row.copy()
 
     def _quiescent(self, D: Arr, holds: Arr) -> Arr:
         """Count the quiescent states of ``D``; which of them break (b)."""
@@ -952,6 +973,22 @@ class VecChecker:
         return k.h, k.hi
 
     # -- counterexamples ---------------------------------------------------------------------------------
+
+    def _corrupting_step(self, part: Keys) -> None:
+        """Report the first state of ``part`` whose next step takes a count out of range as a
+        corruption of the words ((b)), with the path to it, as ``_mc.Checker.run`` does."""
+        for i in range(len(part)):
+            one = part.take(np.array([i]))
+            try:
+                self.tb.expand(one)
+            except CountRangeError as e:
+                if "b" not in self.result.violations:
+                    row = self.tb.decode(one)[0]
+                    path = [self.tb.state_int(x) for x in self._path_to(row, len(self.levels) - 1)]
+                    msg = f"the next step corrupts a word: {e}"
+                    self.result.violations["b"] = self.checker.replay_path("b", msg, path)
+                return
+        raise AssertionError("[vec model checker internal bug] no state of the bucket corrupts a word")
 
     def _violation(self, f: Found) -> Violation:
         s = self.tb.state_int(f.row)
@@ -1105,13 +1142,11 @@ def check(
     ``workdir``: where the levels (and runs past ``memory_budget`` bytes) are written, a
     temporary directory removed at the end (default: the system's, ``$TMPDIR``).
 
-    Not yet here (the Python engine's, ``_mc.check``, has them): racing double frees
-    (``dfree`` scenario ops) and a time budget (``Config.seconds``) are refused with
-    ``ValueError``; a broken variant that pushes a count out of range raises ``_mc``'s
-    ``CountRangeError`` instead of reporting it as a (b) violation.
+    Everything ``_mc.check`` does: racing double frees (``dfree`` scenario ops: each state is
+    judged by ``_mc``'s own check), a time budget (``Config.seconds``, checked after each
+    bucket), and a broken variant that takes a count out of range reported as (b) with the
+    path to the state whose next step does it (the search then stops, incomplete).
     """
-    if cfg.scenario is not None and any(what == "dfree" for ops in cfg.scenario for what, _ in ops):
-        raise ValueError("the vec engine does not check racing double frees (dfree) yet: use --engine python")
     return VecChecker(cfg, progress, workdir=workdir, memory_budget=memory_budget).run()
 
 
