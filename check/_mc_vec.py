@@ -127,6 +127,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_merge_into.restype = i64
     lib.mcv_find.argtypes = [p, p, i64, p, p, i64, ctypes.c_int, p, p]
     lib.mcv_find.restype = ctypes.c_int
+    lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p]
+    lib.mcv_sort_unique2.restype = i64
     return lib
 
 
@@ -189,6 +191,16 @@ def sort_unique(k: Keys) -> Keys:
         keep[0] = True
         np.not_equal(h[1:], h[:-1], out=keep[1:])
         return Keys(h[keep], None)
+    lib = native()
+    if lib is not None and len(k) >= 1024:
+        # Two words: a radix sort in C beats an argsort and two gathers (3x3: half the search).
+        h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
+        th, thi, count = np.empty_like(h), np.empty_like(hi), np.empty(1 << 16, np.int64)
+        m = int(lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count)))
+        del th, thi
+        h.resize(m, refcheck=False)
+        hi.resize(m, refcheck=False)
+        return Keys(h, hi if k.hi.dtype == np.uint64 else hi.astype(k.hi.dtype))
     order = np.argsort(k.h)
     h, hi = k.h[order], k.hi[order]
     same_h = h[1:] == h[:-1]
