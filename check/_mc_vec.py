@@ -129,6 +129,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_find.restype = ctypes.c_int
     lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p]
     lib.mcv_sort_unique2.restype = i64
+    lib.mcv_count.argtypes = [p, ctypes.c_int, p, i64, ctypes.c_int, i64]
+    lib.mcv_count.restype = i64
     return lib
 
 
@@ -773,6 +775,36 @@ class Tables:
         self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
 
 
+def _count(indeg: Arr, dst: Arr, sign: int) -> Arr:
+    """``indeg`` with one added (``sign`` 1) or taken (-1) for each index of ``dst``, widened
+    from one byte to two if a count would reach 255; its largest value marks a peeled state,
+    and taking from 0 or from a peeled state is a bug."""
+    limit = int(np.iinfo(indeg.dtype).max)
+    lib = native()
+    if lib is None:
+        u, c = np.unique(dst, return_counts=True)
+        if sign > 0:
+            if int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= limit:
+                if indeg.dtype == np.uint16:
+                    raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
+                return _count(indeg.astype(np.uint16), dst, sign)
+            indeg[u] += c.astype(indeg.dtype)
+            return indeg
+        if bool((indeg[u] < c).any() | (indeg[u] == limit).any()):
+            raise AssertionError("[vec model checker internal bug] an in-degree below zero")
+        indeg[u] -= c.astype(indeg.dtype)
+        return indeg
+    dst = np.ascontiguousarray(dst, np.int64)
+    done = int(lib.mcv_count(_ptr(indeg), indeg.itemsize, _ptr(dst), len(dst), sign, limit))
+    if done == len(dst):
+        return indeg
+    if sign < 0:
+        raise AssertionError("[vec model checker internal bug] an in-degree below zero")
+    if indeg.dtype == np.uint16:
+        raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
+    return _count(indeg.astype(np.uint16), dst[done:], sign)
+
+
 @dataclass
 class Found:
     """The first states of a level that break a property."""
@@ -1086,10 +1118,7 @@ class VecChecker:
         for run in runs:
             for _, part in self._buckets(run):
                 _, dst = self._stuck_steps(runs, offsets, part)
-                u, c = np.unique(dst, return_counts=True)
-                if indeg.dtype == np.uint8 and int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= 255:
-                    indeg = indeg.astype(np.uint16)
-                indeg[u] += c.astype(indeg.dtype)
+                indeg = _count(indeg, dst, 1)
                 if self.progress:
                     self.progress(self.result, 0)
         peeled = np.iinfo(indeg.dtype).max
@@ -1105,10 +1134,7 @@ class VecChecker:
                     idx = zero[b : b + self.bucket]
                     indeg[idx] = peeled
                     _, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
-                    u, c = np.unique(dst, return_counts=True)
-                    if bool((indeg[u] < c).any() | (indeg[u] == peeled).any()):
-                        raise AssertionError("[vec model checker internal bug] an in-degree below zero")
-                    indeg[u] -= c.astype(indeg.dtype)
+                    indeg = _count(indeg, dst, -1)
                     if self.progress:
                         self.progress(self.result, 0)
         left = np.nonzero(indeg != peeled)[0]

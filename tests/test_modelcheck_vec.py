@@ -214,3 +214,17 @@ def test_nbbs_check_runs_the_vec_engine_and_prints_its_counterexample() -> None:
         check_command, ["-t", "2", "-d", "2", "--variant", "reference", "--engine", "vec"]
     )
     assert bad.exit_code == 1 and "(b)" in bad.output and "lost" in bad.output, bad.output
+
+
+@pytest.mark.parametrize("c_kernel", [True, False], ids=["c-kernel", "numpy"])
+def test_lock_freedom_in_degrees_widen_past_a_byte_and_never_go_below_zero(
+    c_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not c_kernel:
+        monkeypatch.setattr(_mc_vec, "native", lambda: None)
+    indeg = _mc_vec._count(np.zeros(4, np.uint8), np.array([1] * 300 + [2], np.int64), 1)
+    assert indeg.dtype == np.uint16 and indeg.tolist() == [0, 300, 1, 0]
+    indeg = _mc_vec._count(indeg, np.array([1, 2], np.int64), -1)
+    assert indeg.tolist() == [0, 299, 0, 0]
+    with pytest.raises(AssertionError, match="below zero"):
+        _mc_vec._count(indeg, np.array([2], np.int64), -1)

@@ -329,3 +329,28 @@ int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uin
     }
     return m;
 }
+
+/* In-degrees of the lock-freedom pass, a byte (w = 1) or two (w = 2) a state: add (sign 1) or
+ * take (sign -1) one for each index of dst. Adding stops before a count would reach ``limit``
+ * (the caller widens the counts and goes on); taking stops at a count already 0 or at
+ * ``limit`` (a peeled state: a bug). Returns how many indices were done. */
+int64_t mcv_count(void *deg, int w, const int64_t *dst, int64_t n, int sign, int64_t limit) {
+    uint8_t *d1 = deg;
+    uint16_t *d2 = deg;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = dst[i];
+        int64_t v = w == 1 ? d1[k] : d2[k];
+        if (sign > 0) {
+            if (v + 1 >= limit) return i;
+            v++;
+        } else {
+            if (v == 0 || v >= limit) return i;
+            v--;
+        }
+        if (w == 1)
+            d1[k] = (uint8_t)v;
+        else
+            d2[k] = (uint16_t)v;
+    }
+    return n;
+}
