@@ -127,9 +127,9 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_merge_into.restype = i64
     lib.mcv_find.argtypes = [p, p, i64, p, p, i64, ctypes.c_int, p, p]
     lib.mcv_find.restype = ctypes.c_int
-    lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p]
+    lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p, p]
     lib.mcv_sort_unique2.restype = i64
-    lib.mcv_count.argtypes = [p, ctypes.c_int, p, i64, ctypes.c_int, i64]
+    lib.mcv_count.argtypes = [p, ctypes.c_int, p, p, i64, ctypes.c_int, i64]
     lib.mcv_count.restype = i64
     return lib
 
@@ -198,7 +198,7 @@ def sort_unique(k: Keys) -> Keys:
         # Two words: a radix sort in C beats an argsort and two gathers (3x3: half the search).
         h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
         th, thi, count = np.empty_like(h), np.empty_like(hi), np.empty(1 << 16, np.int64)
-        m = int(lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count)))
+        m = int(lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), None))
         del th, thi
         h.resize(m, refcheck=False)
         hi.resize(m, refcheck=False)
@@ -775,13 +775,15 @@ class Tables:
         self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
 
 
-def _count(indeg: Arr, dst: Arr, sign: int) -> Arr:
-    """``indeg`` with one added (``sign`` 1) or taken (-1) for each index of ``dst``, widened
-    from one byte to two if a count would reach 255; its largest value marks a peeled state,
-    and taking from 0 or from a peeled state is a bug."""
+def _count(indeg: Arr, dst: Arr, sign: int, mult: Arr | None = None) -> Arr:
+    """``indeg`` with ``mult[i]`` (default 1) added (``sign`` 1) or taken (-1) at each index
+    ``dst[i]``, widened from one byte to two if a count would reach 255; its largest value
+    marks a peeled state, and taking below 0 or from a peeled state is a bug."""
     limit = int(np.iinfo(indeg.dtype).max)
     lib = native()
     if lib is None:
+        if mult is not None:
+            dst = np.repeat(dst, mult)
         u, c = np.unique(dst, return_counts=True)
         if sign > 0:
             if int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= limit:
@@ -795,14 +797,15 @@ def _count(indeg: Arr, dst: Arr, sign: int) -> Arr:
         indeg[u] -= c.astype(indeg.dtype)
         return indeg
     dst = np.ascontiguousarray(dst, np.int64)
-    done = int(lib.mcv_count(_ptr(indeg), indeg.itemsize, _ptr(dst), len(dst), sign, limit))
+    mult = None if mult is None else np.ascontiguousarray(mult, np.int64)
+    done = int(lib.mcv_count(_ptr(indeg), indeg.itemsize, _ptr(dst), _ptr(mult), len(dst), sign, limit))
     if done == len(dst):
         return indeg
     if sign < 0:
         raise AssertionError("[vec model checker internal bug] an in-degree below zero")
     if indeg.dtype == np.uint16:
         raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-    return _count(indeg.astype(np.uint16), dst[done:], sign)
+    return _count(indeg.astype(np.uint16), dst[done:], sign, None if mult is None else mult[done:])
 
 
 @dataclass
@@ -1097,6 +1100,43 @@ class VecChecker:
                 parts.append(run.take(idx[lo:hi] - off))
         return _concat(parts, self.tb.has_hi)
 
+    def _stuck_targets(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
+        """Where the steps of ``part`` that complete no operation lead: each target's index
+        once, and how many of those steps lead there (sorted, so the lookups gallop)."""
+        succ, done, _ = self.tb.expand(part)
+        k = succ.take(np.nonzero(~done)[0])
+        del succ, done
+        lib = native()
+        if k.hi is None or lib is None or len(k) < 1024:
+            if k.hi is None:
+                u, mult = np.unique(k.h, return_counts=True)
+                k = Keys(u, None)
+            else:
+                k = k.take(np.lexsort((k.hi, k.h)))
+                assert k.hi is not None
+                new = np.ones(len(k), bool)
+                new[1:] = (k.h[1:] != k.h[:-1]) | (k.hi[1:] != k.hi[:-1])
+                first = np.nonzero(new)[0]
+                mult = np.diff(np.append(first, len(k)))
+                k = k.take(first)
+        else:
+            h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
+            th, thi = np.empty_like(h), np.empty_like(hi)
+            count, mult = np.empty(1 << 16, np.int64), np.empty(len(h), np.int64)
+            m = int(
+                lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), _ptr(mult))
+            )
+            del th, thi
+            k = Keys(h[:m], hi[:m].astype(k.hi.dtype))
+            mult = mult[:m]
+        at = np.full(len(k), -1, np.int64)
+        for run, off in zip(runs, offsets, strict=True):
+            found, where = find(run, k, ascending=True)
+            at[found] = where[found] + off
+        if bool((at < 0).any()):
+            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
+        return at, mult
+
     def _stuck_steps(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
         """The steps of ``part`` that complete no operation: (index in ``part``, index of the target)."""
         succ, done, src = self.tb.expand(part)
@@ -1117,8 +1157,8 @@ class VecChecker:
         indeg = np.zeros(N, np.uint8)
         for run in runs:
             for _, part in self._buckets(run):
-                _, dst = self._stuck_steps(runs, offsets, part)
-                indeg = _count(indeg, dst, 1)
+                dst, mult = self._stuck_targets(runs, offsets, part)
+                indeg = _count(indeg, dst, 1, mult)
                 if self.progress:
                     self.progress(self.result, 0)
         peeled = np.iinfo(indeg.dtype).max
@@ -1133,8 +1173,8 @@ class VecChecker:
                 for b in range(0, len(zero), self.bucket):
                     idx = zero[b : b + self.bucket]
                     indeg[idx] = peeled
-                    _, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
-                    indeg = _count(indeg, dst, -1)
+                    dst, mult = self._stuck_targets(runs, offsets, self._take(runs, offsets, idx))
+                    indeg = _count(indeg, dst, -1, mult)
                     if self.progress:
                         self.progress(self.result, 0)
         left = np.nonzero(indeg != peeled)[0]

@@ -278,9 +278,10 @@ int mcv_find(const uint64_t *rh, const void *rhi, int64_t m, const uint64_t *qh,
 
 /* Sorting two-word keys by (h, hi) and removing duplicates, in place: a least-significant-digit
  * radix sort on h (four stable passes of 16 bits through the buffers th, thi of n keys each),
- * then each group of equal h (rare: h is a hash) sorted by hi. Returns the number kept. */
+ * then each group of equal h (rare: h is a hash) sorted by hi. Returns the number kept; ``mult``
+ * (may be NULL) gets how many times each kept key was there. */
 int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uint64_t *thi,
-                         int64_t *count) {
+                         int64_t *count, int64_t *mult) {
     uint64_t *sh = h, *shi = hi, *dh = th, *dhi = thi;
     for (int pass = 0; pass < 4; pass++) {
         int shift = 16 * pass;
@@ -322,30 +323,35 @@ int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uin
     }
     int64_t m = 0;
     for (int64_t k = 0; k < n; k++) {
-        if (m && h[k] == h[m - 1] && hi[k] == hi[m - 1]) continue;
+        if (m && h[k] == h[m - 1] && hi[k] == hi[m - 1]) {
+            if (mult) mult[m - 1]++;
+            continue;
+        }
         h[m] = h[k];
         hi[m] = hi[k];
+        if (mult) mult[m] = 1;
         m++;
     }
     return m;
 }
 
 /* In-degrees of the lock-freedom pass, a byte (w = 1) or two (w = 2) a state: add (sign 1) or
- * take (sign -1) one for each index of dst. Adding stops before a count would reach ``limit``
+ * take (sign -1) mult[i] (1 if mult is NULL) for each index dst[i]. Adding stops before a count would reach ``limit``
  * (the caller widens the counts and goes on); taking stops at a count already 0 or at
  * ``limit`` (a peeled state: a bug). Returns how many indices were done. */
-int64_t mcv_count(void *deg, int w, const int64_t *dst, int64_t n, int sign, int64_t limit) {
+int64_t mcv_count(void *deg, int w, const int64_t *dst, const int64_t *mult, int64_t n, int sign,
+                  int64_t limit) {
     uint8_t *d1 = deg;
     uint16_t *d2 = deg;
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = dst[i];
+        int64_t k = dst[i], by = mult ? mult[i] : 1;
         int64_t v = w == 1 ? d1[k] : d2[k];
         if (sign > 0) {
-            if (v + 1 >= limit) return i;
-            v++;
+            if (v + by >= limit) return i;
+            v += by;
         } else {
-            if (v == 0 || v >= limit) return i;
-            v--;
+            if (v < by || v >= limit) return i;
+            v -= by;
         }
         if (w == 1)
             d1[k] = (uint8_t)v;
