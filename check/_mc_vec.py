@@ -1,4 +1,4 @@
-"""The vectorized model checker: the same search as ``_mc``, a whole BFS level at a time in numpy.
+"""The vectorized model checker: the same search as ``_mc``, a whole BFS level at a time.
 
 ``_mc.Checker`` keeps states as Python ints in a dict and steps them one by one. This engine
 keeps the same states, packed into fixed-width fields, in sorted numpy arrays, and steps a
@@ -15,19 +15,26 @@ whole bucket of a BFS level at once with lookup tables:
     key         a state is one field per node (its word's index among the node's values), the
                 sorted op ids of the threads (thread symmetry, as in ``_mc``) and the static
                 set's index, packed into 64 bits (``lo``) and, when they do not fit, a second
-                word (``hi``). Arrays are sorted by ``h = lo ^ mix(hi)`` (``lo`` itself when
-                there is no ``hi``), then ``hi``: ``lo`` is recovered from ``h`` and ``hi``.
-    dedup       per level, the successors are sorted, made unique, and looked up in the seen
-                runs (sorted arrays, merged like a binary counter so there are few); what is
-                left is the next level, itself sorted. Runs larger than the memory budget are
-                written to disk and memory-mapped; every level is written to disk too (for
-                the counterexamples and the lock-freedom pass).
+                word (``hi``) of 1, 2, 4 or 8 bytes, as few as those fields need. Arrays are
+                sorted by ``h = lo ^ mix(hi)`` (``lo`` itself when there is no ``hi``), then
+                ``hi``: ``lo`` is recovered from ``h`` and ``hi``.
+    dedup       per level, a bucket at a time (a sixty-fourth of the states seen), the
+                successors are sorted, made unique, and looked up in the seen runs (sorted
+                arrays, merged like a binary counter so there are few, each merge in place in
+                the larger run's memory); what is left is merged into the next level. Runs past
+                the memory budget are written to disk and memory-mapped; every level is
+                written to disk too (for the counterexamples).
     properties  (a), (c) and the quiescent test of (b) are array expressions over the fields;
                 each distinct quiescent (words, held blocks) pair is judged once by
-                ``_mc.Checker.quiescent_problem``. (d) is a second pass over the final sorted
-                array: in-degrees of the steps that complete nothing, then Kahn's peeling; a
-                state left over lies on or after a cycle, and following predecessors among
-                those left finds one.
+                ``_mc.Checker.quiescent_problem``; with racing double frees every state is
+                judged by ``_mc.Checker.check_state``. (d) is a second pass over the runs:
+                in-degrees (a byte a state) of the steps that complete nothing, then Kahn's
+                peeling swept over them; a state left over lies on or after a cycle, and
+                following predecessors among those left finds one.
+    C           the loops over states are in ports/c/mc_vec.c (``native()``): a bucket's step
+                (unpack, look the row up, re-sort the op ids, pack), galloping lookups, the
+                in-place merge, the radix sort of two-word keys, the in-degree counts. They
+                only read the tables; without a compiler the numpy code here runs instead.
     shortest    no parent pointers: a violating state found at level L is traced back by
                 stepping level L-1 again and picking a state with it as a successor, and so
                 on to level 0. The path is then replayed by ``_mc.Checker.replay_path`` with
