@@ -66,11 +66,12 @@ from nbbs.model import geometry as g
 
 Arr = npt.NDArray[Any]
 
-BUCKET = 1 << 17
-"""States stepped at once, at most, while fewer than 64 buckets' worth are seen: a bucket is
-a sixty-fourth of the states seen, at least ``MIN_BUCKET`` and at most ``MAX_BUCKET``, so its
-successors (up to 40 bytes each) stay small beside the seen states (8-16 bytes each)."""
 MIN_BUCKET, MAX_BUCKET = 1 << 13, 1 << 20
+"""States stepped at once: a sixty-fourth of the states seen, within these bounds, so a
+bucket's successors (up to 40 bytes each) stay small beside the seen states (8-16 bytes each).
+``VecChecker(bucket=...)`` fixes it instead."""
+BUCKET = 1 << 17
+"""The fixed bucket of earlier versions (kept for callers that name it)."""
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -405,8 +406,10 @@ class Store:
         return list(self.runs)
 
     def merged(self) -> Keys:
-        """Every state in one sorted run."""
-        k = sort_unique(_concat(self.runs, self.has_hi)) if len(self.runs) != 1 else self.runs[0]
+        """Every state in one sorted run (runs on disk are read into memory)."""
+        every = Runs()
+        every.runs = list(self.runs)
+        k = self.runs[0] if len(self.runs) == 1 else every.merged(self.has_hi)
         self.runs = [k]
         return k
 
