@@ -3,13 +3,15 @@
 Each run is a child process (so its peak memory is its own): it imports everything, notes its
 resident memory, runs ``check`` (``--engine python``) or ``check_vec`` (``vec``), and reports
 states, transitions, seconds, peak resident memory and the disk the vec engine wrote.
-Bytes per state = (peak - resident before the search) / states.
+Bytes per state = (peak - resident before the search) / states; "before" is measured once
+the engine's code is loaded (the python engine's modules; the vec engine's C kernel too).
 
     python bench/modelcheck_vec.py --only 3x2 --only 2x3            # both engines
     python bench/modelcheck_vec.py --only 4x2 --engine vec           # one engine
     python bench/modelcheck_vec.py --only 3x3 --engine vec --memory 8
 
-Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept).
+Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept). A vec
+run prints its progress (levels, states, peak memory, disk) once a minute on stderr.
 Machine of record: x86_64, 2 cores shared with other jobs (timings inflated; say so).
 """
 
@@ -28,12 +30,34 @@ import json, resource, sys, time
 from nbbs.check._mc import Config
 from nbbs.check.modelcheck import check, check_vec
 t, d, engine, budget = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if engine == "vec":
+    # Loading the engine's code (its C kernel, and the build module's imports: about 5.6 MB)
+    # is code, like the python engine's imports above: not bytes of states.
+    from nbbs.check import _mc_vec
+    assert _mc_vec.native() is not None, "no C compiler: the vec engine would run its numpy code"
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 cfg = Config(t, d)
 started = time.perf_counter()
 if engine == "vec":
     from nbbs.check import _mc_vec
-    vc = _mc_vec.VecChecker(cfg, memory_budget=None if budget == "-" else int(float(budget) * 2**30))
+    last = [0.0]
+
+    def progress(r, queue):
+        # One line a minute on stderr: how far a long run got, should it be stopped.
+        now = time.perf_counter() - started
+        if now - last[0] >= 60:
+            last[0] = now
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            disk = vc.disk_bytes + vc.store.disk_bytes
+            status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+            anon, file = (int(status.get(k, "0 kB").split()[0]) * 1024 for k in ("RssAnon", "RssFile"))
+            line = {"seconds": round(now), "levels": len(vc.levels), "states": r.states,
+                    "transitions": r.transitions, "queue": queue, "peak_bytes": rss,
+                    "rss_anon": anon, "rss_file": file, "disk_bytes": disk}
+            print(json.dumps(line), file=sys.stderr, flush=True)
+
+    gib = None if budget == "-" else int(float(budget) * 2**30)
+    vc = _mc_vec.VecChecker(cfg, progress, memory_budget=gib)
     r = vc.run()
     disk = vc.disk_bytes
 else:
@@ -64,7 +88,7 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
             ).stdout
             row = json.loads(out.strip().splitlines()[-1])

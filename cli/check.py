@@ -130,8 +130,9 @@ def parse_scenario(text: str) -> tuple[tuple[tuple[str, int], ...], ...]:
     type=click.Choice(["python", "vec", "spin", "dist"]),
     default="python",
     show_default=True,
-    help="python: this checker (thread symmetry reduced); vec: the same search in numpy arrays, a "
-    "BFS level at a time (faster, less memory; its levels go to $TMPDIR); spin: a Promela model "
+    help="python: this checker (thread symmetry reduced); vec: the same search over packed arrays, a "
+    "BFS level at a time, its hot loops in C (6-10x faster, a tenth of the memory; its levels go to "
+    "$TMPDIR); spin: a Promela model "
     "generated from the step machines, searched by SPIN (every thread permutation; stops at the "
     "first violation); dist: the python engine's search split by state hash over the workers of a "
     "Dask cluster (--workers).",

@@ -29,6 +29,12 @@ def port() -> None:
 @click.option(
     "--ext", "kind", flag_value="ext", help='The CPython extension behind NBBS(..., engine="c") instead.'
 )
+@click.option(
+    "--mcvec",
+    "kind",
+    flag_value="mcvec",
+    help="The model checker's vec engine kernel (libnbbs_mcvec.so, ports/c/mc_vec.c) instead.",
+)
 @click.option("--count-atomics", is_flag=True, help="Per-thread counters of word accesses (benchmarks).")
 def build_cmd(controlled: bool, defects: tuple[str, ...], kind: str | None, count_atomics: bool) -> None:
     """Compile with $CC (else cc), cached under ports/c/build/; print the path.
@@ -40,7 +46,7 @@ def build_cmd(controlled: bool, defects: tuple[str, ...], kind: str | None, coun
 
     try:
         path = build(
-            kind if kind in ("lib", "traces", "ext") else "port",  # type: ignore[arg-type]
+            kind if kind in ("lib", "traces", "ext", "mcvec") else "port",  # type: ignore[arg-type]
             controlled=controlled,
             defects=[d.upper() for d in defects],
             count_atomics=count_atomics,

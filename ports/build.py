@@ -30,7 +30,7 @@ SOURCE_DIR = Path(__file__).resolve().parent / "c"
 FLAGS = ("-O2", "-std=c11", "-pthread", "-Wall", "-Wextra", "-Werror")
 """Every build compiles warning-free with these."""
 
-Kind = Literal["port", "lib", "traces", "ext", "bench"]
+Kind = Literal["port", "lib", "traces", "ext", "bench", "mcvec"]
 
 _SOURCES: dict[str, tuple[str, ...]] = {
     "port": ("port_main.c", "port_proto.c", "nbbs.c"),
@@ -38,6 +38,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "lib": ("nbbs.c",),
     "ext": ("nbbs_pyext.c", "nbbs.c"),
     "bench": ("bench.c", "nbbs.c"),
+    "mcvec": ("mc_vec.c",),
 }
 
 DEFECTS: dict[str, str] = {
@@ -95,7 +96,9 @@ def build(
     ``libnbbs.so``, ``"traces"`` the trace replayer, ``"ext"`` the CPython extension module
     ``_nbbs_engine`` behind ``NBBS(..., engine="c")`` (built against this interpreter's
     headers; ``nbbs.impl.native`` loads it), ``"bench"`` the native benchmark
-    (``ports/c/bench.c``, driven by ``bench/engine_bench.py``). ``controlled`` builds the controlled-mode
+    (``ports/c/bench.c``, driven by ``bench/engine_bench.py``), ``"mcvec"`` the vectorized
+    model checker's hot loops ``libnbbs_mcvec.so`` (``ports/c/mc_vec.c``, loaded by
+    ``nbbs.check._mc_vec``). ``controlled`` builds the controlled-mode
     shim, ``defects`` names flags of ``DEFECTS``, ``count_atomics`` the per-thread counters.
     """
     if kind not in _SOURCES:
@@ -106,7 +109,7 @@ def build(
         raise PortBuildError(f"unknown defect {unknown[0]!r}; the defects are {', '.join(DEFECTS)}")
     cc = compiler()
     flags = list(FLAGS)
-    if kind in ("lib", "ext"):
+    if kind in ("lib", "ext", "mcvec"):
         flags += ["-shared", "-fPIC"]
     if kind == "ext":
         include = sysconfig.get_paths()["include"]
@@ -125,10 +128,10 @@ def build(
     digest = hashlib.sha256("\0".join([*cc, _compiler_version(tuple(cc)), *flags, kind]).encode())
     for src in sorted(SOURCE_DIR.glob("*.[ch]")):
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
-    name = {"lib": "libnbbs", "ext": "_nbbs_engine"}.get(kind, f"nbbs-{kind}")
+    name = {"lib": "libnbbs", "ext": "_nbbs_engine", "mcvec": "libnbbs_mcvec"}.get(kind, f"nbbs-{kind}")
     tags = (["controlled"] if controlled else []) + (["count"] if count_atomics else []) + chosen
     stem = "-".join([name, *[t.lower() for t in tags], digest.hexdigest()[:16]])
-    out = build_dir() / (stem + {"lib": ".so", "ext": ".so"}.get(kind, ""))
+    out = build_dir() / (stem + {"lib": ".so", "ext": ".so", "mcvec": ".so"}.get(kind, ""))
     if out.exists():
         return out
 

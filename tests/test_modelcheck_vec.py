@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbbs.check import _mc_vec
-from nbbs.check._mc import Config, CountRangeError
+from nbbs.check import _mc, _mc_vec
+from nbbs.check._mc import Config
 from nbbs.check.modelcheck import check, check_vec
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 
@@ -74,20 +74,48 @@ def test_the_vec_engine_finds_the_three_thread_overlap_of_the_reference_at_depth
     assert len(v.steps) == 23 and "overlap" in v.message
 
 
-def test_a_count_out_of_bounds_stops_the_vec_engine_where_the_python_engine_reports_b() -> None:
-    # Not yet the same: the Python engine reports this broken variant's words as (b); the vec
-    # engine stops at the first step that takes a count out of its range, with _mc's error.
-    cfg = Config(2, 2, transitions=COUNTED_MUTANTS["climb_counts_twice"][1])
-    assert "b" in check(cfg).violations
-    with pytest.raises(CountRangeError, match=r"a count left 0\.\.4"):
-        check_vec(cfg)
+@pytest.mark.parametrize("props", [("a", "b", "c", "d"), ("a", "c")], ids=["all", "a-c"])
+def test_a_count_out_of_bounds_is_reported_as_b_by_both_engines_alike(props: tuple[str, ...]) -> None:
+    # With (b) checked, both see the initial words fail it first; without, both stop at the
+    # step that corrupts a word and report that as (b), with the same path length. Their
+    # state counts differ (incomplete: the Python engine counts states found, not yet checked).
+    cfg = Config(2, 2, transitions=COUNTED_MUTANTS["climb_counts_twice"][1], properties=props)
+    a, b = check(cfg), check_vec(cfg)
+    assert not a.complete and not b.complete
+    assert a.violations["b"].message == b.violations["b"].message
+    assert len(a.violations["b"].steps) == len(b.violations["b"].steps)
+    if props == ("a", "c"):
+        assert (
+            "corrupts a word" in b.violations["b"].message
+            and "a count left 0..4" in b.violations["b"].message
+        )
 
 
-def test_the_vec_engine_refuses_what_it_does_not_check_yet() -> None:
-    with pytest.raises(ValueError, match="dfree"):
-        check_vec(Config(2, 2, scenario=((("dfree", 4),), (("dfree", 4),))))
-    with pytest.raises(ValueError, match="time budget"):
-        check_vec(Config(2, 1, seconds=5.0))
+DFREE = {
+    "dfree-2threads-depth2-root": Config(2, 2, scenario=((("dfree", 1),), (("dfree", 1),))),
+    "dfree-3threads-depth2-node2": Config(3, 2, scenario=((("dfree", 2),),) * 3),
+    "dfree-2threads-depth3-page9-max-order1": Config(2, 3, max_order=1, scenario=((("dfree", 9),),) * 2),
+}
+
+
+@pytest.mark.parametrize("cfg", DFREE.values(), ids=DFREE.keys())
+def test_the_vec_engine_checks_racing_double_frees_as_the_python_engine(cfg: Config) -> None:
+    assert differences(cfg) == []
+
+
+def test_the_vec_engine_catches_a_release_that_is_a_plain_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_double_free import StoreRelease  # the published release: a plain store
+
+    monkeypatch.setattr(_mc, "Machine", StoreRelease)
+    cfg = Config(2, 2, scenario=((("dfree", 2),), (("dfree", 2),)))
+    assert differences(cfg) == []
+    assert "freed twice" in check_vec(cfg).violations["b"].message
+
+
+def test_a_time_budget_cuts_the_vec_search_short_and_says_so() -> None:
+    full = check_vec(Config(2, 2))
+    cut = check_vec(Config(2, 2, seconds=0.0))  # stops after the first bucket it steps
+    assert full.complete and not cut.complete and cut.states < full.states
 
 
 def test_a_kept_counterexample_of_the_vec_engine_replays_like_the_python_engines() -> None:
@@ -120,19 +148,40 @@ def test_two_word_keys_that_share_h_are_told_apart() -> None:
 # -- the cross-check catches a broken engine ----------------------------------------------------------
 
 
-def test_a_successor_function_that_drops_a_thread_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _mc_vec.Tables.successors
+@pytest.mark.parametrize("path", ["expand", "successors"], ids=["c-kernel", "numpy"])
+def test_a_successor_function_that_drops_a_thread_is_caught(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if path == "successors":
+        monkeypatch.setattr(_mc_vec, "native", lambda: None)  # the numpy code steps the states
+    real = getattr(_mc_vec.Tables, path)
 
     def drops_some(
-        self: _mc_vec.Tables, D: _mc_vec.Arr, k: _mc_vec.Keys
+        self: _mc_vec.Tables, *args: object, **kw: object
     ) -> tuple[_mc_vec.Keys, _mc_vec.Arr, _mc_vec.Arr]:
-        out, done, src = real(self, D, k)
-        keep = src % 5 != 0  # every fifth state of a bucket loses its successors
-        return out.take(np.nonzero(keep)[0]), done[keep], src[keep]
+        out, done, src = real(self, *args, **kw)
+        keep = np.arange(len(out)) % 5 != 0  # every fifth successor is lost
+        return out.take(np.nonzero(keep)[0]), done[keep[: len(done)]], src[keep[: len(src)]]
 
-    monkeypatch.setattr(_mc_vec.Tables, "successors", drops_some)
+    monkeypatch.setattr(_mc_vec.Tables, path, drops_some)
     found = differences(Config(2, 2, properties=("a", "b", "c")))
     assert any(d.startswith("states") for d in found), found
+
+
+@pytest.mark.skipif(_mc_vec.native() is None, reason="no C compiler: the numpy code is the only one")
+@pytest.mark.parametrize(
+    "cfg", [Config(3, 2), Config(4, 2)], ids=["3threads-depth2-one-word", "4threads-depth2-two-words"]
+)
+def test_the_c_kernel_steps_states_exactly_as_the_numpy_code(cfg: Config) -> None:
+    tb = _mc_vec.Tables(_mc_vec.Checker(cfg))
+    level = _mc_vec.sort_unique(tb.encode(tb.initial_rows()))
+    for _ in range(6):  # a few BFS levels deep, where every kind of step has happened
+        c_keys, c_done, c_src = tb.expand(level)
+        n_keys, n_done, n_src = tb.successors(tb.decode(level), level)
+        c = sorted(zip(c_src.tolist(), c_keys.h.tolist(), c_done.tolist(), strict=True))
+        n = sorted(zip(n_src.tolist(), n_keys.h.tolist(), n_done.tolist(), strict=True))
+        assert c == n
+        level = _mc_vec.sort_unique(c_keys)
 
 
 def test_a_dedup_that_keeps_duplicates_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,3 +214,17 @@ def test_nbbs_check_runs_the_vec_engine_and_prints_its_counterexample() -> None:
         check_command, ["-t", "2", "-d", "2", "--variant", "reference", "--engine", "vec"]
     )
     assert bad.exit_code == 1 and "(b)" in bad.output and "lost" in bad.output, bad.output
+
+
+@pytest.mark.parametrize("c_kernel", [True, False], ids=["c-kernel", "numpy"])
+def test_lock_freedom_in_degrees_widen_past_a_byte_and_never_go_below_zero(
+    c_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not c_kernel:
+        monkeypatch.setattr(_mc_vec, "native", lambda: None)
+    indeg = _mc_vec._count(np.zeros(4, np.uint8), np.array([1] * 300 + [2], np.int64), 1)
+    assert indeg.dtype == np.uint16 and indeg.tolist() == [0, 300, 1, 0]
+    indeg = _mc_vec._count(indeg, np.array([1, 2], np.int64), -1)
+    assert indeg.tolist() == [0, 299, 0, 0]
+    with pytest.raises(AssertionError, match="below zero"):
+        _mc_vec._count(indeg, np.array([2], np.int64), -1)

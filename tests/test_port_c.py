@@ -61,6 +61,7 @@ CONFIGS = [
     pytest.param("ext", False, (), False, id="ext"),
     pytest.param("bench", False, (), False, id="bench"),
     pytest.param("bench", False, (), True, id="bench-count-atomics"),
+    pytest.param("mcvec", False, (), False, id="mcvec"),
     *(pytest.param("port", False, (d,), False, id=f"defect-{d}") for d in DEFECTS),
     *(
         pytest.param("port", True, (d,), False, id=f"controlled-defect-{d}")
