@@ -400,6 +400,21 @@ def _facts(
     return out
 
 
+def _tree_fact(wd: World, a: Any, s: int, at_a: Summary, at_c: Summary) -> tuple[str, Any]:
+    """F5 at ``a``, side ``s`` (``at_c`` the summary at ``c = child_s(a)``): with nobody in
+    flight, ``R_s(a) = [S(c)] + R_L(c) + R_R(c)`` at a node at or below ``max_level`` (what the
+    quiescent invariant says of the counts)."""
+    la = level(a)
+    side = "L" if s else "R"
+    return (
+        f"F5: with nobody in flight, R_{side}(a) = [S(c)] + R_L(c) + R_R(c) for its child c",
+        z3.Implies(
+            z3.And(z3.Not(at_a.o), la >= wd.max_level, la < wd.depth),
+            at_a.r[s] == z3.If(at_c.s, _ONE, _ZERO) + at_c.r[1] + at_c.r[0],
+        ),
+    )
+
+
 def _summary_explain(
     wd: World, nodes: list[tuple[str, Any]], extra: list[tuple[str, Any]]
 ) -> Callable[[z3.ModelRef], str]:
@@ -441,11 +456,16 @@ def _sum_add(v: Variant, pc: int) -> Query:
     )
     prem = [*wd.bounds(), ce.local(wd, op), wd.node(a), wd.node(b), *wd.room(a)]
     prem += [c for _, c in _facts(wd, a, b, before, wd.S(b), wit_live)]
+    post = _facts(wd, a, b, after, s_b_after, wit_live_after)
+    for s in (0, 1):
+        c = _child(a, s)
+        at_c = Summary((wd.R(0, c), wd.R(1, c)), wd.H(c), wd.S(c), (c, c), z3.BoolVal(False), o)
+        prem += [_tree_fact(wd, a, s, before, at_c)[1], *wd.room(c), z3.Implies(wd.S(c), wd.H(c))]
+        # Inv's "at most one holds or occupies it" for the threads folded so far (and k).
+        prem.append(z3.Not(z3.And(wd.H(c), ce.occupies(op, c))))
+        post.append(_tree_fact(wd, a, s, after, at_c.add(op, c, ml)))
     prem += wd.congruence()
-    claims = [
-        (f"T + k at {steps.PC_NAMES[pc]}: {name}", c)
-        for name, c in _facts(wd, a, b, after, s_b_after, wit_live_after)
-    ]
+    claims = [(f"T + k at {steps.PC_NAMES[pc]}: {name}", c) for name, c in post]
 
     def explain(m: z3.ModelRef) -> str:
         return (
@@ -475,13 +495,24 @@ def _sum_empty(v: Variant, static_counted: bool = True) -> Query:
     st = _Per("st_", {"static": None, "blocks": WIDE, "wit": BITS})
     la = level(a)
     kids = [_child(a, s) for s in (0, 1)]
-    r = tuple(z3.If(z3.And(la >= wd.max_level, static_counted), st("blocks", kids[s]), _ZERO) for s in (0, 1))
-    wit = tuple(st("wit", kids[s]) for s in (0, 1))
-    empty = Summary(r, st("static", a), st("static", a), wit, z3.BoolVal(False), z3.BoolVal(False))
-    prem = [*wd.bounds(), wd.node(a), wd.node(b), la < wd.depth]
+
+    def empty_at(x: Any) -> Summary:
+        counted = z3.And(level(x) >= wd.max_level, level(x) < wd.depth, static_counted)
+        r = tuple(z3.If(counted, st("blocks", _child(x, s)), _ZERO) for s in (0, 1))
+        wit = (st("wit", _child(x, 0)), st("wit", _child(x, 1)))
+        return Summary(r, st("static", x), st("static", x), wit, z3.BoolVal(False), z3.BoolVal(False))
+
+    empty = empty_at(a)
+    wit = empty.wit
+    prem = [*wd.bounds(), wd.node(a), wd.node(b)]
     for s in (0, 1):
-        prem += [c for _, c in _static_facts(wd, st, kids[s], b)]
+        c = kids[s]
+        prem += [x for _, x in _static_facts(wd, st, c, b)]
+        # B's definition at the child (a page: its own block only).
+        grand = z3.If(level(c) < wd.depth, st("blocks", _child(c, 0)) + st("blocks", _child(c, 1)), _ZERO)
+        prem.append(z3.Implies(la < wd.depth, st("blocks", c) == z3.If(st("static", c), _ONE, _ZERO) + grand))
     claims = _facts(wd, a, b, empty, st("static", b), (st("static", wit[0]), st("static", wit[1])))
+    claims += [_tree_fact(wd, a, s, empty, empty_at(kids[s])) for s in (0, 1)]
     prem += st.congruence() + wd.congruence()
     return Query(
         prem,
@@ -702,6 +733,57 @@ def _compose(v: Variant, pc: int, others_at_most_one: bool = True) -> Query:
     )
 
 
+def _quiescent(v: Variant, pc: int) -> Query:
+    """With nobody else in flight and me idle (``done:fail``) or holding my block (``done:ok``),
+    ``NI`` at a node and its children, F1/F4 and F5 give the quiescent invariant there
+    (``untouched_ok`` above ``max_level``, ``leaf_ok`` on a page, ``node_ok`` between) and
+    "OCC exactly at the live blocks": property (b)'s words = blocks, every depth."""
+    wd = World(v, scan=False)
+    me = ce.symbolic_op(pc)
+    a = z3.BitVec("a", BITS)
+    la = level(a)
+    kids = [_child(a, s) for s in (0, 1)]
+    no = z3.BoolVal(False)
+
+    def at(x: Any) -> Summary:
+        return Summary((wd.R(0, x), wd.R(1, x)), wd.H(x), wd.S(x), (x, x), no, no)
+
+    prem = [*wd.bounds(), ce.local(wd, me), wd.node(a)]
+    for x in [a, *kids]:
+        ni = z3.And([c for _, c in ce.ni(wd, wd.W(x), me, x)])
+        prem += [z3.Implies(wd.node(x), ni), *wd.room(x), wd.S(x) == wd.H(x)]  # F1 and F4
+    prem += [_tree_fact(wd, a, s, at(a), at(kids[s]))[1] for s in (0, 1)]
+    prem += wd.congruence()
+    node_ok = wd.t.node_ok
+    assert node_ok is not None, "[proofs internal bug] a counted bundle has its node_ok"
+    w = wd.W(a)
+    claims = [
+        ("above max_level the word is untouched", z3.Implies(la < wd.max_level, tree.untouched_ok(w, Z))),
+        ("a page is free or a block", z3.Implies(la == wd.depth, tree.leaf_ok(w, Z))),
+        (
+            "node_ok holds between max_level and the pages",
+            z3.Implies(
+                z3.And(la >= wd.max_level, la < wd.depth), node_ok(w, wd.W(kids[1]), wd.W(kids[0]), Z)
+            ),
+        ),
+        (
+            "OCC exactly at the live blocks",
+            z3.Implies(la >= wd.max_level, (w & bits.OCC != 0) == z3.Or(wd.S(a), ce.live(me, a))),
+        ),
+    ]
+
+    def explain(m: z3.ModelRef) -> str:
+        lines = [f"  depth {val(m, wd.depth)}, max_level {val(m, wd.max_level)}, me: {_op_text(m, me)}"]
+        for name, x in (("node a", a), ("child L", kids[1]), ("child R", kids[0])):
+            lines.append(
+                f"  {name} = {val(m, x)}: word {wd.t.show(val(m, wd.W(x)))}, live {val(m, wd.S(x))}, "
+                f"R_L={val(m, wd.R(1, x))} R_R={val(m, wd.R(0, x))}"
+            )
+        return "\n".join(lines)
+
+    return Query(prem, claims, explain, split=True)
+
+
 def sum_obligations() -> list[Obligation]:
     """The summary's meaning (``cevery_sum_*``) and the composition (``cevery_compose@pc``)."""
     from nbbs.proofs._variant import COUNTED
@@ -743,6 +825,17 @@ def sum_obligations() -> list[Obligation]:
             _sum_empty,
         ),
     ]
+    for pc in (steps.DONE_FAIL, steps.DONE_OK):
+        out.append(
+            Obligation(
+                f"cevery_quiescent@{steps.PC_NAMES[pc]}",
+                "every",
+                None,
+                "any depth: with nobody in flight, Inv gives the quiescent invariant and OCC at the "
+                "live blocks",
+                functools.partial(_quiescent, pc=pc),
+            )
+        )
     for pc in ce.pcs(COUNTED):
         name = steps.PC_NAMES[pc]
         out.append(

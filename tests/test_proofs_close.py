@@ -49,10 +49,11 @@ CHEAP = [
     "cevery_sum_frame",
     "cevery_sum_static_page",
     "cevery_sum_empty",
-    "cevery_sum_add@done:ok",
+    "cevery_sum_add@alloc:climb-cas",
+    "cevery_quiescent@done:fail",
     "cevery_compose@alloc:climb-cas",
     "cevery_lfglobal@alloc:occupy",
-    "cevery_scan_skip@alloc:load",
+    "cevery_scan_skip@alloc:climb-load",
 ]
 
 
@@ -83,6 +84,8 @@ def test_the_default_every_level_runs_the_cheap_closing_obligations_and_scan_add
     [
         # the initial state: a quiescent invariant that checks the wrong count
         ("node_ok_reads_left_twice", "cevery_init_node", "c_R = the others' total", "child R ="),
+        # quiescence: the same broken quiescent invariant is not what Inv gives with nobody in flight
+        ("node_ok_reads_left_twice", "cevery_quiescent@done:ok", "node_ok holds", "child R ="),
         # the global measure: a climb load that waits while its side is claimed
         ("climb_load_waits", "cevery_lfglobal@alloc:climb-load", "the global measure", "mu "),
         # scan mode: every family of cevery_scan_* has a mutant that breaks it
