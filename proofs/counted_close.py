@@ -55,9 +55,14 @@ two of them hold or occupy ``a``) are defined by
   ``H``, ``S``, ``O`` hold for ``T = {}`` (from the static induction at the children):
   (F1) ``S => H``; (F2) a block of ``S`` below side ``s`` of a node at or below ``max_level``
   makes ``R_s >= 1`` there; (F3) with ``not O``, ``R_s(a) >= 1`` has a witness in ``S`` below
-  side ``s`` of ``a``; (F4) with ``not O``, ``H => S``;
+  side ``s`` of ``a``; (F4) with ``not O``, ``H => S``; and (F5, for quiescence) with ``not O``,
+  ``R_s(a) = [S(c)] + R_L(c) + R_R(c)`` for ``c`` the child on side ``s``;
 * ``cevery_sum_add@pc``: they are preserved by adding a thread at ``pc`` whose local facts
-  hold (F3's witness: ``k``'s block where ``k`` claims, else the old one);
+  hold (F3's witness: ``k``'s block where ``k`` claims, else the old one; F5 uses ``Inv``'s
+  "at most one holds or occupies a node");
+* ``cevery_quiescent@done:fail``, ``@done:ok``: with nobody in flight, ``NI`` at a node and
+  its children with F1, F4, F5 give the quiescent invariant there (``untouched_ok``,
+  ``leaf_ok``, the bundle's ``node_ok``) and ``OCC`` exactly at the live blocks;
 * ``cevery_compose@pc``: the whole system's per-node invariant (``counted_steps``' ``Inv`` at a
   node: count = the sum over every thread and the static set, ``OCC`` iff someone holds or
   occupies it, at most one does) equals, for any thread ``j`` added last, ``counted_every``'s
