@@ -87,9 +87,9 @@ def prove(
     from nbbs.cli.main import console
     from nbbs.proofs import obligations
     from nbbs.proofs._variant import SHIPPED, VARIANTS
-    from nbbs.proofs.mutants import COUNTED_MUTANTS, EVERY_MUTANTS, MUTANTS
+    from nbbs.proofs.mutants import COUNTED_MUTANTS, EVERY_MUTANTS, MUTANTS, SCAN_MUTANTS
 
-    mutants = {**MUTANTS, **COUNTED_MUTANTS, **EVERY_MUTANTS}
+    mutants = {**MUTANTS, **COUNTED_MUTANTS, **EVERY_MUTANTS, **SCAN_MUTANTS}
     if mutant is not None:
         if mutant not in mutants:
             raise click.BadParameter(f"unknown mutant {mutant!r}; one of: {', '.join(sorted(mutants))}")

@@ -226,3 +226,65 @@ EVERY_MUTANTS: dict[str, tuple[str, Variant]] = {
 }
 """Step-machine mutants of ``counted``: ``counted_every``'s frame (``climb_skips_a_level``) and
 lock-freedom (``climb_load_waits``) obligations must each catch one."""
+
+
+class _RollbackSkipsTooFar(steps.Machine):
+    """After a rollback the scan resumes one node past the failed ancestor's subtree."""
+
+    def _finish_free(self, op: steps.OpState, rb: int) -> steps.OpState:
+        if not rb:
+            return super()._finish_free(op, rb)
+        return self._advance(op, g.after_subtree(op.fail, g.level(op.n)) - op.n + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScanNeverGivesUp(steps.Machine):
+    """A scan that starts a new lap instead of failing when its level is used up."""
+
+    gives_up: bool = False
+
+
+class _LoadPassesOverFreeNode(steps.Machine):
+    """A scan whose load moves on from its candidate while other nodes are left, free or not."""
+
+    def branches(self, op: steps.OpState, old: Any, logic: tree.Logic = tree.PY) -> steps.Branches:
+        if op.pc == steps.A_LOAD and op.left > 1:
+            return [(True, self._advance(op, 1))]
+        return super().branches(op, old, logic)
+
+
+def _node_ok_reads_left_twice(width: int) -> Callable[..., Any]:
+    base = bits.counted(width).node_ok
+    assert base is not None
+
+    def node_ok(w: Any, wl: Any, wr: Any, logic: Any) -> Any:
+        return base(w, wl, wl, logic)
+
+    return node_ok
+
+
+SCAN_MUTANTS: dict[str, tuple[str, Variant]] = {
+    "rollback_skips_too_far": (
+        "after a rollback the scan resumes one node past the failed ancestor's subtree",
+        Variant("rollback_skips_too_far", transitions=bits.COUNTED, machine=_RollbackSkipsTooFar),
+    ),
+    "scan_never_gives_up": (
+        "a scan that has visited its whole level starts another lap instead of failing",
+        Variant("scan_never_gives_up", transitions=bits.COUNTED, machine=_ScanNeverGivesUp),
+    ),
+    "load_passes_over_free_node": (
+        "a scan's load moves on from its candidate, free or not, while other nodes are left",
+        Variant("load_passes_over_free_node", transitions=bits.COUNTED, machine=_LoadPassesOverFreeNode),
+    ),
+    "node_ok_reads_left_twice": (
+        "the quiescent invariant checks the right count against the left child's blocks",
+        Variant(
+            "node_ok_reads_left_twice",
+            transitions=bits.COUNTED,
+            at_width=_counted(node_ok=_node_ok_reads_left_twice),
+        ),
+    ),
+}
+"""Mutants of ``counted`` for ``counted_close`` and the scan-mode obligations of
+``counted_every`` (``cevery_scan_*``): each of those obligation families is broken by one
+(``tests/test_proofs_close.py``)."""

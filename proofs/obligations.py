@@ -23,8 +23,9 @@ GROUPS = ("bits", "param", "spec", "refine", "every")
 
 EVERY = ("none", "frame", "attempt", "scan")
 """How much of ``counted_every`` (every depth, any number of threads) to run: nothing (the
-catalogue's default); the frame and ``cevery_safe`` (``nbbs prove``'s default: cheap); frame, invariant and
-lock-freedom in attempt mode; and also in scan mode."""
+catalogue's default); the frame, ``cevery_safe`` and ``counted_close``'s initial state, summary
+and composition (``nbbs prove``'s default: cheap); frame, invariant, lock-freedom (per thread
+and global) in attempt mode; and also in scan mode, with the scan's skip."""
 
 DEFAULT_DEPTH_MAX = 10
 
@@ -67,6 +68,9 @@ def catalogue(
                 obs += counted_every.lin_obligations(scan)
                 cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name == "cevery_safe"]
                 out += obs if every != "frame" else cheap
+            from nbbs.proofs import counted_close
+
+            out += counted_close.obligations(every)
     else:
         if "bits" in chosen:
             out += bitlemmas.OBLIGATIONS
@@ -215,7 +219,7 @@ def verify_tasks() -> list[Task]:
             mutants="five-bit",
         ),
         _task(
-            "proofs (counted, every depth): the frame at every pc, cevery_safe",
+            "proofs (counted, every depth): the frame at every pc, cevery_safe, the closing obligations",
             lambda: catalogue(1, groups=("every",), every="frame"),
             SHIPPED,
         ),
