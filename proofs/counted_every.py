@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import z3
@@ -379,30 +380,82 @@ def _built(v: Variant, pc: int, scan: bool) -> tuple[World, OpState, Any, list[M
     return wd, op, a0, moves(wd, op)
 
 
-def _premises(wd: World, op: OpState, a0: Any, mvs: list[Move]) -> list[Any]:
-    """The bounds, my local facts, ``Inv`` at ``a0`` and at each accessed node (the finite
-    instantiation), and the congruence of the node-indexed values (call last)."""
-    nodes = [a0] + [mv.acc.node for mv in mvs if mv.acc is not None]
-    prem = [*wd.bounds(), local(wd, op), wd.node(a0)]
+# -- what a variant writes: its invariant (the prover below is shared) ----------------------------
+
+Words = Callable[[Any], Any]
+"""The word at each node (``World.W``, or the words after a step)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A variant's every-depth invariant: the pieces a new variant writes; the step (the
+    machine's own code), the queries and the encoding are shared (``counted`` is ``COUNTED``;
+    ``topdown_every`` writes ``top-down``'s).
+
+    ``ni(wd, W, op, a)``: the per-node invariant at ``a`` as named conjuncts, with words ``W``
+    and my op state ``op``; ``local(wd, op)``: my local facts; ``share(op, a, max_level)``: my
+    contribution at ``a`` (terms compared before and after a step by the frame);
+    ``instances(m)``: the nodes besides ``a0`` whose ``NI`` a step accessing ``m`` assumes
+    (the finite instantiation); ``touched(m)``: the nodes where such a step may change my
+    contribution, named by ``where`` in the frame's claim."""
+
+    ni: Callable[[World, Words, OpState, Any], list[tuple[str, Any]]]
+    local: Callable[[World, OpState], Any]
+    share: Callable[[OpState, Any, Any], list[Any]]
+    instances: Callable[[Any], list[Any]]
+    touched: Callable[[Any], list[Any]]
+    where: str = "the accessed node"
+
+
+def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
+    return [occupies(op, a), *[claims_at(op, a, s, ml) for s in (0, 1)]]
+
+
+COUNTED_SHAPE = Shape(
+    ni=lambda wd, w, op, a: ni(wd, w(a), op, a),
+    local=lambda wd, op: local(wd, op),
+    share=_share,
+    instances=lambda m: [m],
+    touched=lambda m: [m],
+)
+"""``counted``'s: a count is the claims through a side, so a node's ``NI`` reads its own word."""
+
+
+def _premises(wd: World, op: OpState, a0: Any, mvs: list[Move], shape: Shape = COUNTED_SHAPE) -> list[Any]:
+    """The bounds, my local facts, ``Inv`` at ``a0`` and at the nodes each access needs (the
+    finite instantiation), and the congruence of the node-indexed values (call last)."""
+    nodes = [a0] + [x for mv in mvs if mv.acc is not None for x in shape.instances(mv.acc.node)]
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in nodes:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ni(wd, wd.W(a), op, a)]))]
+        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)]))]
         prem += wd.room(a)
     return prem + wd.congruence()
 
 
-def _step(v: Variant, pc: int, scan: bool = False) -> Query:
+def _after(wd: World, mv: Move) -> Words:
+    """The words after ``mv``: its access writes ``mv.new`` at its node, nothing else."""
+    if mv.acc is None:
+        return wd.W
+    m, new = mv.acc.node, mv.new
+    return lambda x: z3.If(x == m, new, wd.W(x))
+
+
+def _step(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     claims: list[tuple[str, Any]] = []
     for mv in mvs:
-        w_after = wd.W(a0) if mv.acc is None else z3.If(a0 == mv.acc.node, mv.new, wd.W(a0))
-        claims.append((f"{mv.label}: my local facts hold after it", z3.Implies(mv.hyp, local(wd, mv.nxt))))
-        for name, c in ni(wd, w_after, mv.nxt, a0):
+        claims.append(
+            (f"{mv.label}: my local facts hold after it", z3.Implies(mv.hyp, shape.local(wd, mv.nxt)))
+        )
+        for name, c in shape.ni(wd, _after(wd, mv), mv.nxt, a0):
             claims.append((f"{mv.label}: at every node: {name}", z3.Implies(z3.And(mv.hyp, wd.node(a0)), c)))
+    # The premises last: their congruence must cover every node the claims read a word at.
+    prem = _premises(wd, op, a0, mvs, shape)
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
+    return Query(prem, claims, _explain(wd, op, a0, mvs), (), cases, split=True)
 
 
-def _frame(v: Variant, pc: int, scan: bool = False) -> Query:
+def _frame(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     claims: list[tuple[str, Any]] = []
     for mv in mvs:
@@ -414,18 +467,16 @@ def _frame(v: Variant, pc: int, scan: bool = False) -> Query:
                     z3.Implies(mv.hyp, z3.And(wd.node(m), level(m) >= wd.max_level)),
                 )
             )
-            elsewhere = z3.And(mv.hyp, wd.node(a0), a0 != m)
+            elsewhere = z3.And(mv.hyp, wd.node(a0), *[a0 != x for x in shape.touched(m)])
         else:
             elsewhere = z3.And(mv.hyp, wd.node(a0))
-        same = z3.And(
-            occupies(op, a0) == occupies(mv.nxt, a0),
-            *[claims_at(op, a0, s, wd.max_level) == claims_at(mv.nxt, a0, s, wd.max_level) for s in (0, 1)],
-        )
+        before, after = shape.share(op, a0, wd.max_level), shape.share(mv.nxt, a0, wd.max_level)
+        same = z3.And([x == y for x, y in zip(before, after, strict=True)])
         claims.append(
-            (f"{mv.label}: my contribution changes only at the accessed node", z3.Implies(elsewhere, same))
+            (f"{mv.label}: my contribution changes only at {shape.where}", z3.Implies(elsewhere, same))
         )
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=False)
+    return Query(_premises(wd, op, a0, mvs, shape), claims, _explain(wd, op, a0, mvs), (), cases, split=False)
 
 
 def below_side(b: Any, a: Any, s: int) -> Any:

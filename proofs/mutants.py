@@ -226,3 +226,47 @@ EVERY_MUTANTS: dict[str, tuple[str, Variant]] = {
 }
 """Step-machine mutants of ``counted``: ``counted_every``'s frame (``climb_skips_a_level``) and
 lock-freedom (``climb_load_waits``) obligations must each catch one."""
+
+
+class _DescentSkipsALevel(steps.Machine):
+    """A descent that, after its CAS at ``x``, goes on two levels down: one write hands its
+    token past a node it never counted."""
+
+    def _down(self, op: steps.OpState) -> steps.OpState:
+        if op.child != op.n and g.level(op.child) + 1 < g.level(op.n):
+            op = op._replace(child=g.ancestor_at(op.n, g.level(op.child) + 1))
+        return super()._down(op)
+
+
+def _on_top_down_node(name: str, **changes: Any) -> Variant:
+    def at(width: int) -> bits.Transitions:
+        return dataclasses.replace(bits.top_down_node(width), **changes)
+
+    return Variant(name, transitions=at(bits.COUNT_BITS), at_width=at)
+
+
+TOPDOWN_EVERY_MUTANTS: dict[str, tuple[str, str, Variant]] = {
+    "descent_skips_a_level": (
+        "tnevery_frame@alloc:descend-cas",
+        "after its CAS at x the descent goes on two levels down: one write moves the token two levels",
+        Variant(
+            "descent_skips_a_level",
+            transitions=bits.TOP_DOWN_NODE,
+            at_width=bits.top_down_node,
+            machine=_DescentSkipsALevel,
+        ),
+    ),
+    "descent_keeps_surplus": (
+        "tnevery_inv@alloc:descend-cas",
+        "the descent never gives back its claim where another claimed the node first (climb_stops never)",
+        _on_top_down_node("descent_keeps_surplus", climb_stops=bits.never),
+    ),
+    "uncount_never_stops": (
+        "tnevery_inv@free:unmark-cas",
+        "the free's uncounting goes on above a node that keeps a claim (unmark_stops never)",
+        _on_top_down_node("uncount_never_stops", unmark_stops=bits.never),
+    ),
+}
+"""Mutants of ``top-down-node``: name -> (the every-depth obligation that must fail, what is
+broken, the variant); ``topdown_every``'s frame and invariant each catch one
+(tests/test_proofs_topdown_every.py, with the damaged invariant that breaks ``tnevery_safe``)."""
