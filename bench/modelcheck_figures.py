@@ -21,13 +21,30 @@ import argparse
 import json
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
-from nbbs.check.modelcheck import PROPERTIES, Config, check, check_vec
+from nbbs.check.modelcheck import PROPERTIES, Config, Result, check, check_vec
 from nbbs.model import bits
 
 CONFIGS = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (4, 2)]
+
+
+def _progress(r: Result, frontier: int) -> None:
+    """How far a long search got (stderr, at most every 30 s): it may not finish in the time at hand."""
+    global _last
+    if r.seconds - _last >= 30:
+        _last = r.seconds
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {r.seconds:.0f} s: {r.transitions:,} transitions, "
+            f"frontier left {frontier:,}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+_last = 0.0
 
 
 def main() -> None:
@@ -47,7 +64,7 @@ def main() -> None:
         started = time.perf_counter()
         if args.engine == "vec":
             budget = None if args.memory is None else int(args.memory * 2**30)
-            r = check_vec(cfg, memory_budget=budget)
+            r = check_vec(cfg, _progress, memory_budget=budget)
         else:
             r = check(cfg)
         rows.append(

@@ -108,3 +108,16 @@ def test_an_invariant_that_lets_a_busy_word_carry_claims_is_not_enough_for_safet
     assert not p.proved and not p.vacuous, p.report()
     assert "a node at or below max_level with a count is held by nobody" in p.broken, p.report()
     assert "a = node" in p.report(), p.report()
+
+
+def test_the_catalogue_adds_the_top_down_obligations_only_on_request() -> None:
+    from nbbs.proofs import obligations
+
+    def names(top_down: str) -> list[str]:
+        return [ob.name for ob in obligations.catalogue(1, groups=("every",), top_down=top_down)]
+
+    assert not [n for n in names("none") if n.startswith(("tnevery", "tdevery"))]
+    frame = names("frame")
+    assert {"tnevery_safe", "tdevery_safe", "tnevery_frame@alloc:descend-cas"} <= set(frame)
+    assert not [n for n in frame if "_inv@" in n]
+    assert {"tnevery_inv@alloc:undo-cas", "tdevery_inv@alloc:undo-cas"} <= set(names("all"))
