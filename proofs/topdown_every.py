@@ -10,9 +10,10 @@ variables plus congruence), the step (``steps.Machine``'s own code run on those 
 number of threads.
 
 **The per-node invariant** ``NI(a)`` (ALGORITHM.md §1.4.2, ``topdown_steps``' ``Inv`` at one
-node, with the other threads summarised): ``R_s(a)`` is ``[the child on side s is a static
-block]`` plus the other threads' tokens at ``(a, s)``, ``H(a)`` "another thread or a static
-block holds or occupies ``a``"::
+node, with the other threads summarised): ``R_s(a)`` is, at a node at or below ``max_level``,
+``[the child on side s is a static block]`` plus the other threads' tokens at ``(a, s)`` (0
+above ``max_level``, where nothing is counted), ``H(a)`` "another thread or a static block
+holds or occupies ``a``"::
 
     a above max_level: W[a] == 0, nobody holds it, R == 0, no token of mine at a
     OCC(W[a]) iff H(a) or I occupy a (at or below max_level); not both
