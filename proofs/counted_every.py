@@ -216,8 +216,9 @@ class World:
         """``a`` is a node of the tree."""
         return g.in_tree(a, self.depth, Z)
 
-    def room(self, a: Any) -> list[Any]:
-        return [z3.ULT(self.R(s, a), (1 << WIDTH) - 2) for s in (0, 1)]
+    def room(self, a: Any, headroom: int = 2) -> list[Any]:
+        """The others' totals at ``a`` leave ``headroom`` below the count's bound (``Shape``)."""
+        return [z3.ULT(self.R(s, a), (1 << WIDTH) - headroom) for s in (0, 1)]
 
 
 def _count(w: Any, s: int) -> Any:
@@ -405,6 +406,10 @@ class Shape:
     instances: Callable[[Any], list[Any]]
     touched: Callable[[Any], list[Any]]
     where: str = "the accessed node"
+    headroom: int = 2
+    """``R < 2**WIDTH - headroom`` at every node: room for what the node's own terms and one
+    more write add (``counted``: my claim and the climb's; ``R`` counts at most the pages below
+    plus the threads)."""
 
 
 def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
@@ -428,7 +433,7 @@ def _premises(wd: World, op: OpState, a0: Any, mvs: list[Move], shape: Shape = C
     prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in nodes:
         prem += [z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)]))]
-        prem += wd.room(a)
+        prem += wd.room(a, shape.headroom)
     return prem + wd.congruence()
 
 

@@ -36,6 +36,10 @@ towards ``child``, one handed up from ``parent(child)``; undoing a surplus, that
 from ``child``; uncounting from ``child``, one from ``child``; a rollback about to release
 after a descent failed at ``x``, one from ``x``.
 
+**Bounds.** ``R_s(a)`` is at most one static child plus one token per other thread, so
+``R < 2**29 - 4`` (``Shape.headroom``: room for two handed up, my token and one more CAS)
+holds for any number of threads below ``2**29 - 6``; ``counted_every`` allows 2.
+
 **Local facts** (``local``): the op state's shape per pc, as ``counted_every.local`` for the
 pcs ``top-down`` shares with ``counted`` (occupy, free), and: an ascent's ``child`` is on
 ``n``'s path above ``max_level``; a descent's or undo's ``child`` is on ``n``'s path below the
@@ -230,6 +234,8 @@ def shape(per_node: bool) -> ce.Shape:
         instances=lambda m: [m, g.left(m), g.right(m)],
         touched=lambda m: [m, g.parent(m)],
         where="the accessed node and its parent",
+        # A count is R + what the child hands up (2 at most) + my token, and a CAS adds one.
+        headroom=4,
     )
 
 
@@ -250,7 +256,10 @@ def safe(v: Variant, sh: ce.Shape) -> Query:
     for y in (b, x, a):
         prem.append(wd.node(y))
     for y in (pb, px, a):
-        prem += [z3.Implies(wd.node(y), z3.And([c for _, c in sh.ni(wd, wd.W, op, y)])), *wd.room(y)]
+        prem += [
+            z3.Implies(wd.node(y), z3.And([c for _, c in sh.ni(wd, wd.W, op, y)])),
+            *wd.room(y, sh.headroom),
+        ]
     # What R means: a static block, or another thread's held block (by its token), below
     # max_level adds one to its parent's count on its side; a live block is held (S => H).
     prem += [

@@ -121,3 +121,17 @@ def test_the_catalogue_adds_the_top_down_obligations_only_on_request() -> None:
     assert {"tnevery_safe", "tdevery_safe", "tnevery_frame@alloc:descend-cas"} <= set(frame)
     assert not [n for n in frame if "_inv@" in n]
     assert {"tnevery_inv@alloc:undo-cas", "tdevery_inv@alloc:undo-cas"} <= set(names("all"))
+
+
+def test_top_down_needs_room_below_the_count_bound_for_two_handed_up_claims() -> None:
+    # With counted's headroom (R < 2**29 - 2) a per-side count may sit at its bound: the anchor's
+    # CAS then carries out of the field. The shape's headroom of 4 is what makes it hold.
+    tight = dataclasses.replace(te.TOP_DOWN_SHAPE, headroom=2)
+    ob = Obligation("tdevery_inv@alloc:descend-cas", "every", None, "tight", lambda _v: _tight(tight))
+    p = prove(ob, ts.TOP_DOWN)
+    assert not p.proved and not p.vacuous, p.report()
+    assert "cas on node" in p.report(), p.report()
+
+
+def _tight(sh: ce.Shape) -> Any:
+    return ce._step(ts.TOP_DOWN, steps.D_CAS, False, sh)
