@@ -37,8 +37,9 @@ def _progress(r: Result, frontier: int) -> None:
     if r.seconds - _last >= 30:
         _last = r.seconds
         print(
-            f"[{time.strftime('%H:%M:%S')}] {r.seconds:.0f} s: {r.transitions:,} transitions, "
-            f"frontier left {frontier:,}",
+            f"[{time.strftime('%H:%M:%S')}] {r.seconds:.0f} s: {r.states:,} states in complete levels, "
+            f"{r.transitions:,} transitions, frontier left {frontier:,}, "
+            f"violations {sorted(r.violations) or 'none'}",
             file=sys.stderr,
             flush=True,
         )

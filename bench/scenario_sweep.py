@@ -20,6 +20,7 @@ import argparse
 import json
 import platform
 import random
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -41,10 +42,13 @@ def main() -> None:
     started = time.perf_counter()
     states, failed = 0, Counter[str]()
     failures = []
-    for _ in range(args.count):
+    for k in range(args.count):
         ops = random_scenario(rng, args.depth, args.threads)
         r = check(Config(args.threads, args.depth, variant=args.variant, scenario=ops, initial=args.initial))
         states += r.states
+        # How far a long sweep got, should it not finish in the time at hand.
+        elapsed = time.perf_counter() - started
+        print(f"[{k + 1}/{args.count}] {states:,} states, {elapsed:.0f} s", file=sys.stderr, flush=True)
         if r.violations:
             failed.update(r.violations.keys())
             text = "; ".join(", ".join(f"{what} {n}" for what, n in t) for t in ops)
