@@ -57,6 +57,11 @@ at ``C_CAS`` ``cur`` has no ``OCC``; a free has ``top == max_level``; a rollback
 is a proper ancestor of ``n`` at or below ``max_level`` and ``top == level(fail) + 1``; an
 unmark's ``child`` is ``n`` or an ancestor above ``top``; at ``A_OCC`` ``cur == 0``.
 
+**Another variant** writes its invariant as a ``Shape`` (per-node invariant, local facts,
+contribution at a node, which nodes a step's query instantiates ``NI`` at) and reuses
+``_frame`` and ``_step`` as they are: ``topdown_every`` does so for ``top-down`` and
+``top-down-node``, whose ``NI(a)`` also reads the children's words.
+
 **Bounds.** Counts are ``bits.COUNT_BITS`` (29) bits, the allocator's; ``R`` leaves room
 for two more claims (the number of blocks below a child, at most ``2**27``, plus the threads
 stay below ``2**29 - 2``), as ``counted_param`` assumes. ``D <= MAX_DEPTH`` (28).
@@ -390,7 +395,7 @@ Words = Callable[[Any], Any]
 @dataclass(frozen=True)
 class Shape:
     """A variant's every-depth invariant: the pieces a new variant writes; the step (the
-    machine's own code), the queries and the encoding are shared (``counted`` is ``COUNTED``;
+    machine's own code), the queries and the encoding are shared (``counted``'s is ``COUNTED_SHAPE``;
     ``topdown_every`` writes ``top-down``'s).
 
     ``ni(wd, W, op, a)``: the per-node invariant at ``a`` as named conjuncts, with words ``W``
