@@ -30,6 +30,12 @@ undo needs its node's claim, which is in the child's ``NI``), and the frame says
 contribution changes only at ``m`` and its parent (a token handed up or down one level, the
 change in what ``m`` hands up balancing it).
 
+**Why one stepping thread covers any number** is ``counted_every``'s argument: ``Inv`` for
+``T`` threads is ``NI`` at every node with the count's tokens summed over the threads, plus
+each thread's local facts; the others' tokens, the static children and the others' local
+facts are functions of their own op states, which my step does not change, and what a child
+hands up is read from the words themselves. That is the one paragraph not checked by z3.
+
 **My tokens** (``topdown_steps.token_sources``, one definition for ints and z3 terms):
 holding ``n`` or about to release it, one handed up from ``n``; descending below the anchor
 towards ``child``, one handed up from ``parent(child)``; undoing a surplus, that one and one
