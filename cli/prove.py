@@ -61,7 +61,7 @@ import click
     show_default=True,
     help="top-down-node's and top-down's every-depth, any-number-of-threads obligations "
     "(topdown_every, attempt mode): the frame and safety (cheap), or also preservation of the "
-    "invariant at every pc (minutes).",
+    "invariant and lock-freedom at every pc (minutes).",
 )
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")

@@ -415,6 +415,13 @@ class Shape:
     """``R < 2**WIDTH - headroom`` at every node: room for what the node's own terms and one
     more write add (``counted``: my claim and the climb's; ``R`` counts at most the pages below
     plus the threads)."""
+    rank: Callable[[OpState, Any], Any] | None = None
+    """Lock-freedom: an upper bound on the successful writes the current attempt (or free) may
+    still make, lowered by every step but a failed CAS (``attempt_rank`` for ``counted``)."""
+    attempt_writes: Callable[[Any, Any], Any] | None = None
+    """The successful writes of one attempt at a node of level ``L`` at most, as a function of
+    ``(L, max_level)`` (``2 (L - max_level) + 2`` for ``counted``); ``attempt_text`` says it."""
+    attempt_text: str = "2 (L - max_level) + 2"
 
 
 def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
@@ -595,10 +602,15 @@ def obligations(scan: bool = False) -> list[Obligation]:
 # paper; every fact it uses is one of the claims below.
 
 
-def _attempt_budget(op: OpState, ml: Any) -> Any:
-    """The successful writes one attempt at ``op.n`` may make: occupy, a climb per level up
-    to ``max_level``, and a rollback (release and an unmark per level it climbed)."""
-    return 2 * (level(op.n) - ml) + 2
+def _attempt_writes(ln: Any, ml: Any) -> Any:
+    return 2 * (ln - ml) + 2
+
+
+def _attempt_budget(op: OpState, ml: Any, shape: Shape | None = None) -> Any:
+    """The successful writes one attempt at ``op.n`` may make (``counted``: occupy, a climb per
+    level up to ``max_level``, and a rollback: release and an unmark per level it climbed)."""
+    writes = (shape.attempt_writes if shape and shape.attempt_writes else None) or _attempt_writes
+    return writes(level(op.n), ml)
 
 
 def attempt_rank(op: OpState, ml: Any) -> Any:
@@ -618,12 +630,13 @@ def attempt_rank(op: OpState, ml: Any) -> Any:
     return z3.BitVecVal(-1, BITS)  # unknown pc: the claim "not negative" fails
 
 
-def measure(op: OpState, ml: Any) -> tuple[Any, Any]:
+def measure(op: OpState, ml: Any, shape: Shape | None = None) -> tuple[Any, Any]:
     """(nodes the scan may still visit, the attempt's rank), compared lexicographically: an alloc
     makes at most ``left`` attempts of at most ``2 (L - max_level) + 2`` successful writes each
     (a product z3 would have to bit-blast as a 63-bit multiplier, hence the pair)."""
-    left = bv(op.left) if op.pc in _ALLOC else z3.BitVecVal(0, BITS)
-    return left, attempt_rank(op, ml)
+    left = bv(op.left) if steps.is_alloc(op) else z3.BitVecVal(0, BITS)
+    rank = shape.rank if shape is not None and shape.rank is not None else attempt_rank
+    return left, rank(op, ml)
 
 
 def _below(x: tuple[Any, Any], y: tuple[Any, Any]) -> Any:
@@ -637,9 +650,11 @@ def _is_load(wd: World, op: OpState) -> Any:
     return z3.BoolVal(kinds == {steps.Kind.LOAD})
 
 
-def bound_alloc(wd: World) -> Any:
-    """Successful writes of one alloc attempt at most: ``2 * (depth - max_level) + 2``."""
-    return 2 * (wd.depth - wd.max_level) + 2
+def bound_alloc(wd: World, shape: Shape | None = None) -> Any:
+    """Successful writes of one alloc attempt at most: ``2 * (depth - max_level) + 2`` (or the
+    shape's ``attempt_writes`` at the deepest level)."""
+    writes = (shape.attempt_writes if shape and shape.attempt_writes else None) or _attempt_writes
+    return writes(wd.depth, wd.max_level)
 
 
 def bound_free(wd: World) -> Any:
@@ -654,21 +669,21 @@ def bound_scan(wd: World, order: Any) -> Any:
     return (z3.BitVecVal(1, BITS) << lvl) * (2 * (lvl - wd.max_level) + 2)
 
 
-def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
+def _lock_free(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     ml = wd.max_level
-    r0 = measure(op, ml)
+    r0 = measure(op, ml, shape)
     claims: list[tuple[str, Any]] = [("the measure is not negative", z3.And(r0[0] >= 0, r0[1] >= 0))]
     if pc in _ALLOC:
         claims.append(
             (
-                "an attempt makes at most 2 (L - max_level) + 2 successful writes",
-                r0[1] <= _attempt_budget(op, ml),
+                f"an attempt makes at most {shape.attempt_text} successful writes",
+                r0[1] <= _attempt_budget(op, ml, shape),
             )
         )
     load0 = _is_load(wd, op)
     for mv in mvs:
-        r1 = measure(mv.nxt, ml)
+        r1 = measure(mv.nxt, ml, shape)
         if mv.acc is None:
             if op.pc == steps.DONE_OK:
                 within = z3.And(r1[0] == 0, r1[1] <= bound_free(wd))
@@ -676,7 +691,7 @@ def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
                 lvl = wd.depth - z3.BitVec("order", BITS)
                 within = z3.And(r1[0] <= (z3.BitVecVal(1, BITS) << lvl), r1[1] <= 2 * (lvl - ml) + 2)
             else:
-                within = z3.And(r1[0] == 1, r1[1] <= bound_alloc(wd))
+                within = z3.And(r1[0] == 1, r1[1] <= bound_alloc(wd, shape))
             claims.append(
                 (f"{mv.label}: the new operation's measure is within its bound", z3.Implies(mv.hyp, within))
             )
@@ -730,7 +745,7 @@ def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
                         )
                     )
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
+    return Query(_premises(wd, op, a0, mvs, shape), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
 
 
 def lf_obligations(scan: bool = False) -> list[Obligation]:

@@ -270,3 +270,28 @@ TOPDOWN_EVERY_MUTANTS: dict[str, tuple[str, str, Variant]] = {
 """Mutants of ``top-down-node``: name -> (the every-depth obligation that must fail, what is
 broken, the variant); ``topdown_every``'s frame and invariant each catch one
 (tests/test_proofs_topdown_every.py, with the damaged invariant that breaks ``tnevery_safe``)."""
+
+
+class _DescentLoadWaits(steps.Machine):
+    """A descent load that re-reads while the node it loads has a claim on some side (a wait for
+    the claim to go, not a retry after a lost CAS)."""
+
+    def _descend_branches(self, op: steps.OpState, old: Any, logic: tree.Logic) -> steps.Branches:
+        out = super()._descend_branches(op, old, logic)
+        if op.pc != steps.D_LOAD:
+            return out
+        t = self.transitions
+        wait = logic.and_(logic.not_(t.is_occupied(old)), t.climb_stops(old, g.side(op.child)))
+        return [(logic.and_(guard, logic.not_(wait)), nxt) for guard, nxt in out] + [(wait, op)]
+
+
+TOPDOWN_EVERY_MUTANTS["descent_load_waits"] = (
+    "tnevery_lockfree@alloc:descend-load",
+    "the descent load waits (re-reads) while its node has a claim: a loop no other write need end",
+    Variant(
+        "descent_load_waits",
+        transitions=bits.TOP_DOWN_NODE,
+        at_width=bits.top_down_node,
+        machine=_DescentLoadWaits,
+    ),
+)

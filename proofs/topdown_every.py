@@ -231,6 +231,40 @@ def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
     return [occupies(op, a), *[tokens_at(op, a, s, ml) for s in (0, 1)]]
 
 
+def rank(op: OpState, ml: Any) -> Any:
+    """Lock-freedom: an upper bound on the successful writes (and ascent loads) ``op``'s attempt
+    or free may still make, lowered by every step but a failed CAS.
+
+    With ``L = level(n)`` and ``K = 3 (L - max_level) + 3``: an attempt starts at ``K + (L -
+    max_level) + 1``; the ascent at ``child`` is ``K + (level(child) - max_level)`` (one less per
+    level up), and the descent at the anchor the same as the ascent at that child (a lost CAS
+    there may send it up again, one level higher); below the anchor, at ``x = parent(child)``,
+    ``2 (L - level(x)) + (L - max_level) + 2`` (a descent CAS and an undo per level left, then a
+    rollback's release and uncount), an undo one less; a release ``1 + level(start) - top``;
+    an uncount at ``child`` ``level(child) - top``."""
+    pc = op.pc
+    ln, lc, top = ce.level(op.n), ce.level(op.child), ce.bv(op.top)
+    k = 3 * (ln - ml) + 3
+    below = 2 * (ln - (lc - 1)) + (ln - ml) + 2
+    if pc in (steps.DONE_FAIL, steps.DONE_FREE, steps.DONE_OK):
+        return z3.BitVecVal(0, ce.BITS)
+    if pc in (steps.A_LOAD, steps.A_OCC):
+        return k + (ln - ml) + 1
+    if pc == steps.C_LOAD:
+        return k + (lc - ml)
+    if pc in (steps.D_LOAD, steps.D_CAS):
+        return z3.If(lc - 1 == top, k + (lc - ml), below)
+    if pc in (steps.U_LOAD, steps.U_CAS):
+        return below - 1
+    if pc == steps.F_RELEASE:
+        return 1 + ln - top
+    if pc == steps.R_RELEASE:
+        return 1 + z3.If(ce.bv(op.child) != 0, lc, ln) - top
+    if pc in (steps.F_ULOAD, steps.F_UCAS, steps.R_ULOAD, steps.R_UCAS):
+        return lc - top
+    return z3.BitVecVal(-1, ce.BITS)  # unknown pc: the claim "not negative" fails
+
+
 def shape(per_node: bool) -> ce.Shape:
     """The every-depth invariant of ``top-down-node`` (``per_node``) or ``top-down``."""
     return ce.Shape(
@@ -242,6 +276,9 @@ def shape(per_node: bool) -> ce.Shape:
         where="the accessed node and its parent",
         # A count is R + what the child hands up (2 at most) + my token, and a CAS adds one.
         headroom=4,
+        rank=rank,
+        attempt_writes=lambda ln, ml: 4 * (ln - ml) + 4,
+        attempt_text="4 (L - max_level) + 4",
     )
 
 
@@ -362,6 +399,15 @@ def obligations(per_node: bool = True, subject: Variant | None = None) -> list[O
                 None,
                 f"{fam}, any depth, any number of threads: a step at {name} preserves Inv at every node",
                 _fixed(ce._step, subject, pc, False, sh),
+            )
+        )
+        out.append(
+            Obligation(
+                f"{prefix}_lockfree@{name}",
+                "every",
+                None,
+                f"{fam}, any depth: a step at {name} lowers the write budget unless a CAS failed",
+                _fixed(ce._lock_free, subject, pc, False, sh),
             )
         )
     return out

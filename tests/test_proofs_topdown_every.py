@@ -56,6 +56,7 @@ def test_the_symbolic_tokens_are_the_bounded_proofs_tokens_on_every_op_state_to_
         "tnevery_frame@alloc:undo-cas",
         "tnevery_frame@free:unmark-cas",
         "tnevery_inv@alloc:undo-load",
+        "tnevery_lockfree@alloc:descend-load",
     ],
 )
 def test_a_top_down_node_obligation_for_every_depth_holds(name: str) -> None:
@@ -80,7 +81,7 @@ def test_the_per_side_top_down_invariant_is_safe_for_every_depth() -> None:
 
 # descent_keeps_surplus takes about 15 s of wall time here: deep only (its obligation is proved
 # in the deep test above, so the two together show the mutant is what breaks it).
-CHEAP_MUTANTS = ["descent_skips_a_level", "uncount_never_stops"]
+CHEAP_MUTANTS = ["descent_load_waits", "descent_skips_a_level", "uncount_never_stops"]
 
 
 @pytest.mark.parametrize("mutant", sorted(TOPDOWN_EVERY_MUTANTS) if DEEP else CHEAP_MUTANTS)
@@ -119,8 +120,13 @@ def test_the_catalogue_adds_the_top_down_obligations_only_on_request() -> None:
     assert not [n for n in names("none") if n.startswith(("tnevery", "tdevery"))]
     frame = names("frame")
     assert {"tnevery_safe", "tdevery_safe", "tnevery_frame@alloc:descend-cas"} <= set(frame)
-    assert not [n for n in frame if "_inv@" in n]
-    assert {"tnevery_inv@alloc:undo-cas", "tdevery_inv@alloc:undo-cas"} <= set(names("all"))
+    assert not [n for n in frame if "_inv@" in n or "_lockfree@" in n]
+    everything = set(names("all"))
+    assert {
+        "tnevery_inv@alloc:undo-cas",
+        "tdevery_inv@alloc:undo-cas",
+        "tnevery_lockfree@alloc:undo-cas",
+    } <= everything
 
 
 def test_top_down_needs_room_below_the_count_bound_for_two_handed_up_claims() -> None:
