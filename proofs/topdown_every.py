@@ -1,5 +1,5 @@
 """``top-down`` and ``top-down-node`` for every depth and any number of threads: the frame, the
-per-node invariant and safety in z3, one query per program counter (``tnevery_*`` for
+per-node invariant, safety and lock-freedom in z3, one query per program counter (``tnevery_*`` for
 ``top-down-node``, ``tdevery_*`` for ``top-down``).
 
 Only the invariant is written here. The encoding (symbolic depth ``1 .. MAX_DEPTH``,
@@ -62,7 +62,10 @@ a held block below ``max_level`` puts at least one into its parent's count on it
 parent's; a node at or below ``max_level`` with a count is held by nobody. So every ancestor
 of a held block up to ``max_level`` has a count and is no block.
 
-Not here (``counted_every`` has them for ``counted``): lock-freedom, the linearization points,
+**Lock-freedom** (``{prefix}_lockfree@pc``): ``counted_every``'s claims with ``rank`` (below)
+in the measure: an attempt makes at most ``4 (L - max_level) + 4`` successful writes.
+
+Not here (``counted_every`` has them for ``counted``): the linearization points,
 scan mode (the skip after a failed descent names ``fail``; the attempt mode's ``left == 1``
 makes every failure final).
 """
