@@ -141,3 +141,17 @@ def test_top_down_needs_room_below_the_count_bound_for_two_handed_up_claims() ->
 
 def _tight(sh: ce.Shape) -> Any:
     return ce._step(ts.TOP_DOWN, steps.D_CAS, False, sh)
+
+
+def test_explore_decides_a_bit_vectors_truth_as_not_zero_and_restores_it() -> None:
+    from nbbs.proofs._symexec import explore
+
+    x = z3.BitVec("x", 8)
+    paths = explore(lambda: "node" if x else "none")
+    assert sorted(r for _, r in paths) == ["node", "none"]
+    for cond, r in paths:
+        s = z3.Solver()
+        s.add(cond, x == (0 if r == "none" else 5))
+        assert s.check() == z3.sat
+    with pytest.raises(z3.Z3Exception):
+        bool(x)  # outside a run, z3's own refusal again
