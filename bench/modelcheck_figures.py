@@ -6,6 +6,8 @@ Runs the checker on each configuration of issue 4 for one variant and writes
     python bench/modelcheck_figures.py                       # the shipped variant, the default list
     python bench/modelcheck_figures.py --variant reference   # finds the reference's defects
     python bench/modelcheck_figures.py --only 4x2            # one configuration (threads x depth)
+    python bench/modelcheck_figures.py --variant top_down_node --only 4x2 --engine vec --memory 3
+                                                             # the vec engine, seen runs past 3 GiB on disk
 
 Rows of configurations not run this time are kept from the existing results file, so one
 configuration can be re-run alone.
@@ -18,13 +20,32 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import sys
 import time
 from pathlib import Path
 
-from nbbs.check.modelcheck import PROPERTIES, Config, check
+from nbbs.check.modelcheck import PROPERTIES, Config, Result, check, check_vec
 from nbbs.model import bits
 
 CONFIGS = [(2, 1), (2, 2), (2, 3), (3, 1), (3, 2), (4, 2)]
+
+
+def _progress(r: Result, frontier: int) -> None:
+    """How far a long search got (stderr, at most every 30 s): it may not finish in the time at hand."""
+    global _last
+    if r.seconds - _last >= 30:
+        _last = r.seconds
+        print(
+            f"[{time.strftime('%H:%M:%S')}] {r.seconds:.0f} s: {r.states:,} states in complete levels, "
+            f"{r.transitions:,} transitions, frontier left {frontier:,}, "
+            f"violations {sorted(r.violations) or 'none'}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+_last = 0.0
 
 
 def main() -> None:
@@ -33,18 +54,25 @@ def main() -> None:
     ap.add_argument("--only", action="append", default=[], help="threads x depth, e.g. 3x2 (repeatable)")
     ap.add_argument("--max-states", type=int, default=None)
     ap.add_argument("--mode", default="attempt", choices=["attempt", "scan"])
+    ap.add_argument("--engine", default="python", choices=["python", "vec"])
+    ap.add_argument("--memory", type=float, default=None, help="vec: GiB of seen runs in RAM")
     args = ap.parse_args()
     configs = [tuple(int(x) for x in o.split("x")) for o in args.only] or CONFIGS
+    variant, label = args.variant.replace("-", "_"), args.variant.replace("_", "-")
     rows = []
     for threads, depth in configs:
-        cfg = Config(threads, depth, variant=args.variant, mode=args.mode, max_states=args.max_states)
+        cfg = Config(threads, depth, variant=variant, mode=args.mode, max_states=args.max_states)
         started = time.perf_counter()
-        r = check(cfg)
+        if args.engine == "vec":
+            budget = None if args.memory is None else int(args.memory * 2**30)
+            r = check_vec(cfg, _progress, memory_budget=budget)
+        else:
+            r = check(cfg)
         rows.append(
             {
                 "threads": threads,
                 "depth": depth,
-                "variant": args.variant,
+                "variant": label,
                 "mode": args.mode,
                 "states": r.states,
                 "transitions": r.transitions,
@@ -54,11 +82,14 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - started, 1),
                 "states_per_second": round(r.rate),
                 "complete": r.complete,
+                "engine": args.engine,
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "violations": {p: v.message for p, v in r.violations.items()},
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    out = Path(__file__).parent / "results" / f"modelcheck-{args.variant}-{args.mode}.json"
+    out = Path(__file__).parent / "results" / f"modelcheck-{label}-{args.mode}.json"
     out.parent.mkdir(exist_ok=True)
     if out.exists():
         ran = {(row["threads"], row["depth"]) for row in rows}

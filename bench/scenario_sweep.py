@@ -20,6 +20,7 @@ import argparse
 import json
 import platform
 import random
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,13 +39,17 @@ def main() -> None:
     ap.add_argument("--initial", default="empty", choices=["empty", "all"])
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    variant, label = args.variant.replace("-", "_"), args.variant.replace("_", "-")
     started = time.perf_counter()
     states, failed = 0, Counter[str]()
     failures = []
-    for _ in range(args.count):
+    for k in range(args.count):
         ops = random_scenario(rng, args.depth, args.threads)
-        r = check(Config(args.threads, args.depth, variant=args.variant, scenario=ops, initial=args.initial))
+        r = check(Config(args.threads, args.depth, variant=variant, scenario=ops, initial=args.initial))
         states += r.states
+        # How far a long sweep got, should it not finish in the time at hand.
+        elapsed = time.perf_counter() - started
+        print(f"[{k + 1}/{args.count}] {states:,} states, {elapsed:.0f} s", file=sys.stderr, flush=True)
         if r.violations:
             failed.update(r.violations.keys())
             text = "; ".join(", ".join(f"{what} {n}" for what, n in t) for t in ops)
@@ -53,7 +58,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     summary = {
         "machine": f"{platform.machine()}, CPython {platform.python_version()}, 2 cores",
-        "variant": args.variant,
+        "variant": label,
         "depth": args.depth,
         "threads": args.threads,
         "initial": args.initial,
@@ -65,12 +70,12 @@ def main() -> None:
         "by_property": dict(failed),
         "failures": failures[:50],
     }
-    name = f"scenario-sweep-{args.variant}-t{args.threads}-d{args.depth}-{args.initial}.json"
+    name = f"scenario-sweep-{label}-t{args.threads}-d{args.depth}-{args.initial}.json"
     out = Path(__file__).parent / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
     print(
-        f"{args.variant}: {args.count} scenarios ({args.threads} threads, depth {args.depth}, initial "
+        f"{label}: {args.count} scenarios ({args.threads} threads, depth {args.depth}, initial "
         f"{args.initial}), {states:,} states in {seconds:.1f} s; failing: {len(failures)} {dict(failed)}"
     )
 

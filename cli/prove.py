@@ -54,6 +54,15 @@ import click
     "and cevery_safe (cheap), also preservation, lock-freedom and linearization points in attempt "
     "mode (minutes), or also frame, preservation and lock-freedom in scan mode (longer).",
 )
+@click.option(
+    "--top-down",
+    type=click.Choice(["none", "frame", "all"]),
+    default="frame",
+    show_default=True,
+    help="top-down-node's and top-down's every-depth, any-number-of-threads obligations "
+    "(topdown_every, attempt mode): the frame and safety (cheap), or also preservation of the "
+    "invariant and lock-freedom at every pc (minutes).",
+)
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option(
@@ -73,6 +82,7 @@ def prove(
     variant: str | None,
     mutant: str | None,
     every: str,
+    top_down: str,
     uncapped: bool,
     as_json: bool,
     jobs: int,
@@ -119,6 +129,7 @@ def prove(
             threads=threads or 2,
             steps_max_level=steps_max_level,
             every=every,
+            top_down=top_down,
         ),
         name,
     )

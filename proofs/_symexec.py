@@ -5,8 +5,9 @@
 a symbolic level in a tree of a symbolic depth, ``explore(f)`` runs ``f`` (e.g. a call of
 ``Machine.branches`` on an ``OpState`` whose nodes are z3 bit-vectors) once per *path*: while
 it runs, a z3 bit-vector gets ``bit_length`` (``geometry.level_any`` plus one: the tree's
-arithmetic written once) and a z3 Boolean's ``bool()`` answers from a list of decisions
-instead of raising; every decision not yet taken is explored both ways (depth first). Each
+arithmetic written once), a z3 Boolean's ``bool()`` answers from a list of decisions
+instead of raising, and a bit-vector's ``bool()`` is the decision "not zero", as an int's;
+every decision not yet taken is explored both ways (depth first). Each
 path comes back with the conjunction of the conditions it assumed, so the machine's code is
 not copied: a change to ``steps.py`` (another branch, another pc) is picked up as it is.
 
@@ -52,13 +53,20 @@ class _Run:
 @contextlib.contextmanager
 def _patched(run: _Run) -> Iterator[None]:
     bool_before = z3.BoolRef.__bool__
+    bv_bool_before = z3.BitVecRef.__dict__.get("__bool__")
     had_bit_length = hasattr(z3.BitVecRef, "bit_length")
     z3.BoolRef.__bool__ = lambda self: run.decide(self)
+    # An int's truth value (``op.child and ...``: is there a node) is "not zero".
+    z3.BitVecRef.__bool__ = lambda self: run.decide(self != 0)
     z3.BitVecRef.bit_length = lambda self: g.level_any(self, z3.If, self.size()) + 1
     try:
         yield
     finally:
         z3.BoolRef.__bool__ = bool_before
+        if bv_bool_before is None:
+            del z3.BitVecRef.__bool__
+        else:
+            z3.BitVecRef.__bool__ = bv_bool_before
         if not had_bit_length:
             del z3.BitVecRef.bit_length
 

@@ -57,6 +57,11 @@ at ``C_CAS`` ``cur`` has no ``OCC``; a free has ``top == max_level``; a rollback
 is a proper ancestor of ``n`` at or below ``max_level`` and ``top == level(fail) + 1``; an
 unmark's ``child`` is ``n`` or an ancestor above ``top``; at ``A_OCC`` ``cur == 0``.
 
+**Another variant** writes its invariant as a ``Shape`` (per-node invariant, local facts,
+contribution at a node, which nodes a step's query instantiates ``NI`` at) and reuses
+``_frame`` and ``_step`` as they are: ``topdown_every`` does so for ``top-down`` and
+``top-down-node``, whose ``NI(a)`` also reads the children's words.
+
 **Bounds.** Counts are ``bits.COUNT_BITS`` (29) bits, the allocator's; ``R`` leaves room
 for two more claims (the number of blocks below a child, at most ``2**27``, plus the threads
 stay below ``2**29 - 2``), as ``counted_param`` assumes. ``D <= MAX_DEPTH`` (28).
@@ -66,6 +71,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import z3
@@ -215,8 +221,9 @@ class World:
         """``a`` is a node of the tree."""
         return g.in_tree(a, self.depth, Z)
 
-    def room(self, a: Any) -> list[Any]:
-        return [z3.ULT(self.R(s, a), (1 << WIDTH) - 2) for s in (0, 1)]
+    def room(self, a: Any, headroom: int = 2) -> list[Any]:
+        """The others' totals at ``a`` leave ``headroom`` below the count's bound (``Shape``)."""
+        return [z3.ULT(self.R(s, a), (1 << WIDTH) - headroom) for s in (0, 1)]
 
 
 def _count(w: Any, s: int) -> Any:
@@ -379,30 +386,93 @@ def _built(v: Variant, pc: int, scan: bool) -> tuple[World, OpState, Any, list[M
     return wd, op, a0, moves(wd, op)
 
 
-def _premises(wd: World, op: OpState, a0: Any, mvs: list[Move]) -> list[Any]:
-    """The bounds, my local facts, ``Inv`` at ``a0`` and at each accessed node (the finite
-    instantiation), and the congruence of the node-indexed values (call last)."""
-    nodes = [a0] + [mv.acc.node for mv in mvs if mv.acc is not None]
-    prem = [*wd.bounds(), local(wd, op), wd.node(a0)]
+# -- what a variant writes: its invariant (the prover below is shared) ----------------------------
+
+Words = Callable[[Any], Any]
+"""The word at each node (``World.W``, or the words after a step)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A variant's every-depth invariant: the pieces a new variant writes; the step (the
+    machine's own code), the queries and the encoding are shared (``counted``'s is ``COUNTED_SHAPE``;
+    ``topdown_every`` writes ``top-down``'s).
+
+    ``ni(wd, W, op, a)``: the per-node invariant at ``a`` as named conjuncts, with words ``W``
+    and my op state ``op``; ``local(wd, op)``: my local facts; ``share(op, a, max_level)``: my
+    contribution at ``a`` (terms compared before and after a step by the frame);
+    ``instances(m)``: the nodes besides ``a0`` whose ``NI`` a step accessing ``m`` assumes
+    (the finite instantiation); ``touched(m)``: the nodes where such a step may change my
+    contribution, named by ``where`` in the frame's claim."""
+
+    ni: Callable[[World, Words, OpState, Any], list[tuple[str, Any]]]
+    local: Callable[[World, OpState], Any]
+    share: Callable[[OpState, Any, Any], list[Any]]
+    instances: Callable[[Any], list[Any]]
+    touched: Callable[[Any], list[Any]]
+    where: str = "the accessed node"
+    headroom: int = 2
+    """``R < 2**WIDTH - headroom`` at every node: room for what the node's own terms and one
+    more write add (``counted``: my claim and the climb's; ``R`` counts at most the pages below
+    plus the threads)."""
+    rank: Callable[[OpState, Any], Any] | None = None
+    """Lock-freedom: an upper bound on the successful writes the current attempt (or free) may
+    still make, lowered by every step but a failed CAS (``attempt_rank`` for ``counted``)."""
+    attempt_writes: Callable[[Any, Any], Any] | None = None
+    """The successful writes of one attempt at a node of level ``L`` at most, as a function of
+    ``(L, max_level)`` (``2 (L - max_level) + 2`` for ``counted``); ``attempt_text`` says it."""
+    attempt_text: str = "2 (L - max_level) + 2"
+
+
+def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
+    return [occupies(op, a), *[claims_at(op, a, s, ml) for s in (0, 1)]]
+
+
+COUNTED_SHAPE = Shape(
+    ni=lambda wd, w, op, a: ni(wd, w(a), op, a),
+    local=lambda wd, op: local(wd, op),
+    share=_share,
+    instances=lambda m: [m],
+    touched=lambda m: [m],
+)
+"""``counted``'s: a count is the claims through a side, so a node's ``NI`` reads its own word."""
+
+
+def _premises(wd: World, op: OpState, a0: Any, mvs: list[Move], shape: Shape = COUNTED_SHAPE) -> list[Any]:
+    """The bounds, my local facts, ``Inv`` at ``a0`` and at the nodes each access needs (the
+    finite instantiation), and the congruence of the node-indexed values (call last)."""
+    nodes = [a0] + [x for mv in mvs if mv.acc is not None for x in shape.instances(mv.acc.node)]
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in nodes:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ni(wd, wd.W(a), op, a)]))]
-        prem += wd.room(a)
+        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)]))]
+        prem += wd.room(a, shape.headroom)
     return prem + wd.congruence()
 
 
-def _step(v: Variant, pc: int, scan: bool = False) -> Query:
+def _after(wd: World, mv: Move) -> Words:
+    """The words after ``mv``: its access writes ``mv.new`` at its node, nothing else."""
+    if mv.acc is None:
+        return wd.W
+    m, new = mv.acc.node, mv.new
+    return lambda x: z3.If(x == m, new, wd.W(x))
+
+
+def _step(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     claims: list[tuple[str, Any]] = []
     for mv in mvs:
-        w_after = wd.W(a0) if mv.acc is None else z3.If(a0 == mv.acc.node, mv.new, wd.W(a0))
-        claims.append((f"{mv.label}: my local facts hold after it", z3.Implies(mv.hyp, local(wd, mv.nxt))))
-        for name, c in ni(wd, w_after, mv.nxt, a0):
+        claims.append(
+            (f"{mv.label}: my local facts hold after it", z3.Implies(mv.hyp, shape.local(wd, mv.nxt)))
+        )
+        for name, c in shape.ni(wd, _after(wd, mv), mv.nxt, a0):
             claims.append((f"{mv.label}: at every node: {name}", z3.Implies(z3.And(mv.hyp, wd.node(a0)), c)))
+    # The premises last: their congruence must cover every node the claims read a word at.
+    prem = _premises(wd, op, a0, mvs, shape)
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
+    return Query(prem, claims, _explain(wd, op, a0, mvs), (), cases, split=True)
 
 
-def _frame(v: Variant, pc: int, scan: bool = False) -> Query:
+def _frame(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     claims: list[tuple[str, Any]] = []
     for mv in mvs:
@@ -414,18 +484,16 @@ def _frame(v: Variant, pc: int, scan: bool = False) -> Query:
                     z3.Implies(mv.hyp, z3.And(wd.node(m), level(m) >= wd.max_level)),
                 )
             )
-            elsewhere = z3.And(mv.hyp, wd.node(a0), a0 != m)
+            elsewhere = z3.And(mv.hyp, wd.node(a0), *[a0 != x for x in shape.touched(m)])
         else:
             elsewhere = z3.And(mv.hyp, wd.node(a0))
-        same = z3.And(
-            occupies(op, a0) == occupies(mv.nxt, a0),
-            *[claims_at(op, a0, s, wd.max_level) == claims_at(mv.nxt, a0, s, wd.max_level) for s in (0, 1)],
-        )
+        before, after = shape.share(op, a0, wd.max_level), shape.share(mv.nxt, a0, wd.max_level)
+        same = z3.And([x == y for x, y in zip(before, after, strict=True)])
         claims.append(
-            (f"{mv.label}: my contribution changes only at the accessed node", z3.Implies(elsewhere, same))
+            (f"{mv.label}: my contribution changes only at {shape.where}", z3.Implies(elsewhere, same))
         )
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=False)
+    return Query(_premises(wd, op, a0, mvs, shape), claims, _explain(wd, op, a0, mvs), (), cases, split=False)
 
 
 def below_side(b: Any, a: Any, s: int) -> Any:
@@ -534,10 +602,15 @@ def obligations(scan: bool = False) -> list[Obligation]:
 # paper; every fact it uses is one of the claims below.
 
 
-def _attempt_budget(op: OpState, ml: Any) -> Any:
-    """The successful writes one attempt at ``op.n`` may make: occupy, a climb per level up
-    to ``max_level``, and a rollback (release and an unmark per level it climbed)."""
-    return 2 * (level(op.n) - ml) + 2
+def _attempt_writes(ln: Any, ml: Any) -> Any:
+    return 2 * (ln - ml) + 2
+
+
+def _attempt_budget(op: OpState, ml: Any, shape: Shape | None = None) -> Any:
+    """The successful writes one attempt at ``op.n`` may make (``counted``: occupy, a climb per
+    level up to ``max_level``, and a rollback: release and an unmark per level it climbed)."""
+    writes = (shape.attempt_writes if shape and shape.attempt_writes else None) or _attempt_writes
+    return writes(level(op.n), ml)
 
 
 def attempt_rank(op: OpState, ml: Any) -> Any:
@@ -557,12 +630,13 @@ def attempt_rank(op: OpState, ml: Any) -> Any:
     return z3.BitVecVal(-1, BITS)  # unknown pc: the claim "not negative" fails
 
 
-def measure(op: OpState, ml: Any) -> tuple[Any, Any]:
+def measure(op: OpState, ml: Any, shape: Shape | None = None) -> tuple[Any, Any]:
     """(nodes the scan may still visit, the attempt's rank), compared lexicographically: an alloc
     makes at most ``left`` attempts of at most ``2 (L - max_level) + 2`` successful writes each
     (a product z3 would have to bit-blast as a 63-bit multiplier, hence the pair)."""
-    left = bv(op.left) if op.pc in _ALLOC else z3.BitVecVal(0, BITS)
-    return left, attempt_rank(op, ml)
+    left = bv(op.left) if steps.is_alloc(op) else z3.BitVecVal(0, BITS)
+    rank = shape.rank if shape is not None and shape.rank is not None else attempt_rank
+    return left, rank(op, ml)
 
 
 def _below(x: tuple[Any, Any], y: tuple[Any, Any]) -> Any:
@@ -576,9 +650,11 @@ def _is_load(wd: World, op: OpState) -> Any:
     return z3.BoolVal(kinds == {steps.Kind.LOAD})
 
 
-def bound_alloc(wd: World) -> Any:
-    """Successful writes of one alloc attempt at most: ``2 * (depth - max_level) + 2``."""
-    return 2 * (wd.depth - wd.max_level) + 2
+def bound_alloc(wd: World, shape: Shape | None = None) -> Any:
+    """Successful writes of one alloc attempt at most: ``2 * (depth - max_level) + 2`` (or the
+    shape's ``attempt_writes`` at the deepest level)."""
+    writes = (shape.attempt_writes if shape and shape.attempt_writes else None) or _attempt_writes
+    return writes(wd.depth, wd.max_level)
 
 
 def bound_free(wd: World) -> Any:
@@ -593,21 +669,21 @@ def bound_scan(wd: World, order: Any) -> Any:
     return (z3.BitVecVal(1, BITS) << lvl) * (2 * (lvl - wd.max_level) + 2)
 
 
-def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
+def _lock_free(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = _built(v, pc, scan)
     ml = wd.max_level
-    r0 = measure(op, ml)
+    r0 = measure(op, ml, shape)
     claims: list[tuple[str, Any]] = [("the measure is not negative", z3.And(r0[0] >= 0, r0[1] >= 0))]
     if pc in _ALLOC:
         claims.append(
             (
-                "an attempt makes at most 2 (L - max_level) + 2 successful writes",
-                r0[1] <= _attempt_budget(op, ml),
+                f"an attempt makes at most {shape.attempt_text} successful writes",
+                r0[1] <= _attempt_budget(op, ml, shape),
             )
         )
     load0 = _is_load(wd, op)
     for mv in mvs:
-        r1 = measure(mv.nxt, ml)
+        r1 = measure(mv.nxt, ml, shape)
         if mv.acc is None:
             if op.pc == steps.DONE_OK:
                 within = z3.And(r1[0] == 0, r1[1] <= bound_free(wd))
@@ -615,7 +691,7 @@ def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
                 lvl = wd.depth - z3.BitVec("order", BITS)
                 within = z3.And(r1[0] <= (z3.BitVecVal(1, BITS) << lvl), r1[1] <= 2 * (lvl - ml) + 2)
             else:
-                within = z3.And(r1[0] == 1, r1[1] <= bound_alloc(wd))
+                within = z3.And(r1[0] == 1, r1[1] <= bound_alloc(wd, shape))
             claims.append(
                 (f"{mv.label}: the new operation's measure is within its bound", z3.Implies(mv.hyp, within))
             )
@@ -669,7 +745,7 @@ def _lock_free(v: Variant, pc: int, scan: bool = False) -> Query:
                         )
                     )
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
-    return Query(_premises(wd, op, a0, mvs), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
+    return Query(_premises(wd, op, a0, mvs, shape), claims, _explain(wd, op, a0, mvs), (), cases, split=True)
 
 
 def lf_obligations(scan: bool = False) -> list[Obligation]:

@@ -288,3 +288,72 @@ SCAN_MUTANTS: dict[str, tuple[str, Variant]] = {
 """Mutants of ``counted`` for ``counted_close`` and the scan-mode obligations of
 ``counted_every`` (``cevery_scan_*``): each of those obligation families is broken by one
 (``tests/test_proofs_close.py``)."""
+
+
+class _DescentSkipsALevel(steps.Machine):
+    """A descent that, after its CAS at ``x``, goes on two levels down: one write hands its
+    token past a node it never counted."""
+
+    def _down(self, op: steps.OpState) -> steps.OpState:
+        if op.child != op.n and g.level(op.child) + 1 < g.level(op.n):
+            op = op._replace(child=g.ancestor_at(op.n, g.level(op.child) + 1))
+        return super()._down(op)
+
+
+def _on_top_down_node(name: str, **changes: Any) -> Variant:
+    def at(width: int) -> bits.Transitions:
+        return dataclasses.replace(bits.top_down_node(width), **changes)
+
+    return Variant(name, transitions=at(bits.COUNT_BITS), at_width=at)
+
+
+TOPDOWN_EVERY_MUTANTS: dict[str, tuple[str, str, Variant]] = {
+    "descent_skips_a_level": (
+        "tnevery_frame@alloc:descend-cas",
+        "after its CAS at x the descent goes on two levels down: one write moves the token two levels",
+        Variant(
+            "descent_skips_a_level",
+            transitions=bits.TOP_DOWN_NODE,
+            at_width=bits.top_down_node,
+            machine=_DescentSkipsALevel,
+        ),
+    ),
+    "descent_keeps_surplus": (
+        "tnevery_inv@alloc:descend-cas",
+        "the descent never gives back its claim where another claimed the node first (climb_stops never)",
+        _on_top_down_node("descent_keeps_surplus", climb_stops=bits.never),
+    ),
+    "uncount_never_stops": (
+        "tnevery_inv@free:unmark-cas",
+        "the free's uncounting goes on above a node that keeps a claim (unmark_stops never)",
+        _on_top_down_node("uncount_never_stops", unmark_stops=bits.never),
+    ),
+}
+"""Mutants of ``top-down-node``: name -> (the every-depth obligation that must fail, what is
+broken, the variant); ``topdown_every``'s frame and invariant each catch one
+(tests/test_proofs_topdown_every.py, with the damaged invariant that breaks ``tnevery_safe``)."""
+
+
+class _DescentLoadWaits(steps.Machine):
+    """A descent load that re-reads while the node it loads has a claim on some side (a wait for
+    the claim to go, not a retry after a lost CAS)."""
+
+    def _descend_branches(self, op: steps.OpState, old: Any, logic: tree.Logic) -> steps.Branches:
+        out = super()._descend_branches(op, old, logic)
+        if op.pc != steps.D_LOAD:
+            return out
+        t = self.transitions
+        wait = logic.and_(logic.not_(t.is_occupied(old)), t.climb_stops(old, g.side(op.child)))
+        return [(logic.and_(guard, logic.not_(wait)), nxt) for guard, nxt in out] + [(wait, op)]
+
+
+TOPDOWN_EVERY_MUTANTS["descent_load_waits"] = (
+    "tnevery_lockfree@alloc:descend-load",
+    "the descent load waits (re-reads) while its node has a claim: a loop no other write need end",
+    Variant(
+        "descent_load_waits",
+        transitions=bits.TOP_DOWN_NODE,
+        at_width=bits.top_down_node,
+        machine=_DescentLoadWaits,
+    ),
+)

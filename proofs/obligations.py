@@ -27,6 +27,11 @@ catalogue's default); the frame, ``cevery_safe`` and ``counted_close``'s initial
 and composition (``nbbs prove``'s default: cheap); frame, invariant, lock-freedom (per thread
 and global) in attempt mode; and also in scan mode, with the scan's skip."""
 
+TOP_DOWN = ("none", "frame", "all")
+"""How much of ``topdown_every`` (``top-down-node``'s and ``top-down``'s every-depth invariant) to
+run beside a ``counted``-family catalogue: nothing; the frame and safety (``nbbs prove``'s
+default: cheap); also preservation of the invariant and lock-freedom at every pc (minutes)."""
+
 DEFAULT_DEPTH_MAX = 10
 
 CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8, "ctree_local_global": 4, "cparam_frame": 4}
@@ -45,12 +50,15 @@ def catalogue(
     threads: int | None = None,
     steps_max_level: int = 0,
     every: str = "none",
+    top_down: str = "none",
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
     ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
     also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
     every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``);
-    ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run."""
+    ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run,
+    ``top_down`` (one of ``TOP_DOWN``) which of ``topdown_every``'s (they prove their own
+    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is)."""
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.counted:
@@ -71,6 +79,13 @@ def catalogue(
             from nbbs.proofs import counted_close
 
             out += counted_close.obligations(every)
+        if "every" in chosen and top_down != "none":
+            from nbbs.proofs import topdown_every
+
+            for per_node in (True, False):
+                obs = topdown_every.obligations(per_node)
+                cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name.endswith("_safe")]
+                out += obs if top_down == "all" else cheap
     else:
         if "bits" in chosen:
             out += bitlemmas.OBLIGATIONS

@@ -35,6 +35,7 @@ block up to ``max_level`` has a non-zero count and is no block. Obligations
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import z3
@@ -79,22 +80,28 @@ def _up(x: int) -> tuple[int, int]:
     return g.parent(x), g.side(x)
 
 
-def tokens(op: OpState, max_level: int) -> list[tuple[int, int]]:
-    """The (node, side) pairs whose count includes a token of ``op``'s thread."""
+def token_sources(op: OpState, max_level: Any, lvl: Callable[[Any], Any] = g.level) -> list[tuple[Any, Any]]:
+    """``(condition, x)``: ``op``'s thread has a token handed up from ``x`` (at ``parent(x)``, on
+    ``x``'s side) when the condition holds; for int op states and, with ``lvl`` a z3 level
+    function, symbolic ones (``topdown_every``)."""
     pc, n = op.pc, op.n
     if pc in (steps.DONE_OK, steps.F_RELEASE):
-        return [_up(n)] if g.level(n) > max_level else []
+        return [(lvl(n) > max_level, n)]
     if pc in _DESCENDING:
         x = g.parent(op.child)
-        return [_up(x)] if g.level(x) > op.top else []
+        return [(lvl(x) > op.top, x)]
     if pc in _UNDOING:
-        x = g.parent(op.child)
-        return [_up(x), _up(op.child)]
+        return [(True, g.parent(op.child)), (True, op.child)]
     if pc in _UNMARKING:
-        return [_up(op.child)]
-    if pc == steps.R_RELEASE and op.child:
-        return [_up(op.child)]
+        return [(True, op.child)]
+    if pc == steps.R_RELEASE:
+        return [(op.child != 0, op.child)]
     return []
+
+
+def tokens(op: OpState, max_level: int) -> list[tuple[int, int]]:
+    """The (node, side) pairs whose count includes a token of ``op``'s thread."""
+    return [_up(x) for cond, x in token_sources(op, max_level) if cond]
 
 
 @functools.cache
