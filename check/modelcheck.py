@@ -54,6 +54,7 @@ __all__ = [
     "as_scan_replay",
     "check",
     "check_vec",
+    "differences",
     "initial_words",
     "load_counterexample",
     "random_scenario",
@@ -67,6 +68,27 @@ __all__ = [
 
 Script = tuple[tuple[tuple[str, int], ...], ...]
 """A scenario for ``Config.scenario``: per thread, its ``("alloc" | "free", node)`` operations."""
+
+
+def differences(a: Result, b: Result, names: tuple[str, str] = ("python", "other")) -> list[str]:
+    """Where two engines' results of one configuration differ (empty: nowhere).
+
+    Engines must agree on the states, transitions, initial and quiescent states, completeness,
+    the properties violated, and the length of each shortest counterexample ((d)'s cycle may
+    differ). The cross-checks of the vec and distributed engines against this one use it.
+    """
+    left, right = names
+    out = []
+    for what in ("states", "transitions", "initial_states", "quiescent", "stale_quiescent", "complete"):
+        if getattr(a, what) != getattr(b, what):
+            out.append(f"{what}: {left} {getattr(a, what)}, {right} {getattr(b, what)}")
+    if sorted(a.violations) != sorted(b.violations):
+        out.append(f"violations: {left} {sorted(a.violations)}, {right} {sorted(b.violations)}")
+    for p in set(a.violations) & set(b.violations) - {"d"}:
+        la, lb = len(a.violations[p].steps), len(b.violations[p].steps)
+        if la != lb:
+            out.append(f"({p}) counterexample length: {left} {la}, {right} {lb}")
+    return out
 
 
 def random_scenario(rng: random.Random, depth: int, threads: int) -> Script:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from nbbs.check import _dist, _spin, dist, spin
+from nbbs.check import _dist, _spin, dist, modelcheck, spin
 from nbbs.check._mc import Checker, Config, Result
 from nbbs.check.modelcheck import check, replay, to_json
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
@@ -36,17 +36,7 @@ def client() -> Iterator[Any]:
 
 def differences(a: Result, b: Result) -> list[str]:
     """Where the distributed result ``b`` differs from the one-process ``a`` (empty: nowhere)."""
-    out = []
-    for what in ("states", "transitions", "initial_states", "quiescent", "stale_quiescent", "complete"):
-        if getattr(a, what) != getattr(b, what):
-            out.append(f"{what}: one process {getattr(a, what)}, distributed {getattr(b, what)}")
-    if sorted(a.violations) != sorted(b.violations):
-        out.append(f"violations: one process {sorted(a.violations)}, distributed {sorted(b.violations)}")
-    for p in set(a.violations) & set(b.violations) - {"d"}:
-        la, lb = len(a.violations[p].steps), len(b.violations[p].steps)
-        if la != lb:
-            out.append(f"({p}) counterexample length: one process {la}, distributed {lb}")
-    return out
+    return modelcheck.differences(a, b, ("one process", "distributed"))
 
 
 REFERENCE_B = ((("alloc", 4),), (("alloc", 1), ("free", 1), ("alloc", 5), ("free", 5)))

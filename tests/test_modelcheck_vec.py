@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nbbs.check import _mc, _mc_vec
+from nbbs.check import _mc, _mc_vec, modelcheck
 from nbbs.check._mc import Config
 from nbbs.check.modelcheck import check, check_vec
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
@@ -18,17 +18,7 @@ def differences(cfg: Config, **vec_options: object) -> list[str]:
         b = check_vec(cfg, **vec_options)  # type: ignore[arg-type]
     except AssertionError as e:  # the vec engine's own consistency checks
         return [f"vec engine: {e}"]
-    out = []
-    for what in ("states", "transitions", "initial_states", "quiescent", "stale_quiescent", "complete"):
-        if getattr(a, what) != getattr(b, what):
-            out.append(f"{what}: python {getattr(a, what)}, vec {getattr(b, what)}")
-    if sorted(a.violations) != sorted(b.violations):
-        out.append(f"violations: python {sorted(a.violations)}, vec {sorted(b.violations)}")
-    for p in set(a.violations) & set(b.violations) - {"d"}:
-        la, lb = len(a.violations[p].steps), len(b.violations[p].steps)
-        if la != lb:
-            out.append(f"({p}) counterexample length: python {la}, vec {lb}")
-    return out
+    return modelcheck.differences(a, b, ("python", "vec"))
 
 
 SAME = {
