@@ -9,6 +9,7 @@ each with all four properties, from the empty tree and from every initial live s
     python bench/scenario_sweep.py                          # the shipped variant, 300 scenarios
     python bench/scenario_sweep.py --variant corrected      # how often the five-bit repair fails
     python bench/scenario_sweep.py --count 2000 --seed 7
+    python bench/scenario_sweep.py --skip 40 --count 100   # scenarios 41-140 of the same draw
 
 Prints one line per failing scenario, then a summary (scenarios, states, seconds, failures by
 property) and writes ``bench/results/scenario-sweep-<variant>-t<threads>-d<depth>-<initial>.json``.
@@ -33,12 +34,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default=bits.DEFAULT_VARIANT)
     ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--skip", type=int, default=0, help="draw and skip this many scenarios first")
     ap.add_argument("--seed", type=int, default=SWEEP_SEED)
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--initial", default="empty", choices=["empty", "all"])
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    for _ in range(args.skip):  # the same draw as a run from the start, continued
+        random_scenario(rng, args.depth, args.threads)
     variant, label = args.variant.replace("-", "_"), args.variant.replace("_", "-")
     started = time.perf_counter()
     states, failed = 0, Counter[str]()
@@ -49,7 +53,8 @@ def main() -> None:
         states += r.states
         # How far a long sweep got, should it not finish in the time at hand.
         elapsed = time.perf_counter() - started
-        print(f"[{k + 1}/{args.count}] {states:,} states, {elapsed:.0f} s", file=sys.stderr, flush=True)
+        done = f"[{args.skip + k + 1}/{args.skip + args.count}]"
+        print(f"{done} {states:,} states, {elapsed:.0f} s", file=sys.stderr, flush=True)
         if r.violations:
             failed.update(r.violations.keys())
             text = "; ".join(", ".join(f"{what} {n}" for what, n in t) for t in ops)
@@ -64,13 +69,15 @@ def main() -> None:
         "initial": args.initial,
         "seed": args.seed,
         "scenarios": args.count,
+        "skipped_first": args.skip,
         "states": states,
         "seconds": round(seconds, 1),
         "failing_scenarios": len(failures),
         "by_property": dict(failed),
         "failures": failures[:50],
     }
-    name = f"scenario-sweep-{label}-t{args.threads}-d{args.depth}-{args.initial}.json"
+    part = f"-from{args.skip + 1}" if args.skip else ""
+    name = f"scenario-sweep-{label}-t{args.threads}-d{args.depth}-{args.initial}{part}.json"
     out = Path(__file__).parent / "results" / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=1) + "\n")
