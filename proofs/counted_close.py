@@ -222,7 +222,7 @@ def _offset(x: Any, n: Any, size: Any) -> Any:
     return (x - n) & (size - 1)
 
 
-def _skip(v: Variant, pc: int) -> Query:
+def _skip(v: Variant, pc: int, shape: ce.Shape = ce.COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = ce._built(v, pc, True)
     others = z3.Bool("another_op_in_flight")
     x = z3.BitVec("x", BITS)
@@ -264,7 +264,7 @@ def _skip(v: Variant, pc: int) -> Query:
             claims.append(
                 (f"{mv.label}: the rollback keeps its fail", z3.Implies(mv.hyp, bv(nxt.fail) == bv(op.fail)))
             )
-        if pc == steps.C_LOAD and nxt.pc == steps.R_RELEASE:
+        if pc in shape.fail_loads and nxt.pc == steps.R_RELEASE:
             m = mv.acc.node
             claims += [
                 (f"{mv.label}: fail is the ancestor found occupied", z3.Implies(mv.hyp, bv(nxt.fail) == m)),
@@ -278,10 +278,13 @@ def _skip(v: Variant, pc: int) -> Query:
             ]
     if not claims:
         claims.append(("no step of this pc moves the scan", z3.BoolVal(True)))
-    prem = [*wd.bounds(), ce.local(wd, op), wd.node(a0)]
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in [a0, n, *accessed]:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ce.ni(wd, wd.W(a), op, a)])), *wd.room(a)]
-    prem += ce._meaning(wd, [], [a0, n, *accessed], others)
+        prem += [
+            z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)])),
+            *wd.room(a, shape.headroom),
+        ]
+    prem += (shape.meaning or ce._meaning)(wd, [], [a0, n, *accessed], others)
     prem += wd.congruence()
     base = ce._explain(wd, op, a0, mvs)
 
@@ -357,10 +360,11 @@ class Summary:
     def __init__(self, r: tuple[Any, Any], h: Any, s: Any, wit: tuple[Any, Any], multi: Any, o: Any) -> None:
         self.r, self.h, self.s, self.wit, self.multi, self.o = r, h, s, wit, multi, o
 
-    def add(self, op: OpState, a: Any, ml: Any) -> Summary:
-        """The summary with one more thread, in ``op``: its contribution at ``a``."""
-        cl = [ce.claims_at(op, a, s, ml) for s in (0, 1)]
-        occ = ce.occupies(op, a)
+    def add(self, op: OpState, a: Any, ml: Any, shape: ce.Shape = ce.COUNTED_SHAPE) -> Summary:
+        """The summary with one more thread, in ``op``: its contribution at ``a`` (``shape``'s:
+        ``counted``'s claims, or a top-down variant's tokens)."""
+        cl = [shape.claims(op, a, s, ml) for s in (0, 1)]
+        occ = shape.occupies(op, a)
         return Summary(
             (self.r[0] + z3.If(cl[0], _ONE, _ZERO), self.r[1] + z3.If(cl[1], _ONE, _ZERO)),
             z3.Or(self.h, occ),
@@ -632,7 +636,7 @@ def _free_symbols(e: Any) -> set[str]:
     return out
 
 
-def _sum_frame(v: Variant) -> Query:
+def _sum_frame(v: Variant, shape: ce.Shape = ce.COUNTED_SHAPE) -> Query:
     """Each contribution and local fact of a thread ``k`` mentions only ``k``'s op state,
     ``D``, ``max_level`` and the node (so another thread's step, which changes its own op state
     and one word, leaves it as it is): a check of the terms' free symbols, no solving."""
@@ -643,15 +647,14 @@ def _sum_frame(v: Variant) -> Query:
         for pc in ce.pcs(v):
             op = ce.symbolic_op(pc, "k_")
             a = z3.BitVec("a", BITS)
-            terms = [ce.claims_at(op, a, s, wd.max_level) for s in (0, 1)]
+            terms = [shape.claims(op, a, s, wd.max_level) for s in (0, 1)]
             terms += [
-                ce.occupies(op, a),
+                shape.occupies(op, a),
                 ce.live(op, a),
                 in_flight(op),
-                ce.local(wd, op),
-                ce.attempt_rank(op, wd.max_level),
+                shape.local(wd, op),
+                *ce.measure(op, wd.max_level, shape),
             ]
-            terms.append(ce.measure(op, wd.max_level)[0])
             allowed = {f"k_{f}" for f in ("n", "child", "top", "cur", "left", "fail")} | {
                 "D",
                 "max_level",
@@ -700,9 +703,21 @@ def global_ni(wd: World, w: Any, a: Any, every: Summary) -> list[tuple[str, Any]
     ]
 
 
-def _compose(v: Variant, pc: int, others_at_most_one: bool = True) -> Query:
+GlobalNI = Callable[[World, Any, Any, Summary], list[tuple[str, Any]]]
+"""The whole system's per-node invariant at a node: ``(wd, W[a], a, every) -> named conjuncts``."""
+
+
+def _compose(
+    v: Variant,
+    pc: int,
+    others_at_most_one: bool = True,
+    shape: ce.Shape = ce.COUNTED_SHAPE,
+    glob_ni: GlobalNI | None = None,
+) -> Query:
     """``others_at_most_one=False``: the composition forgets "at most one among the others"
-    (for the mutant test)."""
+    (for the mutant test). ``shape``, ``glob_ni``: another variant's per-node invariant for
+    one thread and for the whole system (default: ``counted``'s)."""
+    gni = glob_ni or global_ni
     wd = World(v, scan=True)
     op = ce.symbolic_op(pc, "j_")
     a = z3.BitVec("a", BITS)
@@ -710,15 +725,13 @@ def _compose(v: Variant, pc: int, others_at_most_one: bool = True) -> Query:
     others = Summary(
         (wd.R(0, a), wd.R(1, a)), wd.H(a), wd.S(a), (wd.wit(0, a), wd.wit(1, a)), multi, z3.Bool("O")
     )
-    every = others.add(op, a, wd.max_level)
-    glob = z3.And([c for _, c in global_ni(wd, wd.W(a), a, every)])
-    mine = z3.And(*[c for _, c in ce.ni(wd, wd.W(a), op, a)], z3.Or(z3.Not(multi), not others_at_most_one))
-    prem = [*wd.bounds(), ce.local(wd, op), wd.node(a), *wd.room(a), *wd.congruence()]
+    every = others.add(op, a, wd.max_level, shape)
+    glob = z3.And([c for _, c in gni(wd, wd.W(a), a, every)])
+    mine = z3.And(*[c for _, c in shape.ni(wd, wd.W, op, a)], z3.Or(z3.Not(multi), not others_at_most_one))
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a), *wd.room(a, shape.headroom), *wd.congruence()]
 
     def explain(m: z3.ModelRef) -> str:
-        broken = [
-            nm for nm, c in global_ni(wd, wd.W(a), a, every) if z3.is_false(m.eval(c, model_completion=True))
-        ]
+        broken = [nm for nm, c in gni(wd, wd.W(a), a, every) if z3.is_false(m.eval(c, model_completion=True))]
         return _summary_explain(
             wd, [("node a", a)], [("R_L", others.r[1]), ("R_R", others.r[0]), ("H", others.h)]
         )(m) + (
@@ -868,10 +881,11 @@ def sum_obligations() -> list[Obligation]:
 # -- 4. lock-freedom: a global measure over a symbolic set of threads ------------------------
 
 
-def mu(op: OpState, ml: Any) -> Any:
-    """``counted_every.measure`` as one number: ``left * 64 + rank`` (``rank < 64`` is checked)."""
-    left, rank = ce.measure(op, ml)
-    return (left << 6) + rank
+def mu(op: OpState, ml: Any, shape: ce.Shape = ce.COUNTED_SHAPE) -> Any:
+    """``counted_every.measure`` as one number: ``left * 64 + rank`` (``rank < 64`` is checked;
+    a shape may widen the 64: ``Shape.mu_shift``)."""
+    left, rank = ce.measure(op, ml, shape)
+    return (left << shape.mu_shift) + rank
 
 
 def _nu(wd: World, op: OpState, word_at: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
@@ -898,21 +912,22 @@ def _lex_below(x: tuple[Any, Any], y: tuple[Any, Any]) -> Any:
     return z3.Or(z3.ULT(x[0], y[0]), z3.And(x[0] == y[0], z3.ULT(x[1], y[1])))
 
 
-def _lf_global(v: Variant, pc: int, scan: bool = False) -> Query:
+def _lf_global(v: Variant, pc: int, scan: bool = False, shape: ce.Shape = ce.COUNTED_SHAPE) -> Query:
     wd, op, a0, mvs = ce._built(v, pc, scan)
     ml = wd.max_level
     m_o, n_o, n_o2 = z3.BitVecs("M_others N_others N_others_after", BITS)
-    mu0 = mu(op, ml)
+    mu0 = mu(op, ml, shape)
     nu0, reads = _nu(wd, op, wd.W)
-    rank = ce.measure(op, ml)[1]
+    rank = ce.measure(op, ml, shape)[1]
+    top = 1 << shape.mu_shift
     # The others' M is the same before and after (a function of their op states); adding it to
     # both sides keeps the order (the second claim, on any values below the bounds the first
     # establishes), so each move's claim compares mu alone (cheaper for z3 than the sums).
     x, y = z3.BitVecs("mu_before mu_after", BITS)
     claims: list[tuple[str, Any]] = [
         (
-            "rank < 64 (so left * 64 + rank orders as the pair) and mu < 2**40",
-            z3.And(z3.ULT(rank, 64), z3.ULT(mu0, 1 << 40)),
+            f"rank < {top} (so left * {top} + rank orders as the pair) and mu < 2**40",
+            z3.And(z3.ULT(rank, top), z3.ULT(mu0, 1 << 40)),
         ),
         (
             "adding the others' M keeps the order of mu",
@@ -937,16 +952,20 @@ def _lf_global(v: Variant, pc: int, scan: bool = False) -> Query:
                 f"{mv.label}: the global measure (sum of mu, sum of nu) drops",
                 z3.Implies(
                     z3.And(mv.hyp, others_same),
-                    _lex_below((mu(mv.nxt, ml), n_o2 + nu1), (mu0, n_o + nu0)),
+                    _lex_below((mu(mv.nxt, ml, shape), n_o2 + nu1), (mu0, n_o + nu0)),
                 ),
             )
         )
     if len(claims) == 2:
         claims.append(("every step of this pc starts or completes an operation", z3.BoolVal(True)))
-    nodes = [a0, bv(op.n)] + [mv.acc.node for mv in mvs if mv.acc is not None] + reads
-    prem = [*wd.bounds(), ce.local(wd, op), wd.node(a0)]
+    nodes = [a0, bv(op.n)] + [x for mv in mvs if mv.acc is not None for x in shape.instances(mv.acc.node)]
+    nodes += reads
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in nodes:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ce.ni(wd, wd.W(a), op, a)])), *wd.room(a)]
+        prem += [
+            z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)])),
+            *wd.room(a, shape.headroom),
+        ]
     prem += [z3.ULT(x, 1 << 60) for x in (m_o, n_o, n_o2)]
     prem += wd.congruence()
     base = ce._explain(wd, op, a0, mvs)

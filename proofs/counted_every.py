@@ -422,6 +422,33 @@ class Shape:
     """The successful writes of one attempt at a node of level ``L`` at most, as a function of
     ``(L, max_level)`` (``2 (L - max_level) + 2`` for ``counted``); ``attempt_text`` says it."""
     attempt_text: str = "2 (L - max_level) + 2"
+    contributes: Callable[[OpState, Any, int, Any], Any] | None = None
+    """My share of side ``s``'s count at ``a`` (``contributes(op, a, s, max_level)``), what the
+    others' fold adds per thread (``counted_close.Summary``); None: ``claims_at``."""
+    occupant: Callable[[OpState, Any], Any] | None = None
+    """``op``'s thread holds or has occupied ``a``; None: ``occupies``."""
+    mu_shift: int = 6
+    """The global lock-freedom measure folds ``(left, rank)`` into ``left * 2**mu_shift + rank``
+    (``rank < 2**mu_shift`` is checked)."""
+    fail_loads: tuple[int, ...] = (steps.C_LOAD,)
+    """The loads whose "occupied" branch (into the rollback) decides that the attempt fails."""
+    meaning: Callable[[World, list[tuple[Any, Any]], list[Any], Any], list[Any]] | None = None
+    """What ``R``, ``H``, ``S`` mean about the other threads, as premises of the linearization
+    and skip queries (``meaning(wd, pairs, nodes, others)``); None: ``_meaning``."""
+    witnesses: Callable[[World, Any, Any], list[Any]] | None = None
+    """A failed attempt at ``n`` deciding at node ``m``: the ways a live block may overlap ``n``
+    (one must hold unless another operation is in flight); None: ``m`` itself or a ``wit``."""
+    lin_facts: Callable[[World, OpState, Move, Any, Any], list[Any]] | None = None
+    """Extra premises of the linearization query for one step (``lin_facts(wd, op, move, a0,
+    others)``): instances of lemmas proved elsewhere (``topdown_close``)."""
+
+    def claims(self, op: OpState, a: Any, s: int, ml: Any) -> Any:
+        """My share of side ``s``'s count at ``a``."""
+        return (self.contributes or claims_at)(op, a, s, ml)
+
+    def occupies(self, op: OpState, a: Any) -> Any:
+        """``op``'s thread holds or has occupied ``a``."""
+        return (self.occupant or occupies)(op, a)
 
 
 def _share(op: OpState, a: Any, ml: Any) -> list[Any]:
@@ -689,7 +716,8 @@ def _lock_free(v: Variant, pc: int, scan: bool = False, shape: Shape = COUNTED_S
                 within = z3.And(r1[0] == 0, r1[1] <= bound_free(wd))
             elif mv.label == "start: scan":
                 lvl = wd.depth - z3.BitVec("order", BITS)
-                within = z3.And(r1[0] <= (z3.BitVecVal(1, BITS) << lvl), r1[1] <= 2 * (lvl - ml) + 2)
+                writes = shape.attempt_writes or _attempt_writes
+                within = z3.And(r1[0] <= (z3.BitVecVal(1, BITS) << lvl), r1[1] <= writes(lvl, ml))
             else:
                 within = z3.And(r1[0] == 1, r1[1] <= bound_alloc(wd, shape))
             claims.append(
@@ -814,7 +842,17 @@ def _overlaps(a: Any, b: Any) -> Any:
     )
 
 
-def _lin(v: Variant, pc: int, point: str = "release", scan: bool = False) -> Query:
+def _witnesses(wd: World, m: Any, n: Any) -> list[Any]:
+    """``counted``'s: the node found taken is live, or a live block below one of its sides."""
+    return [z3.And(wd.S(m), _overlaps(m, n))] + [
+        z3.And(wd.S(wd.wit(s, m)), _overlaps(wd.wit(s, m), n)) for s in (0, 1)
+    ]
+
+
+def _lin(
+    v: Variant, pc: int, point: str = "release", scan: bool = False, shape: Shape | None = None
+) -> Query:
+    shape = shape or COUNTED_SHAPE
     wd, op, a0, mvs = _built(v, pc, scan)
     others = z3.Bool("another_op_in_flight")
     n = bv(op.n)
@@ -848,23 +886,27 @@ def _lin(v: Variant, pc: int, point: str = "release", scan: bool = False) -> Que
             claims.append((f"{mv.label}: A is unchanged", z3.Implies(mv.hyp, after == before)))
         decides_fail = steps.is_alloc(op) and (
             (pc in (steps.A_LOAD, steps.A_OCC) and mv.nxt.pc in (*_IDLE, steps.A_LOAD))
-            or (pc == steps.C_LOAD and mv.nxt.pc == steps.R_RELEASE)
+            or (pc in shape.fail_loads and mv.nxt.pc == steps.R_RELEASE)
         )
         if decides_fail and mv.acc is not None:
             m = mv.acc.node
-            witnesses = [z3.And(wd.S(m), _overlaps(m, n))] + [
-                z3.And(wd.S(wd.wit(s, m)), _overlaps(wd.wit(s, m), n)) for s in (0, 1)
-            ]
+            witnesses = (shape.witnesses or _witnesses)(wd, m, n)
             claims.append(
                 (
                     f"{mv.label}: a failed alloc's None is allowed (a live block overlaps n, or contention)",
                     z3.Implies(mv.hyp, z3.Or(others, *witnesses)),
                 )
             )
-    prem = [*wd.bounds(), local(wd, op), wd.node(a0)]
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
     for a in [a0, n, *accessed]:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ni(wd, wd.W(a), op, a)])), *wd.room(a)]
-    prem += _meaning(wd, [(n, a0)], [a0, n, *accessed], others)
+        prem += [
+            z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)])),
+            *wd.room(a, shape.headroom),
+        ]
+    prem += (shape.meaning or _meaning)(wd, [(n, a0)], [a0, n, *accessed], others)
+    if shape.lin_facts is not None:
+        for mv in mvs:
+            prem += shape.lin_facts(wd, op, mv, a0, others)
     prem += wd.congruence()
     cases = [("some step applies", z3.Or([mv.hyp for mv in mvs]))]
     return Query(prem, claims, _explain(wd, op, a0, mvs), (), cases, split=True)

@@ -357,3 +357,68 @@ TOPDOWN_EVERY_MUTANTS["descent_load_waits"] = (
         machine=_DescentLoadWaits,
     ),
 )
+
+
+def _on_top_down_node_machine(name: str, machine: type[steps.Machine]) -> Variant:
+    return Variant(name, transitions=bits.TOP_DOWN_NODE, at_width=bits.top_down_node, machine=machine)
+
+
+def _nothing_free(w: Any) -> Any:
+    return w != w
+
+
+def _node_ok_per_side(width: int) -> Any:
+    """``top-down``'s quiescent invariant (a child hands up one per claimed side) in a
+    ``top-down-node`` bundle (whose children hand up one in all)."""
+    return bits.top_down(width).node_ok
+
+
+TOPDOWN_CLOSE_MUTANTS: dict[str, tuple[tuple[str, ...], str, Variant]] = {
+    "node_ok_per_side": (
+        ("tnevery_init_node", "tnevery_quiescent@done:ok"),
+        "the quiescent invariant counts a child's claimed sides, not one per child",
+        Variant(
+            "node_ok_per_side",
+            transitions=dataclasses.replace(bits.TOP_DOWN_NODE, node_ok=_node_ok_per_side(bits.COUNT_BITS)),
+            at_width=lambda w: dataclasses.replace(bits.top_down_node(w), node_ok=_node_ok_per_side(w)),
+        ),
+    ),
+    "load_finds_nothing_free": (
+        ("tnevery_lin@alloc:load",),
+        "the alloc's load takes every word for taken: a None where nothing overlaps the candidate",
+        _on_top_down_node("load_finds_nothing_free", is_free=_nothing_free),
+    ),
+    "descent_load_waits": (
+        ("tnevery_lfglobal@alloc:descend-load", "tnevery_scan_lockfree@alloc:descend-load"),
+        "the descent load waits (re-reads) while its node has a claim",
+        _on_top_down_node_machine("descent_load_waits", _DescentLoadWaits),
+    ),
+    "rollback_skips_too_far": (
+        ("tnevery_scan_skip@rollback:release",),
+        "after a rollback the scan resumes one node past the occupied node's subtree",
+        _on_top_down_node_machine("rollback_skips_too_far", _RollbackSkipsTooFar),
+    ),
+    "scan_never_gives_up": (
+        ("tnevery_scan_lfglobal@alloc:load",),
+        "a scan that has visited its whole level starts another lap instead of failing",
+        _on_top_down_node_machine("scan_never_gives_up", _ScanNeverGivesUp),
+    ),
+    "load_passes_over_free_node": (
+        ("tnevery_scan_lin@alloc:load",),
+        "a scan's load moves on from its candidate, free or not, while other nodes are left",
+        _on_top_down_node_machine("load_passes_over_free_node", _LoadPassesOverFreeNode),
+    ),
+    "descent_skips_a_level": (
+        ("tnevery_scan_frame@alloc:descend-cas",),
+        "after its CAS at x the descent goes on two levels down",
+        _on_top_down_node_machine("descent_skips_a_level", _DescentSkipsALevel),
+    ),
+    "uncount_never_stops": (
+        ("tnevery_scan_inv@free:unmark-cas",),
+        "the free's uncounting goes on above a node that keeps a claim",
+        _on_top_down_node("uncount_never_stops", unmark_stops=bits.never),
+    ),
+}
+"""Mutants of ``top-down-node`` for ``topdown_close``: name -> (the obligations each must break,
+what is broken, the variant). Every family of ``topdown_close`` (and each scan-mode family) is
+broken by one, or by a damaged definition (``tests/test_proofs_topdown_close.py``)."""

@@ -197,7 +197,10 @@ def local(wd: ce.World, op: OpState) -> Any:
         return z3.And(on_path(x), ce.level(x) < ln)
 
     if pc in _ALLOC:
-        facts.append(ce.bv(op.left) == 1)
+        if wd.scan:
+            facts += [ce.bv(op.left) >= 1, ce.bv(op.left) <= (z3.BitVecVal(1, ce.BITS) << ln)]
+        else:
+            facts.append(ce.bv(op.left) == 1)
     if pc == steps.A_OCC:
         facts.append(ce.bv(op.cur) == 0)
     if pc == steps.C_LOAD:
@@ -282,6 +285,12 @@ def shape(per_node: bool) -> ce.Shape:
         rank=rank,
         attempt_writes=lambda ln, ml: 4 * (ln - ml) + 4,
         attempt_text="4 (L - max_level) + 4",
+        contributes=tokens_at,
+        occupant=occupies,
+        # A rank reaches 4 (28 - 0) + 4 = 116: seven bits below left in the global measure.
+        mu_shift=7,
+        # The ascent's load and the descent's load may find a node occupied.
+        fail_loads=(steps.C_LOAD, steps.D_LOAD),
     )
 
 
