@@ -56,13 +56,13 @@ import click
 )
 @click.option(
     "--top-down",
-    type=click.Choice(["none", "frame", "all"]),
+    type=click.Choice(["none", "frame", "all", "scan"]),
     default="none",
     show_default=True,
     help="top-down-node's and top-down's every-depth, any-number-of-threads obligations "
-    "(topdown_every, attempt mode; not the shipped variant's, so not in the default run): the "
-    "frame and safety (about 12 s of CPU), or also preservation of the invariant and "
-    "lock-freedom at every pc (minutes).",
+    "(topdown_every, topdown_close): the frame, safety, initial state, quiescence, the fold and "
+    "the composition (cheap), also preservation of the invariant, lock-freedom and "
+    "linearization points at every pc in attempt mode (minutes), or also in scan mode (longer).",
 )
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")

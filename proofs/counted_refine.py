@@ -41,7 +41,7 @@ from nbbs.proofs import sequential
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
 from nbbs.proofs._z3 import Query, Z, as_shift, terms, val
-from nbbs.proofs.refinement import _LEVEL_BITS, PathTree  # the same path, other words
+from nbbs.proofs.refinement import _LEVEL_BITS, PathTree, path_obligations  # the same path, other words
 
 
 def width_for(depth: int) -> int:
@@ -260,32 +260,9 @@ def _whole_tree(depth: int) -> Callable[[Variant], Query]:
 
 def obligations(depth: int) -> list[Obligation]:
     """The ``counted`` refinement obligations for a tree of ``depth``: one per level for alloc and free."""
-    out = [
-        Obligation(
-            "ctree_local_global",
-            "refine",
-            depth,
-            "node_ok everywhere: counts = blocks below, blocks disjoint, none above max_level",
-            _whole_tree(depth),
-        )
-    ]
-    for lvl in range(depth + 1):
-        out.append(
-            Obligation(
-                f"crefine_alloc_L{lvl}",
-                "refine",
-                depth,
-                f"a sequential alloc attempt at a node of level {lvl} refines spec.step(Alloc)",
-                _alloc(depth, lvl),
-            )
-        )
-        out.append(
-            Obligation(
-                f"crefine_free_L{lvl}",
-                "refine",
-                depth,
-                f"a sequential free of a block of level {lvl} refines spec.step(Free)",
-                _free(depth, lvl),
-            )
-        )
-    return out
+    whole = (
+        "ctree_local_global",
+        "node_ok everywhere: counts = blocks below, blocks disjoint, none above max_level",
+        _whole_tree,
+    )
+    return path_obligations(depth, "crefine", whole, _alloc, _free)

@@ -27,14 +27,23 @@ catalogue's default); the frame, ``cevery_safe`` and ``counted_close``'s initial
 and composition (``nbbs prove``'s default: cheap); frame, invariant, lock-freedom (per thread
 and global) in attempt mode; and also in scan mode, with the scan's skip."""
 
-TOP_DOWN = ("none", "frame", "all")
-"""How much of ``topdown_every`` (``top-down-node``'s and ``top-down``'s every-depth invariant) to
-run beside a ``counted``-family catalogue: nothing; the frame and safety (``nbbs prove``'s
-default: cheap); also preservation of the invariant and lock-freedom at every pc (minutes)."""
+TOP_DOWN = ("none", "frame", "all", "scan")
+"""How much of ``topdown_every`` and ``topdown_close`` (``top-down-node``'s and ``top-down``'s
+every-depth invariant) to run beside a ``counted``-family catalogue: nothing; the frame and
+safety, the initial state, quiescence, the fold and the composition (cheap); also preservation
+of the invariant, lock-freedom per thread and global and the linearization points at every pc,
+attempt mode (minutes); also all of that in scan mode, with the skip (longer)."""
 
 DEFAULT_DEPTH_MAX = 10
 
-CAPS = {"spec_disjoint_forms": 8, "tree_local_global": 8, "ctree_local_global": 4, "cparam_frame": 4}
+CAPS = {
+    "spec_disjoint_forms": 8,
+    "tree_local_global": 8,
+    "ctree_local_global": 4,
+    "cparam_frame": 4,
+    "tntree_local_global": 4,
+    "tdtree_local_global": 4,
+}
 """Whole-tree obligations whose z3 time grows steeply with depth (measured: depth 10 takes
 12 s and 90 s; ``counted``'s: 0.15 s at depth 4, 17 s at depth 5); by default they run up to
 this depth. ``param_local_global`` and ``cparam_local_global`` cover every depth by induction."""
@@ -80,12 +89,14 @@ def catalogue(
 
             out += counted_close.obligations(every)
         if "every" in chosen and top_down != "none":
-            from nbbs.proofs import topdown_every
+            from nbbs.proofs import topdown_close, topdown_every
 
+            level = {"frame": "frame", "all": "attempt", "scan": "scan"}[top_down]
             for per_node in (True, False):
                 obs = topdown_every.obligations(per_node)
                 cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name.endswith("_safe")]
-                out += obs if top_down == "all" else cheap
+                out += cheap if top_down == "frame" else obs
+                out += topdown_close.obligations(level, per_node)
     else:
         if "bits" in chosen:
             out += bitlemmas.OBLIGATIONS
@@ -99,6 +110,11 @@ def catalogue(
             per_depth += (
                 counted_refine.obligations(depth) if variant.counted else refinement.obligations(depth)
             )
+            if variant.counted and top_down != "none":
+                from nbbs.proofs import topdown_close
+
+                per_depth += topdown_close.refine_obligations(depth, True)
+                per_depth += topdown_close.refine_obligations(depth, False)
         out += [ob for ob in per_depth if not capped or depth <= CAPS.get(ob.name, depth)]
     if steps_depth is not None:
         if variant.counted:

@@ -347,34 +347,49 @@ def _whole_tree(depth: int) -> Callable[[Variant], Query]:
     return build
 
 
-def obligations(depth: int) -> list[Obligation]:
-    """The refinement obligations for a tree of ``depth``: one per level for alloc and free."""
-    out = [
-        Obligation(
-            "tree_local_global",
-            "refine",
-            depth,
-            "node_ok everywhere implies disjoint blocks and an exact abstraction",
-            _whole_tree(depth),
-        )
-    ]
+Builder = Callable[[int, int], Callable[[Variant], Query]]
+"""``(depth, level) -> build``: one refinement query of a tree of ``depth``, a node of ``level``."""
+
+
+def path_obligations(
+    depth: int,
+    prefix: str,
+    whole: tuple[str, str, Callable[[int], Callable[[Variant], Query]]],
+    alloc: Builder,
+    free: Builder,
+) -> list[Obligation]:
+    """The refinement obligations of one word family for a tree of ``depth``: the whole-tree one
+    (``whole``: name, claim, builder), then per level ``{prefix}_alloc_L{l}`` and ``{prefix}_free_L{l}``
+    (``refinement``'s five-bit words and ``counted_refine``'s counted ones share this list)."""
+    name, claim, build = whole
+    out = [Obligation(name, "refine", depth, claim, build(depth))]
     for lvl in range(depth + 1):
         out.append(
             Obligation(
-                f"refine_alloc_L{lvl}",
+                f"{prefix}_alloc_L{lvl}",
                 "refine",
                 depth,
                 f"a sequential alloc attempt at a node of level {lvl} refines spec.step(Alloc)",
-                _alloc(depth, lvl),
+                alloc(depth, lvl),
             )
         )
         out.append(
             Obligation(
-                f"refine_free_L{lvl}",
+                f"{prefix}_free_L{lvl}",
                 "refine",
                 depth,
                 f"a sequential free of a block of level {lvl} refines spec.step(Free)",
-                _free(depth, lvl),
+                free(depth, lvl),
             )
         )
     return out
+
+
+def obligations(depth: int) -> list[Obligation]:
+    """The refinement obligations for a tree of ``depth``: one per level for alloc and free."""
+    whole = (
+        "tree_local_global",
+        "node_ok everywhere implies disjoint blocks and an exact abstraction",
+        _whole_tree,
+    )
+    return path_obligations(depth, "refine", whole, _alloc, _free)

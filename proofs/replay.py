@@ -70,11 +70,20 @@ def attempt(a: NBBS, n: int) -> bool:
     """One candidate of ``NBBS._alloc_node`` at node ``n``: occupy, climb, roll back on failure."""
     w, t = a._w, a.transitions
     cur = w.load(n)
-    if t.is_free(cur) and w.cas(n, cur, t.occupy(cur)):
-        failed = a._climb(n)
+    if not (t.is_free(cur) and w.cas(n, cur, t.occupy(cur))):
+        return False
+    if t.top_down:
+        failed, wrote = a._climb_top_down(n)
         if failed is None:
             return True
-        a._free_node(n, g.level(failed) + 1)
+        # As ``_alloc_node``: uncount from the occupied node up if the descent counted above it.
+        start = failed if wrote else None
+        a._free_node(n, a.max_level if wrote else g.level(n), rollback=True, start=start)
+        return False
+    failed = a._climb(n)
+    if failed is None:
+        return True
+    a._free_node(n, g.level(failed) + 1)
     return False
 
 

@@ -88,6 +88,8 @@ def alloc_path(
     Returns the new path words, whether the attempt succeeded, and per level whether the climb
     failed there (the ancestor was occupied).
     """
+    if t.top_down:
+        return _alloc_path_top_down(t, sym, w, sides, within)
     lg = sym.logic
     top = len(w) - 1
     claimed = t.is_free(w[top])
@@ -107,3 +109,36 @@ def alloc_path(
     rolled = free_path(t, sym, up, sides, below_failure, rollback=True, max_within=within)
     failed = lg.or_(False, *failed_at)
     return [sym.ite(failed, r, u) for r, u in zip(rolled, up, strict=True)], going, failed_at
+
+
+def _alloc_path_top_down(
+    t: bits.Transitions, sym: Sym, w: Sequence[Any], sides: Sequence[Any], within: Sequence[Any]
+) -> tuple[list[Any], Any, list[Any]]:
+    """``NBBS._climb_top_down`` with nothing else in flight: occupy ``n``, ascend (loads) to the
+    anchor (the first ancestor whose side is claimed, or the one at ``max_level``), failing at an
+    occupied one having written nothing but ``n`` (released again); then count every node from
+    the anchor down to ``n``'s parent. Alone, a descent never finds a node occupied or a side
+    another descent claimed (the ascent read them unclaimed), so it neither rolls back nor undoes.
+    """
+    lg = sym.logic
+    top = len(w) - 1
+    claimed = t.is_free(w[top])
+    going = claimed  # still ascending
+    anchored: list[Any] = [False] * top
+    failed_at: list[Any] = [False] * top
+    for k in range(top - 1, -1, -1):  # ascend
+        act = lg.and_(going, within[k])
+        occupied = t.is_occupied(w[k])
+        at_max = sym.true if k == 0 else lg.not_(within[k - 1])
+        stops = lg.or_(at_max, t.climb_stops(w[k], sides[k + 1]))
+        failed_at[k] = lg.and_(act, occupied)
+        anchored[k] = lg.and_(act, lg.not_(occupied), stops)
+        going = lg.and_(act, lg.not_(occupied), lg.not_(stops))
+    failed = lg.or_(False, *failed_at)
+    out = list(w)
+    for k in range(top):  # descend: level k is counted when the anchor is at or above it
+        counted = lg.or_(False, *anchored[: k + 1])
+        out[k] = sym.ite(counted, t.climb(w[k], sides[k + 1]), w[k])
+    # On failure the rollback releases n (back to its word before the occupy) and nothing else.
+    out[top] = sym.ite(lg.and_(claimed, lg.not_(failed)), t.occupy(w[top]), w[top])
+    return out, lg.and_(claimed, lg.not_(failed)), failed_at

@@ -713,3 +713,80 @@ def obligations(
         out += scan_obligations(per_node, subject)
         out += lin_obligations(per_node, subject, True) + lf_obligations(per_node, subject, True)
     return out
+
+
+# -- 5. sequential refinement, per depth (``counted_refine``'s path queries, top-down words) ---
+
+
+def _whole_tree(depth: int) -> Callable[[Variant], Query]:
+    """``{p}tree_local_global`` at ``depth``: the bundle's ``node_ok`` everywhere (``leaf_ok`` on
+    pages, zero above ``max_level``) implies that a word is a block or has a count exactly when
+    its subtree holds a block, no block lies under another, and none is above ``max_level``:
+    the abstraction (the ``OCC`` words) is a set of disjoint blocks, and the words say where."""
+
+    def build(v: Variant) -> Query:
+        from nbbs.proofs import counted_refine as cr
+        from nbbs.proofs.refinement import _LEVEL_BITS
+
+        t = v.at(cr.width_for(depth))
+        node_ok = t.node_ok
+        assert node_ok is not None
+        ml = z3.BitVec("max_level", _LEVEL_BITS)
+        nodes = g.all_nodes(depth)
+        w: list[Any] = [None] + [z3.BitVec(f"w{x}", t.word_bits) for x in nodes]
+        above = {lvl: z3.ULT(z3.BitVecVal(lvl, _LEVEL_BITS), ml) for lvl in range(depth + 1)}
+        premises: list[Any] = [z3.ULE(ml, depth)]
+        for x in nodes:
+            lvl = g.level(x)
+            local = tree.leaf_ok(w[x], Z) if lvl == depth else node_ok(w[x], w[g.left(x)], w[g.right(x)], Z)
+            premises.append(z3.If(above[lvl], w[x] == 0, local))
+        occ = [None] + [cr.occ(w[x]) for x in nodes]
+        down: list[Any] = [None] * len(w)
+        for x in reversed(nodes):
+            down[x] = occ[x] if g.level(x) == depth else z3.Or(occ[x], down[g.left(x)], down[g.right(x)])
+        width = t.count_bits
+        meaning, nested = [], []
+        for x in nodes:
+            lvl = g.level(x)
+            some = z3.Or(occ[x], *[cr.count(w[x], s, width) != 0 for s in (0, 1)])
+            meaning.append(z3.Implies(z3.Not(above[lvl]), some == down[x]))
+            if lvl < depth:
+                nested.append(z3.Implies(occ[x], z3.Not(z3.Or(down[g.left(x)], down[g.right(x)]))))
+        claims = [
+            ("a word is a block or has a count iff its subtree holds a block", z3.And(meaning)),
+            ("no block lies under another", z3.And(nested or [True])),
+            (
+                "no block above max_level",
+                z3.And([z3.Implies(above[g.level(x)], z3.Not(occ[x])) for x in nodes]),
+            ),
+        ]
+
+        def explain(m: z3.ModelRef) -> str:
+            words = [0] + [val(m, w[x]) for x in nodes]
+            return f"  max_level {val(m, ml)}\n" + tree.render(words, depth, t)
+
+        return Query(premises, claims, explain, [*(w[x] == 0 for x in nodes)])
+
+    return build
+
+
+def refine_obligations(depth: int, per_node: bool = True, subject: Variant | None = None) -> list[Obligation]:
+    """``{p}tree_local_global`` and per level ``{p}refine_alloc_L{l}`` / ``{p}refine_free_L{l}``
+    (``tn``: ``top-down-node``, ``td``: ``top-down``) for a tree of ``depth``: ``counted_refine``'s
+    path queries (``sequential.alloc_path`` runs the top-down climb for a top-down bundle) with
+    the variant's own quiescent invariant, proving ``subject`` whatever variant ``prove`` is handed."""
+    from nbbs.proofs import counted_refine as cr
+    from nbbs.proofs.refinement import path_obligations
+
+    v, _sh, _p, fam = _names(per_node, subject)
+    p = "tn" if per_node else "td"
+
+    def mine(build: Callable[..., Callable[[Variant], Query]]) -> Callable[..., Callable[[Variant], Query]]:
+        return lambda *args: lambda _v: build(*args)(v)
+
+    whole = (
+        f"{p}tree_local_global",
+        f"{fam}: node_ok everywhere: words = blocks, disjoint",
+        mine(_whole_tree),
+    )
+    return path_obligations(depth, f"{p}refine", whole, mine(cr._alloc), mine(cr._free))

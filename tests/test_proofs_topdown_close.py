@@ -174,3 +174,74 @@ def test_a_below_witness_that_never_looks_right_breaks_the_induction_step() -> N
 def test_an_up_lemma_without_its_induction_hypothesis_fails_above_the_first_level() -> None:
     ob = _with("tnevery_up", lambda: tc._up(ts.TOP_DOWN_NODE, tc.SHAPES[True], hypothesis=False))
     _broken(prove(ob, ts.TOP_DOWN_NODE), "nothing at or above a counted node is held", "parent(x) =")
+
+
+@pytest.mark.parametrize("variant", ["top_down_node", "top_down"])
+@pytest.mark.parametrize(("depth", "max_order"), [(3, 3), (4, 4), (4, 2)])
+def test_the_sequential_top_down_code_does_what_the_allocator_does(
+    depth: int, max_order: int, variant: str
+) -> None:
+    import random
+
+    from nbbs.impl.nbbs import NBBS
+    from nbbs.model import bits, spec, tree
+    from nbbs.model import geometry as g
+    from nbbs.proofs import replay, sequential
+    from nbbs.proofs._z3 import INTS
+
+    t = bits.VARIANTS[variant]
+    max_level = depth - max_order
+    rng = random.Random(depth * 10 + max_order)
+    a = NBBS(depth, page_size=1, max_order=max_order, variant=variant)
+    live: list[int] = []
+    trees = [a.words()]
+    for _ in range(25):
+        if live and rng.random() < 0.4:
+            a.free(live.pop(rng.randrange(len(live))))
+        elif (got := a.alloc(rng.randrange(max_order + 1), hint=rng.randrange(1 << depth))) is not None:
+            live.append(got)
+        trees.append(a.words())
+    checked = 0
+    for words in trees:
+        assert tree.inv_quiescent(words, depth, max_level, t)
+        for n in g.all_nodes(depth):
+            lvl = g.level(n)
+            if lvl < max_level:
+                continue
+            nodes = [n, *g.ancestors(n)]
+            path = [words[x] for x in nodes[::-1]]
+            sides = [0] + [g.side(x) for x in nodes[::-1][1:]]
+            within = [k >= max_level for k in range(lvl)]
+            al, rec = replay.allocator(words, depth, max_order, t)
+            ok = replay.attempt(al, n)
+            mine, mine_ok, _ = sequential.alloc_path(t, INTS, path, sides, within)
+            assert ok == mine_ok == spec.is_free(tree.abstraction(words, depth), n)
+            assert [rec.w[x] for x in nodes[::-1]] == mine
+            assert all(rec.w[x] == words[x] for x in g.all_nodes(depth) if x not in nodes)
+            if words[n] == bits.BUSY:
+                al, rec = replay.allocator(words, depth, max_order, t)
+                replay.free(al, n)
+                assert [rec.w[x] for x in nodes[::-1]] == sequential.free_path(t, INTS, path, sides, within)
+            checked += 1
+    assert checked > 50
+
+
+@pytest.mark.parametrize("per_node", [True, False], ids=["top-down-node", "top-down"])
+def test_the_top_down_sequential_refinement_holds_at_depths_1_to_3(per_node: bool) -> None:
+    subject = ts.TOP_DOWN_NODE if per_node else ts.TOP_DOWN
+    obs = [ob for d in (1, 2, 3) for ob in tc.refine_obligations(d, per_node)]
+    failed = [p.report() for ob in obs if not (p := prove(ob, subject)).proved]
+    assert not failed, "\n".join(failed)
+
+
+@pytest.mark.parametrize(
+    ("mutant", "name", "claim"),
+    [
+        ("uncount_never_stops", "tnrefine_free_L3", "after free"),
+        ("node_ok_per_side", "tnrefine_alloc_L3", "on success"),
+    ],
+)
+def test_a_top_down_node_mutant_breaks_the_sequential_refinement(mutant: str, name: str, claim: str) -> None:
+    _names, _what, variant = TOPDOWN_CLOSE_MUTANTS[mutant]
+    ob = next(ob for ob in tc.refine_obligations(3, True, variant) if ob.name == name)
+    _broken(prove(ob, variant), claim, "path, root first")
