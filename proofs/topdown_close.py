@@ -1,7 +1,8 @@
 """``top-down-node`` and ``top-down`` get everything ``counted`` has in z3 for every depth and any
 number of threads: the initial state, quiescence, the others' summary as a fold over threads and
-the composition, the linearization points, scan mode (with the skip) and the global lock-freedom
-measure (``tnclose_*`` / ``tdclose_*``; scan mode ``tnevery_scan_*`` / ``tdevery_scan_*``).
+the composition, the linearization points, scan mode (with the skip), the global lock-freedom
+measure (``tnevery_*`` / ``tdevery_*``; scan mode ``tnevery_scan_*`` / ``tdevery_scan_*``) and,
+per depth, the sequential refinement (``tnrefine_*`` / ``tdrefine_*``).
 
 Nothing here is a new prover. The queries are ``counted_every``'s and ``counted_close``'s,
 generic over a ``counted_every.Shape``; this module writes what is the variant's own: its
@@ -41,12 +42,16 @@ the ascent's load or a descent's load finds a node occupied. The success point's
 overlaps ``n``" uses ``up`` and ``down`` on the state after the step (``Inv`` holds there by
 ``{p}_inv``; ``S`` is the others', which the step leaves as it is); a failed load's witness is
 the occupied node (F4), a failed load or occupy of the candidate's witness ``dw(n)`` (``below``).
+
+**Sequential refinement** (``refine_obligations``): ``counted_refine``'s path queries with the
+variant's bundle (``sequential.alloc_path`` runs the top-down climb for a top-down bundle) and
+a whole-tree lemma of its own (``_whole_tree``: ``node_ok`` everywhere means a word is a block
+or has a count exactly when its subtree holds a block).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -268,11 +273,6 @@ def _sum_empty(v: Variant, static_counted: bool = True) -> Query:
         return base(m) + f"\n  static(b) = {m.eval(st('static', b), model_completion=True)}"
 
     return Query(prem, claims, explain, split=True)
-
-
-def init_queries(v: Variant, sh: ce.Shape) -> dict[str, Callable[[], Query]]:
-    """The three initial-state cases (for ``obligations``)."""
-    return {case: functools.partial(_init, v, sh, case) for case in ("page", "node", "above")}
 
 
 # -- 2. the summary as a fold over threads, and the composition --------------------------------
