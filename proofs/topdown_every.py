@@ -65,9 +65,9 @@ of a held block up to ``max_level`` has a count and is no block.
 **Lock-freedom** (``{prefix}_lockfree@pc``): ``counted_every``'s claims with ``rank`` (below)
 in the measure: an attempt makes at most ``4 (L - max_level) + 4`` successful writes.
 
-Not here (``counted_every`` has them for ``counted``): the linearization points,
-scan mode (the skip after a failed descent names ``fail``; the attempt mode's ``left == 1``
-makes every failure final).
+The linearization points, scan mode (``local`` takes ``left`` up to the level's width when
+the world is in scan mode), the initial state, quiescence, the fold and the global measure:
+``topdown_close``, with this shape.
 """
 
 from __future__ import annotations
