@@ -51,6 +51,7 @@ def catalogue(
     steps_max_level: int = 0,
     every: str = "none",
     top_down: str = "none",
+    symmetric: bool = False,
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
     ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
@@ -58,7 +59,9 @@ def catalogue(
     every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``);
     ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run,
     ``top_down`` (one of ``TOP_DOWN``) which of ``topdown_every``'s (they prove their own
-    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is)."""
+    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is); ``symmetric``: the
+    step-level checks of thread 0 only, plus ``counted_sym``'s proof that the others' are
+    thread 0's relabelled."""
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.counted:
@@ -105,8 +108,13 @@ def catalogue(
             from nbbs.proofs import counted_lin, counted_steps
 
             for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
-                out += counted_steps.obligations(depth, threads or 2, steps_max_level)
-                out += counted_lin.obligations(depth, threads or 2, steps_max_level)
+                n = threads or 2
+                out += counted_steps.obligations(depth, n, steps_max_level, symmetric=symmetric)
+                out += counted_lin.obligations(depth, n, steps_max_level, symmetric=symmetric)
+                if symmetric:
+                    from nbbs.proofs import counted_sym
+
+                    out += counted_sym.obligations(depth, n, steps_max_level)
         else:
             from nbbs.proofs import stepinv
 

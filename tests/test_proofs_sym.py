@@ -1,0 +1,68 @@
+"""Thread symmetry of the bounded step-level encoding (``proofs/counted_sym.py``): proved for
+``counted``'s invariant, step and linearization claims, and broken, with a readable
+counterexample, by an invariant or a step that singles out one thread."""
+
+from typing import Any
+
+import z3
+
+from nbbs.model import steps
+from nbbs.proofs import counted_steps as cs
+from nbbs.proofs import counted_sym, obligations
+from nbbs.proofs._obligation import prove
+from nbbs.proofs._variant import COUNTED
+
+
+def _lopsided_invariant(st: cs.State) -> list[tuple[str, Any]]:
+    """``Inv`` plus a conjunct about thread 1 alone (a mutant)."""
+    cas = [o for o in st.s.ops if o.pc == steps.C_CAS]
+    return [*cs.invariant(st), ("thread 1 is never at climb-cas", z3.Not(st.among(1, cas)))]
+
+
+def _lopsided_step(
+    s: cs.System, pre: cs.State, post: cs.State, k: int, pc: int
+) -> tuple[Any, list[tuple[str, Any]]]:
+    """``counted_steps``' step, except that thread 1 may not write the root (a mutant)."""
+    move, cases = cs._step(s, pre, post, k, pc)
+    return (z3.And(move, post.w[1] == pre.w[1]) if k == 1 else move), cases
+
+
+def test_every_thread_of_three_at_depth_2_is_thread_0_relabelled_in_inv_step_and_linearization() -> None:
+    obs = counted_sym.obligations(2, 3)
+    assert len(obs) == 2 * (1 + 2 * len(cs.pcs(COUNTED, 2, 3)))
+    for ob in obs:
+        p = prove(ob, COUNTED)
+        assert p.proved, p.report()
+
+
+def test_an_invariant_that_singles_out_thread_1_fails_the_symmetry_and_names_the_conjunct() -> None:
+    (ob,) = [o for o in counted_sym.obligations(2, 2, inv=_lopsided_invariant) if "_inv_" in o.name]
+    p = prove(ob, COUNTED)
+    assert not p.proved and not p.vacuous
+    text = p.counterexample
+    assert "swap(s): threads 0 and 1 relabelled" in text
+    assert "Inv conjuncts that differ: thread 1 is never at climb-cas" in text
+    assert "alloc:climb-cas" in text
+
+
+def test_a_step_that_singles_out_thread_1_fails_the_symmetry_where_it_writes_the_root() -> None:
+    obs = counted_sym.obligations(1, 2, step=_lopsided_step, lin=False)
+    results = {ob.name: prove(ob, COUNTED) for ob in obs}
+    failed = [p for p in results.values() if not p.proved]
+    assert failed and not any(p.vacuous for p in failed)
+    # done:ok writes nothing, so the mutant is symmetric there; occupy at the root is not.
+    assert results["csym_step_T2_t1@done:ok"].proved
+    assert not results["csym_step_T2_t1@alloc:occupy"].proved
+    text = results["csym_step_T2_t1@alloc:occupy"].counterexample
+    assert "thread 0 steps from swap(s) to swap(s'): yes" in text
+
+
+def test_with_symmetry_only_thread_0s_bounded_queries_are_selected_and_the_symmetry_ones_are_added() -> None:
+    names = [
+        ob.name for ob in obligations.catalogue(2, 2, groups=(), steps_depth=2, threads=3, symmetric=True)
+    ]
+    assert "csteps_T3_t0@alloc:occupy" in names and "clin_T3_t0@alloc:occupy" in names
+    assert not any(n.startswith(("csteps_T3_t1", "csteps_T3_t2", "clin_T3_t1", "clin_T3_t2")) for n in names)
+    assert "csym_step_T3_t2@alloc:occupy" in names and "csym_inv_T3_t1" in names
+    full = [ob.name for ob in obligations.catalogue(2, 2, groups=(), steps_depth=2, threads=3)]
+    assert "csteps_T3_t2@alloc:occupy" in full and not any(n.startswith("csym") for n in full)
