@@ -24,9 +24,10 @@ GROUPS = ("bits", "param", "spec", "refine", "every")
 EVERY = ("none", "frame", "attempt", "scan")
 """How much of ``counted_every`` (every depth, any number of threads) to run: nothing (the
 catalogue's default); the frame, ``cevery_safe`` and ``counted_close``'s initial state, summary
-and composition, and lock-freedom's arithmetic (``counted_lfarith``'s ``clf_*``) (``nbbs
-prove``'s default: cheap); frame, invariant, lock-freedom (per thread and global, and the step
-facts the arithmetic uses) in attempt mode; and also in scan mode, with the scan's skip."""
+and composition, lock-freedom's arithmetic (``counted_lfarith``'s ``clf_*``) and the unrolled
+height induction (``cind_height``) (``nbbs prove``'s default: cheap); frame, invariant,
+lock-freedom (per thread and global, and the step facts the arithmetic uses) in attempt mode;
+and also in scan mode, with the scan's skip."""
 
 TOP_DOWN = ("none", "frame", "all")
 """How much of ``topdown_every`` (``top-down-node``'s and ``top-down``'s every-depth invariant) to
@@ -80,9 +81,9 @@ def catalogue(
                 obs += counted_every.lin_obligations(scan)
                 cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name == "cevery_safe"]
                 out += obs if every != "frame" else cheap
-            from nbbs.proofs import counted_close, counted_lfarith
+            from nbbs.proofs import counted_close, counted_induction, counted_lfarith
 
-            out += counted_close.obligations(every)
+            out += counted_close.obligations(every) + counted_induction.obligations()
             out += counted_lfarith.obligations({"frame": None, "attempt": False}.get(every, True))
         if "every" in chosen and top_down != "none":
             from nbbs.proofs import topdown_every

@@ -1,7 +1,9 @@
-"""Lock-freedom's arithmetic (``proofs/counted_lfarith.py``): the counter abstractions prove the
-README's bounds over symbolic ``T``, ``mu_max``, ``D``, ``max_level``; a wrong bound is refuted
-with the values that break it; the step facts they rest on hold at cheap pcs (every pc: deep)
-and a wrong ``mu_max`` or a scan that never gives up breaks them."""
+"""Lock-freedom's arithmetic (``proofs/counted_lfarith.py``) and the unrolled height induction
+(``proofs/counted_induction.py``): the counter abstractions prove the README's bounds over
+symbolic ``T``, ``mu_max``, ``D``, ``max_level``; a wrong bound is refuted with the values that
+break it; the step facts they rest on hold at cheap pcs (every pc: deep) and a wrong ``mu_max``
+or a scan that never gives up breaks them; the height induction is proved unrolled, and a
+circular step is refuted."""
 
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 import z3
 from conftest import DEEP
 
+from nbbs.proofs import counted_induction
 from nbbs.proofs import counted_lfarith as lf
 from nbbs.proofs._obligation import Obligation, prove
 from nbbs.proofs._variant import COUNTED
@@ -83,3 +86,16 @@ def test_every_step_fact_holds_at_every_pc(scan: bool) -> None:
     for ob in lf.step_obligations(scan):
         p = prove(ob, COUNTED)
         assert p.proved, p.report()
+
+
+def test_the_height_induction_unrolled_over_heights_0_to_28_is_proved_for_an_uninterpreted_p() -> None:
+    (ob,) = counted_induction.obligations()
+    p = prove(ob, COUNTED)
+    assert p.proved, p.report()
+
+
+def test_a_height_step_that_assumes_p_at_the_node_itself_is_circular_and_refuted() -> None:
+    (ob,) = counted_induction.obligations(lambda a: (2 * a, a))
+    p = prove(ob, COUNTED)
+    assert not p.proved and not p.vacuous
+    assert p.broken[0].startswith("height 1:") and "step uses nodes" in p.counterexample
