@@ -2,10 +2,13 @@
 ``counted``'s invariant, step and linearization claims, and broken, with a readable
 counterexample, by an invariant or a step that singles out one thread."""
 
+import json
 from typing import Any
 
 import z3
+from click.testing import CliRunner
 
+from nbbs.cli import main as cli
 from nbbs.model import steps
 from nbbs.proofs import counted_steps as cs
 from nbbs.proofs import counted_sym, obligations
@@ -66,3 +69,13 @@ def test_with_symmetry_only_thread_0s_bounded_queries_are_selected_and_the_symme
     assert "csym_step_T3_t2@alloc:occupy" in names and "csym_inv_T3_t1" in names
     full = [ob.name for ob in obligations.catalogue(2, 2, groups=(), steps_depth=2, threads=3)]
     assert "csteps_T3_t2@alloc:occupy" in full and not any(n.startswith("csym") for n in full)
+
+
+def test_nbbs_prove_with_symmetry_proves_thread_0_and_the_symmetry_of_three_threads_at_depth_1() -> None:
+
+    args = ["prove", "--symmetry", "--threads", "3", "--steps-depth", "1", "--depth-max", "1"]
+    result = CliRunner().invoke(cli.main, [*args, "--obligation", "cs", "--jobs", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    names = [p["obligation"] for p in json.loads(result.output)["proofs"]]
+    assert "csteps_T3_t0@alloc:occupy" in names and "csym_step_T3_t2@alloc:occupy" in names
+    assert not any(n.startswith("csteps_T3_t1") for n in names)
