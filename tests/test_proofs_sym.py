@@ -79,3 +79,13 @@ def test_nbbs_prove_with_symmetry_proves_thread_0_and_the_symmetry_of_three_thre
     names = [p["obligation"] for p in json.loads(result.output)["proofs"]]
     assert "csteps_T3_t0@alloc:occupy" in names and "csym_step_T3_t2@alloc:occupy" in names
     assert not any(n.startswith("csteps_T3_t1") for n in names)
+
+
+def test_the_cheaper_variants_step_invariants_are_thread_symmetric_too() -> None:
+    # Generic over the variant: topdown_steps' own Inv and machine, counted_sym's queries.
+    from nbbs.proofs import topdown_steps as ts
+
+    for v in (ts.TOP_DOWN, ts.TOP_DOWN_NODE):
+        for ob in counted_sym.obligations(2, 3, lin=False, inv=ts.invariant, prefix="tsym", subject=v):
+            p = prove(ob, v)
+            assert p.proved, p.report()
