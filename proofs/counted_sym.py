@@ -9,16 +9,18 @@ proves, for every ``k >= 1``:
 * ``csym_inv_T{t}_t{k}``: ``Inv(s) <=> Inv(swap_k(s))`` for every state ``s``;
 * ``csym_step_T{t}_t{k}@{pc}``: ``step_k(s, s') <=> step_0(swap_k(s), swap_k(s'))`` at ``pc``
   (``counted_steps._step``: thread ``k`` moves from ``pc``, every other thread stays);
-* ``csym_lin_T{t}_t{k}@{pc}``: ``counted_lin``'s claims for thread ``k`` at ``s, s'`` equal
-  thread 0's at ``swap_k(s), swap_k(s')``.
+* ``csym_query_T{t}_t{k}@{pc}``: the whole ``csteps_T{t}_t{k}@{pc}`` query, as one formula
+  (premises imply claims), equals thread 0's with the two threads' variables exchanged;
+* ``csym_lin_T{t}_t{k}@{pc}``: the same for ``clin_T{t}_t{k}@{pc}``.
 
-**Why that suffices.** ``csteps_T{t}_t{k}@{pc}`` asks: ``Inv(s)`` and ``step_k(s, s')`` imply
-``Inv(s')``. Given such ``s, s'``: ``Inv(swap_k(s))`` and ``step_0(swap_k(s), swap_k(s'))`` by
-the two equivalences, so thread 0's query (proved) gives ``Inv(swap_k(s'))``, hence ``Inv(s')``
-by the first equivalence again (it holds for every state, ``s'`` included: ``Inv`` of the
-post-state is the same formula over renamed variables, and the swap commutes with that
-renaming). The same for ``clin_T{t}_t{k}@{pc}``, whose premises are those of ``csteps`` and
-whose claims are related by the third equivalence. ``csteps_initial``, ``csteps_safe`` and
+**Why that suffices.** A formula and its renaming are valid together, so by ``csym_query``
+thread ``k``'s ``csteps`` query is proved exactly when thread 0's is, and by ``csym_lin`` the
+same for ``clin``: that is the whole argument, about the obligations' own text (an extra
+premise slipped into thread ``k``'s query alone would fail it). ``csym_inv`` and ``csym_step``
+are the same fact split the way one reasons about it (``Inv(s)`` and ``step_k(s, s')`` give
+``Inv(swap(s))`` and ``step_0(swap(s), swap(s'))``; thread 0's query gives ``Inv(swap(s'))``,
+hence ``Inv(s')``): when the symmetry breaks they say whether the invariant or the step is to
+blame, with a readable counterexample. ``csteps_initial``, ``csteps_safe`` and
 ``csteps_quiescent`` mention every thread at once and are proved as they are.
 
 The equivalences are checked unconditionally (not only under ``Inv``): stronger, and z3
@@ -39,10 +41,13 @@ from nbbs.proofs import counted_lin
 from nbbs.proofs import counted_steps as cs
 from nbbs.proofs._obligation import Obligation
 from nbbs.proofs._variant import Variant
-from nbbs.proofs._z3 import Query
+from nbbs.proofs._z3 import Query, term
 
 Step = Callable[[cs.System, cs.State, cs.State, int, int], tuple[Any, list[tuple[str, Any]]]]
 """A step relation builder with ``counted_steps._step``'s signature (a mutant plugs in here)."""
+
+Build = Callable[[Variant, int, int], Query]
+"""An obligation's query for thread ``k`` at ``pc`` (``csteps``'s or ``clin``'s)."""
 
 
 def swap(states: list[cs.State], k: int) -> list[tuple[Any, Any]]:
@@ -118,21 +123,28 @@ def _step_query(v: Variant, depth: int, threads: int, k: int, pc: int, max_level
     )
 
 
-def _lin_query(v: Variant, depth: int, threads: int, k: int, pc: int, max_level: int) -> Query:
-    mine = counted_lin._lin_query(v, depth, threads, k, pc, max_level, "release")
-    zero = counted_lin._lin_query(v, depth, threads, 0, pc, max_level, "release")
+def _whole(q: Query) -> Any:
+    """A query as one formula: its premises imply its claims (valid iff the query is proved)."""
+    return z3.Implies(z3.And([term(p) for p in q.premises]), z3.And([term(c) for _, c in q.claims]))
+
+
+def _query_query(
+    v: Variant, depth: int, threads: int, k: int, pc: int, max_level: int, build: Build
+) -> Query:
+    """Thread ``k``'s obligation (premises => claims) equals thread 0's with the threads relabelled."""
+    mine, zero = build(v, k, pc), build(v, 0, pc)
     s = cs._system(v, depth, threads, max_level)
-    # Both queries name their variables alike (same tags), so one substitution relates them.
+    # The builders name their variables alike (same tags), so one substitution relates them.
     pre, post = cs.State(s, ""), cs.State(s, "post_")
     sw = swap([pre, post], k)
-    ck = z3.And([c for _, c in mine.claims])
-    c0 = z3.substitute(z3.And([c for _, c in zero.claims]), *sw)
+    fk = _whole(mine)
+    f0 = z3.substitute(_whole(zero), *sw)
     return Query(
         [],
         [
             (
-                f"clin claims of thread {k} iff thread 0's on the swapped states at {steps.PC_NAMES[pc]}",
-                ck == c0,
+                f"thread {k}'s query at {steps.PC_NAMES[pc]} is thread 0's with threads 0 and {k} exchanged",
+                fk == f0,
             )
         ],
         mine.explain,
@@ -151,14 +163,25 @@ def obligations(
     subject: Variant | None = None,
 ) -> list[Obligation]:
     """The symmetry obligations of one configuration: for each ``k`` in ``1..threads-1``, ``Inv``'s
-    and, per pc, the step's (and with ``lin`` the linearization claims'). ``inv``, ``step``,
-    ``prefix`` and ``subject`` check another invariant or step (``topdown_steps``, a mutant)."""
+    and, per pc, the step's, the whole ``csteps`` query's (``{prefix}_query``) and with ``lin``
+    the whole ``clin`` query's. ``inv``, ``step``, ``prefix`` and ``subject`` check another
+    invariant or step (``topdown_steps``, a mutant; the whole queries use ``inv``, not ``step``)."""
     from nbbs.proofs._variant import COUNTED
 
     the_inv = inv or cs.invariant
     the_step = step or cs._step
     suffix = f"_T{threads}" + (f"_ml{max_level}" if max_level else "")
     pcs = cs.pcs(subject or COUNTED, depth, threads, max_level)
+
+    def steps_query(v: Variant, k: int, pc: int) -> Query:
+        return cs._step_query(v, depth, threads, k, pc, max_level, inv)
+
+    def lin_query(v: Variant, k: int, pc: int) -> Query:
+        return counted_lin._lin_query(v, depth, threads, k, pc, max_level, "release")
+
+    builds: list[tuple[str, Build]] = [("query", steps_query)]
+    if lin:
+        builds.append(("lin", lin_query))
     out: list[Obligation] = []
     for k in range(1, threads):
 
@@ -188,19 +211,19 @@ def obligations(
                     by_step(),
                 )
             )
-            if lin:
+            for family, build in builds:
 
-                def by_lin(kk: int = k, p: int = pc) -> Callable[[Variant], Query]:
-                    return lambda v: _lin_query(v, depth, threads, kk, p, max_level)
+                def by_query(kk: int = k, p: int = pc, b: Build = build) -> Callable[[Variant], Query]:
+                    return lambda v: _query_query(v, depth, threads, kk, p, max_level, b)
 
                 out.append(
                     Obligation(
-                        f"{prefix}_lin{suffix}_t{k}@{steps.PC_NAMES[pc]}",
+                        f"{prefix}_{family}{suffix}_t{k}@{steps.PC_NAMES[pc]}",
                         "steps",
                         depth,
-                        f"{threads} threads: thread {k}'s linearization claims at {steps.PC_NAMES[pc]} are "
+                        f"{threads} threads: thread {k}'s {family} query at {steps.PC_NAMES[pc]} is "
                         "thread 0's, relabelled",
-                        by_lin(),
+                        by_query(),
                     )
                 )
     return out

@@ -2,9 +2,11 @@
 ``counted``'s invariant, step and linearization claims, and broken, with a readable
 counterexample, by an invariant or a step that singles out one thread."""
 
+import dataclasses
 import json
 from typing import Any
 
+import pytest
 import z3
 from click.testing import CliRunner
 
@@ -32,7 +34,7 @@ def _lopsided_step(
 
 def test_every_thread_of_three_at_depth_2_is_thread_0_relabelled_in_inv_step_and_linearization() -> None:
     obs = counted_sym.obligations(2, 3)
-    assert len(obs) == 2 * (1 + 2 * len(cs.pcs(COUNTED, 2, 3)))
+    assert len(obs) == 2 * (1 + 3 * len(cs.pcs(COUNTED, 2, 3)))
     for ob in obs:
         p = prove(ob, COUNTED)
         assert p.proved, p.report()
@@ -58,6 +60,27 @@ def test_a_step_that_singles_out_thread_1_fails_the_symmetry_where_it_writes_the
     assert not results["csym_step_T2_t1@alloc:occupy"].proved
     text = results["csym_step_T2_t1@alloc:occupy"].counterexample
     assert "thread 0 steps from swap(s) to swap(s'): yes" in text
+
+
+def test_an_extra_claim_in_thread_1s_query_alone_fails_the_whole_query_symmetry_not_inv_or_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = cs._step_query
+
+    def lopsided(v: Any, depth: int, threads: int, k: int, pc: int, ml: int, inv: Any = None) -> Any:
+        q = original(v, depth, threads, k, pc, ml, inv)
+        if k != 1:
+            return q
+        post = cs.State(cs._system(v, depth, threads, ml), "post_")
+        return dataclasses.replace(q, claims=[*q.claims, ("the root stays zero", post.w[1] == 0)])
+
+    monkeypatch.setattr(cs, "_step_query", lopsided)
+    results = {ob.name: prove(ob, COUNTED) for ob in counted_sym.obligations(1, 2, lin=False)}
+    assert results["csym_inv_T2_t1"].proved and results["csym_step_T2_t1@alloc:occupy"].proved
+    broken = results["csym_query_T2_t1@alloc:occupy"]
+    assert not broken.proved and not broken.vacuous
+    assert "thread 1's query at alloc:occupy is thread 0's" in broken.broken[0]
+    assert "before (Inv holds), thread 1 steps at alloc:occupy" in broken.counterexample
 
 
 def test_with_symmetry_only_thread_0s_bounded_queries_are_selected_and_the_symmetry_ones_are_added() -> None:
