@@ -109,6 +109,6 @@ def test_the_cheaper_variants_step_invariants_are_thread_symmetric_too() -> None
     from nbbs.proofs import topdown_steps as ts
 
     for v in (ts.TOP_DOWN, ts.TOP_DOWN_NODE):
-        for ob in counted_sym.obligations(2, 3, lin=False, inv=ts.invariant, prefix="tsym", subject=v):
+        for ob in counted_sym.obligations(2, 2, lin=False, inv=ts.invariant, prefix="tsym", subject=v):
             p = prove(ob, v)
             assert p.proved, p.report()
