@@ -207,15 +207,25 @@ def _lex_lower(x: tuple[Any, Any], y: tuple[Any, Any]) -> Any:
     return z3.Or(x[0] < y[0], z3.And(x[0] == y[0], x[1] < y[1]))
 
 
-def _op_write() -> Query:
+def _facts(named: list[tuple[str, Any]], drop: str) -> list[Any]:
+    """The premises, less the one named ``drop`` (a mutant test: each fact is needed)."""
+    assert not drop or drop in [n for n, _ in named], f"no fact {drop!r}"
+    return [c for n, c in named if n != drop]
+
+
+def _op_write(drop: str = "") -> Query:
     left, rank, left1, rank1, b = _ints("left rank left_after rank_after B")
-    prem = [
-        b >= 2,
-        _measure_ok(left, rank, b),
-        _measure_ok(left1, rank1, b),
-        _ends_at_zero(left, left1, rank1),
-    ]
-    prem += [_lex_lower((left1, rank1), (left, rank)), rank >= 1]
+    prem = _facts(
+        [
+            ("B >= 2", b >= 2),
+            ("the measure before", _measure_ok(left, rank, b)),
+            ("the measure after", _measure_ok(left1, rank1, b)),
+            ("an alloc reaching left 0 has rank 0", _ends_at_zero(left, left1, rank1)),
+            ("a write lowers the measure", _lex_lower((left1, rank1), (left, rank))),
+            ("a write starts from rank >= 1", rank >= 1),
+        ],
+        drop,
+    )
     return Query(
         prem,
         [
@@ -229,15 +239,19 @@ def _op_write() -> Query:
     )
 
 
-def _op_other() -> Query:
+def _op_other(drop: str = "") -> Query:
     left, rank, left1, rank1, b = _ints("left rank left_after rank_after B")
-    prem = [
-        b >= 2,
-        _measure_ok(left, rank, b),
-        _measure_ok(left1, rank1, b),
-        _ends_at_zero(left, left1, rank1),
-    ]
-    prem.append(z3.Or(_lex_lower((left1, rank1), (left, rank)), z3.And(left1 == left, rank1 == rank)))
+    no_rise = z3.Or(_lex_lower((left1, rank1), (left, rank)), z3.And(left1 == left, rank1 == rank))
+    prem = _facts(
+        [
+            ("B >= 2", b >= 2),
+            ("the measure before", _measure_ok(left, rank, b)),
+            ("the measure after", _measure_ok(left1, rank1, b)),
+            ("an alloc reaching left 0 has rank 0", _ends_at_zero(left, left1, rank1)),
+            ("a step does not raise the measure", no_rise),
+        ],
+        drop,
+    )
     return Query(
         prem,
         [("any other step does not raise the potential", _q(left1, rank1, b) <= _q(left, rank, b))],
@@ -290,14 +304,14 @@ def _phi(m: Any, n: Any, t: Any) -> Any:
     return m * (2 * t + 1) + n
 
 
-def _run_bounded(t: Any, mu: Any, m: Any, n: Any) -> Any:
+def _run_bounded(t: Any, mu: Any, m: Any, n: Any, nu_max: int = 2) -> Any:
     """``0 <= M <= T mu_max``, ``0 <= N <= 2T`` (a sum of ``T`` terms each within ``mu_max``, 2)."""
-    return z3.And(m >= 0, m <= t * mu, n >= 0, n <= 2 * t)
+    return z3.And(m >= 0, m <= t * mu, n >= 0, n <= nu_max * t)
 
 
-def _run_lex() -> Query:
+def _run_lex(nu_max: int = 2) -> Query:
     t, mu, m, n, m1, n1 = _ints("T mu_max M N M_after N_after")
-    prem = [t >= 1, mu >= 0, _run_bounded(t, mu, m, n), _run_bounded(t, mu, m1, n1)]
+    prem = [t >= 1, mu >= 0, _run_bounded(t, mu, m, n, nu_max), _run_bounded(t, mu, m1, n1, nu_max)]
     prem.append(_lex_lower((m1, n1), (m, n)))
     return Query(
         prem,
@@ -316,7 +330,7 @@ def _run_inv(t: Any, p: Any, phi: Any, b0: Any, b: Any, s: Any, k: Any, n: Any) 
     return z3.And(s >= 0, s <= b - b0, b0 >= 0, b <= t, k >= 0, k <= p - phi, n <= s * (p + 1) + p - phi)
 
 
-def _run_step() -> Query:
+def _run_step(guarded: bool = True) -> Query:
     t, mu, p, phi, phi1, b0, b, s, k, n = _ints("T mu_max P Phi Phi_after b0 b s k n")
     p_def = p == t * mu * (2 * t + 1) + 2 * t
     prem = [
@@ -334,7 +348,12 @@ def _run_step() -> Query:
     return Query(
         prem,
         [
-            ("a start (a thread not in flight) keeps the invariant", z3.Implies(b + 1 <= t, start)),
+            (
+                "a start (a thread not in flight) keeps the invariant",
+                z3.Implies(b + 1 <= t, start)
+                if guarded
+                else _run_inv(t, p, phi1, b0, b + 1, s + 1, 0, n + 1),
+            ),
             (
                 "any other step (Phi drops by at least one) keeps the invariant",
                 z3.Implies(phi1 <= phi - 1, other),

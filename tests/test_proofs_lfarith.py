@@ -57,6 +57,22 @@ def test_steps_between_starts_bounded_without_the_loads_factor_is_refuted() -> N
     assert "k = " in p.counterexample and "T = " in p.counterexample
 
 
+@pytest.mark.parametrize(
+    ("mutant", "build"),
+    [
+        ("a write from rank 0", lambda: lf._op_write("a write starts from rank >= 1")),
+        ("an alloc ending with rank left", lambda: lf._op_write("an alloc reaching left 0 has rank 0")),
+        ("a step that raises the measure", lambda: lf._op_other("a step does not raise the measure")),
+        ("nu up to 3, not 2", lambda: lf._run_lex(3)),
+        ("a start with every thread in flight", lambda: lf._run_step(False)),
+    ],
+)
+def test_each_counter_abstraction_step_fails_without_the_fact_it_rests_on(mutant: str, build: Any) -> None:
+    p = prove(Obligation(mutant, "every", None, "", lambda v: build()), COUNTED)
+    assert not p.proved and not p.vacuous, mutant
+    assert " = " in p.counterexample
+
+
 @pytest.mark.parametrize("pc", ["done:fail", "alloc:occupy", "free:release"])
 def test_the_step_facts_the_arithmetic_uses_hold_at_cheap_pcs_in_attempt_mode(pc: str) -> None:
     p = prove(_ob(pc), COUNTED)
