@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from nbbs.cli import main as cli
 from nbbs.model import steps
+from nbbs.proofs import counted_lin, counted_sym, obligations
 from nbbs.proofs import counted_steps as cs
-from nbbs.proofs import counted_sym, obligations
 from nbbs.proofs._obligation import prove
 from nbbs.proofs._variant import COUNTED
 
@@ -62,25 +62,30 @@ def test_a_step_that_singles_out_thread_1_fails_the_symmetry_where_it_writes_the
     assert "thread 0 steps from swap(s) to swap(s'): yes" in text
 
 
+@pytest.mark.parametrize(
+    ("module", "builder", "family"), [(cs, "_step_query", "query"), (counted_lin, "_lin_query", "lin")]
+)
 def test_an_extra_claim_in_thread_1s_query_alone_fails_the_whole_query_symmetry_not_inv_or_step(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, module: Any, builder: str, family: str
 ) -> None:
-    original = cs._step_query
+    original = getattr(module, builder)
 
-    def lopsided(v: Any, depth: int, threads: int, k: int, pc: int, ml: int, inv: Any = None) -> Any:
-        q = original(v, depth, threads, k, pc, ml, inv)
+    def lopsided(v: Any, depth: int, threads: int, k: int, pc: int, ml: int, *rest: Any) -> Any:
+        q = original(v, depth, threads, k, pc, ml, *rest)
         if k != 1:
             return q
         post = cs.State(cs._system(v, depth, threads, ml), "post_")
         return dataclasses.replace(q, claims=[*q.claims, ("the root stays zero", post.w[1] == 0)])
 
-    monkeypatch.setattr(cs, "_step_query", lopsided)
-    results = {ob.name: prove(ob, COUNTED) for ob in counted_sym.obligations(1, 2, lin=False)}
+    monkeypatch.setattr(module, builder, lopsided)
+    results = {ob.name: prove(ob, COUNTED) for ob in counted_sym.obligations(1, 2)}
     assert results["csym_inv_T2_t1"].proved and results["csym_step_T2_t1@alloc:occupy"].proved
-    broken = results["csym_query_T2_t1@alloc:occupy"]
+    broken = results[f"csym_{family}_T2_t1@alloc:occupy"]
     assert not broken.proved and not broken.vacuous
     assert "thread 1's query at alloc:occupy is thread 0's" in broken.broken[0]
     assert "before (Inv holds), thread 1 steps at alloc:occupy" in broken.counterexample
+    other = "lin" if family == "query" else "query"
+    assert results[f"csym_{other}_T2_t1@alloc:occupy"].proved
 
 
 def test_with_symmetry_only_thread_0s_bounded_queries_are_selected_and_the_symmetry_ones_are_added() -> None:
