@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import z3
 from click.testing import CliRunner
+from conftest import DEEP
 
 from nbbs.cli import main as cli
 from nbbs.model import steps
@@ -16,6 +17,8 @@ from nbbs.proofs import counted_lin, counted_sym, obligations
 from nbbs.proofs import counted_steps as cs
 from nbbs.proofs._obligation import prove
 from nbbs.proofs._variant import COUNTED
+
+DEEP_ONLY = [pytest.mark.deep, pytest.mark.skipif(not DEEP, reason="HYPOTHESIS_PROFILE=deep (about 15 s)")]
 
 
 def _lopsided_invariant(st: cs.State) -> list[tuple[str, Any]]:
@@ -32,9 +35,10 @@ def _lopsided_step(
     return (z3.And(move, post.w[1] == pre.w[1]) if k == 1 else move), cases
 
 
-def test_every_thread_of_three_at_depth_2_is_thread_0_relabelled_in_inv_step_and_linearization() -> None:
-    obs = counted_sym.obligations(2, 3)
-    assert len(obs) == 2 * (1 + 3 * len(cs.pcs(COUNTED, 2, 3)))
+@pytest.mark.parametrize("depth", [1, pytest.param(2, marks=DEEP_ONLY)])
+def test_every_thread_of_three_is_thread_0_relabelled_in_inv_step_and_both_queries(depth: int) -> None:
+    obs = counted_sym.obligations(depth, 3)
+    assert len(obs) == 2 * (1 + 3 * len(cs.pcs(COUNTED, depth, 3)))
     for ob in obs:
         p = prove(ob, COUNTED)
         assert p.proved, p.report()
@@ -109,11 +113,12 @@ def test_nbbs_prove_with_symmetry_proves_thread_0_and_the_symmetry_of_three_thre
     assert not any(n.startswith("csteps_T3_t1") for n in names)
 
 
-def test_the_cheaper_variants_step_invariants_are_thread_symmetric_too() -> None:
+@pytest.mark.parametrize("depth", [1, pytest.param(2, marks=DEEP_ONLY)])
+def test_the_cheaper_variants_step_invariants_are_thread_symmetric_too(depth: int) -> None:
     # Generic over the variant: topdown_steps' own Inv and machine, counted_sym's queries.
     from nbbs.proofs import topdown_steps as ts
 
     for v in (ts.TOP_DOWN, ts.TOP_DOWN_NODE):
-        for ob in counted_sym.obligations(2, 2, lin=False, inv=ts.invariant, prefix="tsym", subject=v):
+        for ob in counted_sym.obligations(depth, 3, lin=False, inv=ts.invariant, prefix="tsym", subject=v):
             p = prove(ob, v)
             assert p.proved, p.report()
