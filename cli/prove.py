@@ -64,6 +64,12 @@ import click
     "the composition (cheap), also preservation of the invariant, lock-freedom and "
     "linearization points at every pc in attempt mode (minutes), or also in scan mode (longer).",
 )
+@click.option(
+    "--symmetry",
+    is_flag=True,
+    help="counted's bounded step-level checks (csteps, clin) for thread 0 only, plus the z3 proof "
+    "(csym_*) that every other thread's queries are thread 0's with the threads relabelled.",
+)
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option(
@@ -84,6 +90,7 @@ def prove(
     mutant: str | None,
     every: str,
     top_down: str,
+    symmetry: bool,
     uncapped: bool,
     as_json: bool,
     jobs: int,
@@ -131,6 +138,7 @@ def prove(
             steps_max_level=steps_max_level,
             every=every,
             top_down=top_down,
+            symmetric=symmetry,
         ),
         name,
     )

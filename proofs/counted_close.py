@@ -83,10 +83,9 @@ CAS that will fail: the word differs from what it expects])``. Per pc of the ste
 ``j``, with the others' ``M_o``, ``N_o`` symbolic (their ``mu`` is a function of their op
 state; their ``N`` changes only if a word changes): every step that is neither a start nor a
 completion lowers ``(M_o + mu_j, N_o + nu_j)`` strictly. So between two completions there are at most
-``T`` starts and, between two starts, at most ``(T mu_max + 1)(2T + 1)`` steps, with
-``mu_max = 64 * 2**(D - max_level) + 2 (D - max_level) + 2`` (scan; attempt mode: ``left = 1``).
-By hand: that last product (counting the values of a lexicographic pair below a bound).
-"""
+``T`` starts and, between two starts, fewer than ``(T mu_max + 1)(2T + 1)`` steps, with
+``mu_max = 64 * 2**D + 2 (D - max_level) + 2`` (scan; attempt mode: ``left = 1``). That
+arithmetic is z3's: ``counted_lfarith`` (``clf_run_*``)."""
 
 from __future__ import annotations
 

@@ -132,8 +132,11 @@ def _lin_query(v: Variant, depth: int, threads: int, k: int, pc: int, max_level:
     return Query([cs._inv(pre), move], claims, explain, (), cases)
 
 
-def obligations(depth: int, threads: int, max_level: int = 0, point: str = "release") -> list[Obligation]:
-    """``clin_T{threads}_t{k}@{pc}`` for every thread and pc (``point``: where a free takes effect)."""
+def obligations(
+    depth: int, threads: int, max_level: int = 0, point: str = "release", *, symmetric: bool = False
+) -> list[Obligation]:
+    """``clin_T{threads}_t{k}@{pc}`` for every thread and pc (``point``: where a free takes effect;
+    ``symmetric``: thread 0 only, the others following by ``counted_sym``)."""
     from nbbs.proofs._variant import COUNTED
 
     suffix = (
@@ -154,6 +157,6 @@ def obligations(depth: int, threads: int, max_level: int = 0, point: str = "rele
             "exactly when it changes the abstract state, and a legal one",
             by(k, pc),
         )
-        for k in range(threads)
+        for k in range(1 if symmetric else threads)
         for pc in cs.pcs(COUNTED, depth, threads, max_level)
     ]

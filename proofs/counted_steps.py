@@ -477,11 +477,14 @@ def obligations(
     inv: Invariant | None = None,
     prefix: str = "csteps",
     subject: Variant | None = None,
+    symmetric: bool = False,
 ) -> list[Obligation]:
     """The step-level obligations of ``counted`` for ``threads`` threads on a tree of ``depth``.
 
     ``inv``, ``prefix`` and ``subject`` (whose program counters get a query each) prove
     another counted-word variant with its own invariant instead (``topdown_steps``).
+    ``symmetric``: only thread 0's per-pc queries (the other threads' follow from them by
+    ``counted_sym``'s obligations, which the caller adds).
     """
     suffix = f"_T{threads}" + (f"_ml{max_level}" if max_level else "")
 
@@ -499,7 +502,7 @@ def obligations(
     ]
     from nbbs.proofs._variant import COUNTED
 
-    for k in range(threads):
+    for k in range(1 if symmetric else threads):
         for pc in pcs(subject or COUNTED, depth, threads, max_level):
             out.append(
                 Obligation(

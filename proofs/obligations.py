@@ -24,8 +24,10 @@ GROUPS = ("bits", "param", "spec", "refine", "every")
 EVERY = ("none", "frame", "attempt", "scan")
 """How much of ``counted_every`` (every depth, any number of threads) to run: nothing (the
 catalogue's default); the frame, ``cevery_safe`` and ``counted_close``'s initial state, summary
-and composition (``nbbs prove``'s default: cheap); frame, invariant, lock-freedom (per thread
-and global) in attempt mode; and also in scan mode, with the scan's skip."""
+and composition, lock-freedom's arithmetic (``counted_lfarith``'s ``clf_*``) and the unrolled
+height induction (``cind_height``) (``nbbs prove``'s default: cheap); frame, invariant,
+lock-freedom (per thread and global, and the step facts the arithmetic uses) in attempt mode;
+and also in scan mode, with the scan's skip."""
 
 TOP_DOWN = ("none", "frame", "all", "scan")
 """How much of ``topdown_every`` and ``topdown_close`` (``top-down-node``'s and ``top-down``'s
@@ -60,6 +62,7 @@ def catalogue(
     steps_max_level: int = 0,
     every: str = "none",
     top_down: str = "none",
+    symmetric: bool = False,
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
     ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
@@ -67,7 +70,9 @@ def catalogue(
     every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``);
     ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run,
     ``top_down`` (one of ``TOP_DOWN``) which of ``topdown_every``'s (they prove their own
-    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is)."""
+    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is); ``symmetric``: the
+    step-level checks of thread 0 only, plus ``counted_sym``'s proof that the others' are
+    thread 0's relabelled."""
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.counted:
@@ -85,9 +90,10 @@ def catalogue(
                 obs += counted_every.lin_obligations(scan)
                 cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name == "cevery_safe"]
                 out += obs if every != "frame" else cheap
-            from nbbs.proofs import counted_close
+            from nbbs.proofs import counted_close, counted_induction, counted_lfarith
 
-            out += counted_close.obligations(every)
+            out += counted_close.obligations(every) + counted_induction.obligations()
+            out += counted_lfarith.obligations({"frame": None, "attempt": False}.get(every, True))
         if "every" in chosen and top_down != "none":
             from nbbs.proofs import topdown_close, topdown_every
 
@@ -121,8 +127,13 @@ def catalogue(
             from nbbs.proofs import counted_lin, counted_steps
 
             for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
-                out += counted_steps.obligations(depth, threads or 2, steps_max_level)
-                out += counted_lin.obligations(depth, threads or 2, steps_max_level)
+                n = threads or 2
+                out += counted_steps.obligations(depth, n, steps_max_level, symmetric=symmetric)
+                out += counted_lin.obligations(depth, n, steps_max_level, symmetric=symmetric)
+                if symmetric:
+                    from nbbs.proofs import counted_sym
+
+                    out += counted_sym.obligations(depth, n, steps_max_level)
         else:
             from nbbs.proofs import stepinv
 

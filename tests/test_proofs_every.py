@@ -154,7 +154,10 @@ def test_the_catalogue_runs_every_depth_obligations_only_on_request() -> None:
 
     assert not [ob for ob in obligations.catalogue(1) if ob.group == "every"]
     default = [ob.name for ob in obligations.catalogue(1, groups=("every",), every="frame")]
-    closing = {ob.name for ob in counted_close.obligations("frame")}
+    from nbbs.proofs import counted_induction, counted_lfarith
+
+    added = counted_lfarith.arith_obligations() + counted_induction.obligations()
+    closing = {ob.name for ob in counted_close.obligations("frame") + added}
     assert default and "cevery_safe" in default
     assert all("_frame@" in n for n in default if n != "cevery_safe" and n not in closing)
     attempt = [ob.name for ob in obligations.catalogue(1, groups=("every",), every="attempt")]
