@@ -11,7 +11,9 @@ from nbbs.check.report import Task
 
 
 def _mutants_caught(seconds: float) -> CheckOutcome:
-    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the reference passes it."""
+    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the unmutated code
+    passes it: ``counted``'s, which the mutants break (``impl_mutants``: none reaches the shipped
+    variant's top-down climb)."""
     from nbbs.check.explore import ExploreConfig, explore, parse
     from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
 
@@ -46,10 +48,12 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
 
 
 def _random_exploration(name: str, checked_free: bool) -> Callable[[float], CheckOutcome]:
-    """Random 2-3 thread scenarios of the shipped allocator under exhaustive search and PCT, all checks."""
+    """Random 2-3 thread scenarios of the shipped allocator (``bits.DEFAULT_VARIANT``) under
+    exhaustive search and PCT, all checks."""
 
     def run(seconds: float) -> CheckOutcome:
         from nbbs.check.explore import ExploreConfig, Scenario, explore, random_scenario
+        from nbbs.model import bits
 
         started = time.perf_counter()
         deadline = started + seconds
@@ -57,7 +61,7 @@ def _random_exploration(name: str, checked_free: bool) -> Callable[[float], Chec
         runs = 0
         while time.perf_counter() < deadline:
             drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
-            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "counted", (), checked_free)
+            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, bits.DEFAULT_VARIANT, (), checked_free)
             for strategy in ("exhaustive", "pct"):
                 left = max(deadline - time.perf_counter(), 0.0)
                 seed = rng.randrange(1 << 30)

@@ -1,11 +1,14 @@
 """Code-level mutants of NBBS: the allocator with one step of its algorithm broken.
 
 ``check.mutants`` breaks a word transition; these break the order or the atomicity of the
-accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass (of the
-default variant, ``counted``, except ``release_before_mark``: only the five-bit variants mark)
-overriding one private method with the defect written in, calling the original where it can
-so the rest stays the shipped code; the explorer must catch every one
-(``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``).
+accesses, which only a checker of interleavings can see. Each is an ``NBBS`` subclass of
+``counted`` (``CountedNBBS``; ``release_before_mark`` of ``corrected``: only the five-bit
+variants mark) overriding one private method with the defect written in, calling the original
+where it can so the rest stays that variant's code; the explorer must catch every one
+(``tests/test_explore_mutants.py``, ``bench/mutant_hunt.py``). They break the bottom-up climb
+(``NBBS._climb``), the rollback and the unmark: ``counted``'s code paths, written before the
+switch of the default to ``top_down_node``, whose climb (``_climb_top_down``) none of them
+reaches, so they stay on ``counted``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ def _climb_without_retry(alloc: NBBS, n: int, write: Callable[[int, int, int], o
     return None
 
 
-class DroppedCasRetry(NBBS):
+class CountedNBBS(NBBS):
+    """``NBBS`` running ``counted`` whatever the default variant is: the base of these mutants."""
+
+    transitions = bits.COUNTED
+
+
+class DroppedCasRetry(CountedNBBS):
     """The climb gives up on a parent after one lost CAS instead of re-reading and retrying."""
 
     def _climb(self, n: int) -> int | None:
@@ -42,7 +51,7 @@ class DroppedCasRetry(NBBS):
         return _climb_without_retry(self, n, self._w.cas)
 
 
-class MissedRollback(NBBS):
+class MissedRollback(CountedNBBS):
     """A climb that meets an occupied ancestor moves on without undoing the candidate and its marks."""
 
     def _free_node(
@@ -58,7 +67,7 @@ class MissedRollback(NBBS):
         return super()._free_node(n, top_level, rollback, expected, start)
 
 
-class ClimbStopsEarly(NBBS):
+class ClimbStopsEarly(CountedNBBS):
     """The climb stops one level below ``max_level``: the top ancestor never learns of the block."""
 
     def _climb(self, n: int) -> int | None:
@@ -77,7 +86,7 @@ class ClimbStopsEarly(NBBS):
         return None
 
 
-class ReleaseBeforeMark(NBBS):
+class ReleaseBeforeMark(CountedNBBS):
     """Free stores 0 into the block before marking the path, so an alloc can take it mid-free."""
 
     transitions = bits.CORRECTED  # only the five-bit variants mark; this one releases last
@@ -97,7 +106,7 @@ class ReleaseBeforeMark(NBBS):
         return True
 
 
-class DroppedUnmarkRetry(NBBS):
+class DroppedUnmarkRetry(CountedNBBS):
     """The unmark gives up on an ancestor after one lost CAS: its claim (its count) stays there."""
 
     def _unmark(self, n: int, top_level: int) -> None:
@@ -115,7 +124,7 @@ class DroppedUnmarkRetry(NBBS):
             child = p
 
 
-class PlainStoreClimb(NBBS):
+class PlainStoreClimb(CountedNBBS):
     """The climb writes each ancestor with a plain store after its load: a concurrent update is lost."""
 
     def _climb(self, n: int) -> int | None:

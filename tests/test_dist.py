@@ -46,8 +46,10 @@ SAFETY = ("a", "b", "c")
 """Most cases skip (d): its peeling rounds cost time; two cases keep it, one with a livelock."""
 
 SAME = {
-    "counted-2threads-depth1": Config(2, 1),
-    "counted-2threads-depth1-scan-checked": Config(2, 1, mode="scan", checked_free=True, properties=SAFETY),
+    "counted-2threads-depth1": Config(2, 1, variant="counted"),
+    "counted-2threads-depth1-scan-checked": Config(
+        2, 1, variant="counted", mode="scan", checked_free=True, properties=SAFETY
+    ),
     "reference-lost-block-scenario": Config(
         2, 2, variant="reference", scenario=REFERENCE_B, properties=SAFETY
     ),
