@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     type=click.IntRange(1, 4),
     default=None,
     help="Largest tree depth of the step-level proof (counted: 2 unless told, 3 is the deep run; "
-    "top_down_node, top_down: none unless told; five-bit: 1 or 2).",
+    "top_down_node: 2 in the default run; with --variant top_down_node or top_down: none unless "
+    "told; five-bit: 1 or 2).",
 )
 @click.option(
     "--steps-max-level",
@@ -65,12 +66,13 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--top-down",
-    type=click.Choice(["none", "frame", "all"]),
+    type=click.Choice(["none", "frame", "lockfree", "all"]),
     default=None,
     help="The top-down variants' every-depth, any-number-of-threads obligations (topdown_every, "
-    "attempt mode): the frame and safety, or also preservation of the invariant and lock-freedom "
-    "at every pc. Default: all for top_down_node (the default run) and top_down; none with "
-    "--variant counted (given: a block for each top-down variant after counted's).",
+    "attempt mode): the frame and safety; also lock-freedom at every pc; also preservation of the "
+    "invariant at every pc (minutes). Default: lockfree in the default run (top_down_node); all "
+    "with --variant top_down_node or top_down; none with --variant counted (given: a block for "
+    "each top-down variant after counted's).",
 )
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")

@@ -68,11 +68,10 @@ def test_prove_variant_counted_is_the_old_default_run_and_top_down_all_adds_pres
 
 
 def test_nbbs_prove_says_which_variant_each_block_is_about() -> None:
-    res = CliRunner().invoke(
-        main, ["prove", "--obligation", "tnevery_safe", "--jobs", "1"], terminal_width=80
-    )
+    args = ["prove", "--obligation", "tnevery_safe", "--jobs", "1", "--top-down", "lockfree"]  # the default
+    res = CliRunner().invoke(main, args, terminal_width=80)
     assert res.exit_code == 0, res.output
-    assert "top_down_node (shipped): every depth" in res.output
+    assert "top_down_node (shipped): every depth, any number of threads (lockfree)" in res.output
     assert "top_down_node: 1 obligations, 0 not proved" in res.output and "counted" not in res.output
     res = CliRunner().invoke(main, ["prove", "--obligation", "cbits_climb", "--json", "--jobs", "1"])
     assert res.exit_code == 0, res.output
