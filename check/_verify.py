@@ -12,8 +12,8 @@ from nbbs.check.report import Task
 
 def _mutants_caught(seconds: float) -> CheckOutcome:
     """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the unmutated code
-    passes it: ``counted``'s, which the mutants break (``impl_mutants``: none reaches the shipped
-    variant's top-down climb)."""
+    passes it: ``counted``'s and the shipped ``top_down_node``'s, which the mutants break
+    (``impl_mutants.reference_of``)."""
     from nbbs.check.explore import ExploreConfig, explore, parse
     from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
 
@@ -21,11 +21,11 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
     deadline = started + seconds
     cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
     runs, problems, complete = 0, [], True
-    for text in SUITE:
-        rep = explore(parse(text.format("counted") + ":")[0], cfg)
+    for text in (t.format(base) for t in SUITE for base in ("counted", "top_down_node")):
+        rep = explore(parse(text + ":")[0], cfg)
         runs += rep.schedules
         if rep.failures:
-            problems.append(f"the reference fails {text.format('counted')}:\n{rep.failures[0][1]}")
+            problems.append(f"the unmutated allocator fails {text}:\n{rep.failures[0][1]}")
     for name in IMPL_MUTANTS:
         if time.perf_counter() > deadline:
             complete = False  # the budget ran out: the mutants left are not tried
