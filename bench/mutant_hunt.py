@@ -44,7 +44,7 @@ from nbbs.check.explore import (
     run_schedule,
     scenarios,
 )
-from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
+from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE, reference_of
 from nbbs.check.mutants import COUNTED_MUTANTS, TRANSITION_MUTANTS
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -66,6 +66,8 @@ def _config(name: str, **kw: object) -> ExploreConfig:
 def _base(name: str) -> str | None:
     if name in ("reference", "counted"):
         return None
+    if name in IMPL_MUTANTS:
+        return reference_of(name)
     return "reference" if name in TRANSITION_MUTANTS else "counted"
 
 

@@ -1,7 +1,7 @@
 """The allocators a scenario may name, each built over the scheduler's words (and lock).
 
-Each variant of ``model.bits.VARIANTS`` is available by its name there (``counted``, the
-shipped one, ``reference``, ``corrected``, ``rollback_only``, ...); ``locked`` is the
+Each variant of ``model.bits.VARIANTS`` is available by its name there (``top_down_node``, the
+shipped one, ``counted``, ``reference``, ``corrected``, ``rollback_only``, ...); ``locked`` is the
 lock-based baseline with its lock replaced by a scheduled one; every transition mutant of
 ``check.mutants`` and code mutant of ``check.impl_mutants`` is available by its name.
 """

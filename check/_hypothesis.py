@@ -10,6 +10,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from nbbs.check._scenario import AllocOp, FreeOwn, Op, Scenario
+from nbbs.model import bits
 from nbbs.model import geometry as g
 
 
@@ -36,7 +37,7 @@ def _thread(draw: st.DrawFn, depth: int, top: int, max_ops: int) -> tuple[Op, ..
 @st.composite
 def scenarios(
     draw: st.DrawFn,
-    allocator: str = "counted",
+    allocator: str = bits.DEFAULT_VARIANT,
     depths: tuple[int, ...] = (2, 3),
     max_threads: int = 4,
     max_ops: int = 3,

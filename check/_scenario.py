@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from nbbs.model import bits
 from nbbs.model import geometry as g
 
 
@@ -97,7 +98,7 @@ class Scenario:
     depth: int
     threads: tuple[tuple[Op, ...], ...]
     max_order: int | None = None
-    allocator: str = "counted"
+    allocator: str = bits.DEFAULT_VARIANT
     initial: tuple[int, ...] = ()
     checked_free: bool = True
     """False: a free calls ``_free_node`` directly, skipping ``NBBS.free``'s argument check (its

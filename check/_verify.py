@@ -11,7 +11,9 @@ from nbbs.check.report import Task
 
 
 def _mutants_caught(seconds: float) -> CheckOutcome:
-    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the reference passes it."""
+    """Every code mutant fails on the mutant suite (exhaustive, 3 preemptions), the unmutated code
+    passes it: ``counted``'s and the shipped ``top_down_node``'s, which the mutants break
+    (``impl_mutants.reference_of``)."""
     from nbbs.check.explore import ExploreConfig, explore, parse
     from nbbs.check.impl_mutants import IMPL_MUTANTS, SUITE
 
@@ -19,11 +21,11 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
     deadline = started + seconds
     cfg = ExploreConfig(strategy="exhaustive", preemption_bound=3, quiescent="stale_coal", refinement=False)
     runs, problems, complete = 0, [], True
-    for text in SUITE:
-        rep = explore(parse(text.format("counted") + ":")[0], cfg)
+    for text in (t.format(base) for t in SUITE for base in ("counted", "top_down_node")):
+        rep = explore(parse(text + ":")[0], cfg)
         runs += rep.schedules
         if rep.failures:
-            problems.append(f"the reference fails {text.format('counted')}:\n{rep.failures[0][1]}")
+            problems.append(f"the unmutated allocator fails {text}:\n{rep.failures[0][1]}")
     for name in IMPL_MUTANTS:
         if time.perf_counter() > deadline:
             complete = False  # the budget ran out: the mutants left are not tried
@@ -46,10 +48,12 @@ def _mutants_caught(seconds: float) -> CheckOutcome:
 
 
 def _random_exploration(name: str, checked_free: bool) -> Callable[[float], CheckOutcome]:
-    """Random 2-3 thread scenarios of the shipped allocator under exhaustive search and PCT, all checks."""
+    """Random 2-3 thread scenarios of the shipped allocator (``bits.DEFAULT_VARIANT``) under
+    exhaustive search and PCT, all checks."""
 
     def run(seconds: float) -> CheckOutcome:
         from nbbs.check.explore import ExploreConfig, Scenario, explore, random_scenario
+        from nbbs.model import bits
 
         started = time.perf_counter()
         deadline = started + seconds
@@ -57,7 +61,7 @@ def _random_exploration(name: str, checked_free: bool) -> Callable[[float], Chec
         runs = 0
         while time.perf_counter() < deadline:
             drawn = random_scenario(rng, rng.choice((2, 3)), 2, 3)
-            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, "counted", (), checked_free)
+            sc = Scenario(drawn.depth, drawn.threads, drawn.max_order, bits.DEFAULT_VARIANT, (), checked_free)
             for strategy in ("exhaustive", "pct"):
                 left = max(deadline - time.perf_counter(), 0.0)
                 seed = rng.randrange(1 << 30)

@@ -45,6 +45,7 @@ from nbbs.check._scenario import (
 from nbbs.check._sched import Failure, Outcome, RemoteThreads
 from nbbs.check._strategies import PCT, Exhaustive, Preemptions, RandomWalk, Replay
 from nbbs.check.report import Task
+from nbbs.model import bits
 from nbbs.model import geometry as g
 
 __all__ = [
@@ -259,7 +260,7 @@ def replay(text: str, config: ExploreConfig = ExploreConfig()) -> tuple[Outcome,
 
 
 def random_scenario(
-    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = "counted"
+    rng: random.Random, threads: int, ops: int, depth: int, allocator: str = bits.DEFAULT_VARIANT
 ) -> Scenario:
     """``threads`` threads of ``ops`` operations each: allocs of small orders at random hints, and frees."""
     top = min(depth, 2)

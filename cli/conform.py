@@ -50,7 +50,8 @@ def result_table(results: list[Result]) -> Table:
     "--variant",
     "variants",
     multiple=True,
-    help="Check this variant (repeatable); default: counted and reference if listed (stress: counted).",
+    help="Check this variant (repeatable); default: top_down_node, counted and reference if listed "
+    "(stress: top_down_node, else counted).",
 )
 @click.option(
     "--max-depth", type=click.IntRange(0, 16), default=10, show_default=True, help="Deepest sequential arena."

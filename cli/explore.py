@@ -45,9 +45,9 @@ STRATEGIES = ("random", "pct", "exhaustive")
     "--variant",
     default=bits.DEFAULT_VARIANT,
     show_default=True,
-    help="Allocator: a variant of bits.VARIANTS (counted, the shipped one; reference; corrected; "
-    "rollback_only; skip_only; rollback_skip; rollback_skip_last), locked, or a mutant "
-    "(check.impl_mutants, check.mutants).",
+    help="Allocator: a variant of bits.VARIANTS (top_down_node, the shipped one; counted; top_down; "
+    "reference; corrected; stop_early; rollback_only; skip_only; rollback_skip; rollback_skip_last), "
+    "locked, or a mutant (check.impl_mutants, check.mutants).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of scenarios and schedules.")
 @click.option(

@@ -78,15 +78,19 @@ def verify(seconds: float) -> None:
 
     \b
     In order, each with its share of what is left of the budget:
+    The shipped variant (top_down_node) unless a line names another:
       differential   Hypothesis drives NBBS and LockedBuddy beside the spec (alloc,
                      alloc_bytes, free, bad input); a failure prints the shrunk program
       model check    every state of 2 threads at depths 1-2 and 3 at depth 1, ten
                      random 3-thread scenarios at depth 3, racing double frees,
                      and the published algorithm's known lost block (found again)
       explore        the real allocator under controlled interleavings: every code
-                     mutant caught, random 2-3 thread scenarios (algorithm and API)
-      proofs         z3: counted's obligations to depth 4 and its step invariant for
-                     2 threads to depth 2, corrected's, and every mutant caught
+                     mutant of counted caught, random 2-3 thread scenarios
+                     (algorithm and API)
+      proofs         z3: top_down_node's every-depth frame and safety and its step
+                     invariant for 2 threads at depth 1; counted's obligations to
+                     depth 4, its step invariant for 2 threads to depth 2 and its
+                     every-depth frame; corrected's; and every mutant caught
 
     A check whose time runs out stops and is marked ok* (nothing failed in what it did);
     a failure prints its reproducer (a program, a counterexample or a schedule string) and

@@ -6,43 +6,53 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from nbbs.proofs._obligation import Proof
 
 
 @click.command()
 @click.option(
     "--depth-max",
     type=click.IntRange(1, 20),
-    default=10,
-    show_default=True,
-    help="Prove the per-depth obligations for depths 1..D.",
+    default=None,
+    help="Prove the per-depth obligations for depths 1..D (default: 10 with --variant; 6 for "
+    "counted's block of the default run).",
 )
 @click.option("--depth-min", type=click.IntRange(1, 20), default=1, show_default=True)
 @click.option(
     "--threads",
     type=click.IntRange(2, None),
     default=None,
-    help="Threads of the step-level invariant (counted: 2 unless told, one z3 query per thread and "
-    "program counter; five-bit variants: run their thread-modular check, which holds for any number).",
+    help="Threads of the step-level invariant (the counting variants: 2 unless told, one z3 query "
+    "per thread and program counter; five-bit variants: run their thread-modular check, which "
+    "holds for any number).",
 )
 @click.option(
     "--steps-depth",
     type=click.IntRange(1, 4),
     default=None,
     help="Largest tree depth of the step-level proof (counted: 2 unless told, 3 is the deep run; "
-    "five-bit: 1 or 2).",
+    "top_down_node: 2 in the default run; with --variant top_down_node or top_down: none unless "
+    "told; five-bit: 1 or 2).",
 )
 @click.option(
     "--steps-max-level",
     type=click.IntRange(0, 4),
     default=0,
     show_default=True,
-    help="counted's step-level proof: the level climbs stop at (max_level = depth - max_order).",
+    help="The counting variants' step-level proof: the level climbs stop at (max_level = depth - max_order).",
 )
 @click.option("--obligation", "name", default=None, help="Only obligations whose name starts with NAME.")
 @click.option(
-    "--variant", default=None, help="Algorithm to prove: reference | corrected | ... (default: shipped)."
+    "--variant",
+    default=None,
+    help="Prove this algorithm's obligations alone: counted (its whole catalogue, the most "
+    "complete proof) | top_down_node | top_down | reference | corrected | ... (default: the "
+    "shipped top_down_node's, then counted's to depth 6).",
 )
 @click.option("--mutant", default=None, help="Prove a deliberately broken variant instead: expect failures.")
 @click.option(
@@ -56,13 +66,15 @@ import click
 )
 @click.option(
     "--top-down",
-    type=click.Choice(["none", "frame", "all", "scan"]),
-    default="none",
-    show_default=True,
-    help="top-down-node's and top-down's every-depth, any-number-of-threads obligations "
-    "(topdown_every, topdown_close): the frame, safety, initial state, quiescence, the fold and "
-    "the composition (cheap), also preservation of the invariant, lock-freedom and "
-    "linearization points at every pc in attempt mode (minutes), or also in scan mode (longer).",
+    type=click.Choice(["none", "frame", "lockfree", "all", "scan"]),
+    default=None,
+    help="The top-down variants' every-depth, any-number-of-threads obligations (topdown_every, "
+    "topdown_close): the frame, safety, initial state, quiescence, the fold and the composition "
+    "(cheap); also lock-freedom and the linearization points at every pc; also preservation of the "
+    "invariant and the global lock-freedom measure at every pc (minutes); also all of that in scan "
+    "mode (longer). Default: lockfree in the default run (top_down_node); all with --variant "
+    "top_down_node or top_down; none with --variant counted (given: a block for each top-down "
+    "variant after counted's).",
 )
 @click.option(
     "--symmetry",
@@ -80,7 +92,7 @@ import click
     help="Processes proving side by side (one z3 solver each).",
 )
 def prove(
-    depth_max: int,
+    depth_max: int | None,
     depth_min: int,
     threads: int | None,
     steps_depth: int | None,
@@ -89,25 +101,26 @@ def prove(
     variant: str | None,
     mutant: str | None,
     every: str,
-    top_down: str,
+    top_down: str | None,
     symmetry: bool,
     uncapped: bool,
     as_json: bool,
     jobs: int,
 ) -> None:
-    """Prove the bit lemmas, the spec lemmas, the refinement of sequential alloc and free,
-    the per-node lemmas that carry them to every depth and, for the shipped ``counted`` variant,
-    the step-level invariant (one z3 query per thread and program counter)."""
+    """Prove the shipped variant (top_down_node) for every depth and any number of threads, then
+    counted's bit lemmas, spec lemmas, refinement of sequential alloc and free, per-node lemmas
+    and step-level invariant; each block of the output names the variant it is about."""
     from rich import box
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from nbbs.cli.main import console
     from nbbs.proofs import obligations
-    from nbbs.proofs._variant import SHIPPED, VARIANTS
+    from nbbs.proofs._variant import VARIANTS, Variant
     from nbbs.proofs.mutants import COUNTED_MUTANTS, EVERY_MUTANTS, MUTANTS, SCAN_MUTANTS
 
     mutants = {**MUTANTS, **COUNTED_MUTANTS, **EVERY_MUTANTS, **SCAN_MUTANTS}
+    subject: Variant | None = None
     if mutant is not None:
         if mutant not in mutants:
             raise click.BadParameter(f"unknown mutant {mutant!r}; one of: {', '.join(sorted(mutants))}")
@@ -116,35 +129,34 @@ def prove(
         if variant not in VARIANTS:
             from nbbs.cli.check import known_variant
 
-            known_variant(variant)
+            known_variant(variant)  # refuses an unknown or old spelling
+            raise click.BadParameter(
+                f"{variant!r} has no obligations of its own (the model checker refutes it); "
+                f"one of: {', '.join(sorted(VARIANTS))}",
+                param_hint="--variant",
+            )
         subject = VARIANTS[variant]
-    else:
-        subject = SHIPPED
-    if subject.counted:
-        # The shipped variant's step-level invariant runs by default (2 threads, depths 1-2).
-        steps_at: int | None = steps_depth or 2
-    else:
-        steps_at = (steps_depth or 1) if threads else None
-        if steps_at is not None and steps_at > 2:
-            raise click.BadParameter("the five-bit step-level check runs at depth 1 or 2 (--steps-depth)")
-    todo = obligations.matching(
-        obligations.catalogue(
+    if subject is not None and not subject.counted and threads and (steps_depth or 1) > 2:
+        raise click.BadParameter("the five-bit step-level check runs at depth 1 or 2 (--steps-depth)")
+    blocks = [
+        obligations.Block(b.variant, b.title, obligations.matching(b.obligations, name))
+        for b in obligations.plan(
+            subject,
             depth_max,
             depth_min,
             capped=not uncapped,
-            steps_depth=steps_at,
-            variant=subject,
-            threads=threads or 2,
+            steps_depth=steps_depth,
+            threads=threads,
             steps_max_level=steps_max_level,
             every=every,
             top_down=top_down,
             symmetric=symmetry,
-        ),
-        name,
-    )
-    if not todo:
+        )
+    ]
+    blocks = [b for b in blocks if b.obligations]
+    if not blocks:
         raise click.BadParameter(f"no obligation matches {name!r}")
-    proofs = []
+    done: list[tuple[obligations.Block, list[Proof]]] = []
     started = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -154,12 +166,15 @@ def prove(
         console=console,
         disable=as_json,
     ) as progress:
-        bar = progress.add_task("prove", total=len(todo))
-        for ob, proof in zip(todo, obligations.run_all(todo, subject, jobs), strict=True):
-            progress.update(bar, description=ob.label)
-            proofs.append(proof)
+        bar = progress.add_task("prove", total=sum(len(b.obligations) for b in blocks))
+        by_block: dict[int, list[Proof]] = {id(b): [] for b in blocks}
+        for b, proof in obligations.run_blocks(blocks, jobs):
+            progress.update(bar, description=f"{b.variant.name}: {proof.obligation}")
+            by_block[id(b)].append(proof)
             progress.advance(bar)
+        done = [(b, by_block[id(b)]) for b in blocks]
     wall = time.perf_counter() - started
+    proofs = [p for _, got in done for p in got]
     # Each proof's CPU time, measured in whichever process proved it (forked or this one).
     cpu = sum(p.cpu_seconds for p in proofs)
     failed = [p for p in proofs if not p.proved]
@@ -167,17 +182,29 @@ def prove(
         click.echo(
             json.dumps(
                 {
-                    "variant": subject.name,
+                    "variant": subject.name if subject is not None else "default",
                     "wall_seconds": round(wall, 3),
                     "cpu_seconds": round(cpu, 3),
                     "z3_seconds": round(sum(p.seconds for p in proofs), 3),
+                    "blocks": [
+                        {
+                            "variant": b.variant.name,
+                            "title": b.title,
+                            "obligations": len(got),
+                            "not_proved": sum(not p.proved for p in got),
+                            "cpu_seconds": round(sum(p.cpu_seconds for p in got), 3),
+                        }
+                        for b, got in done
+                    ],
                     "proofs": [
                         {
                             "obligation": p.obligation,
+                            "variant": p.variant,
                             "group": p.group,
                             "depth": p.depth,
                             "result": p.result,
                             "z3_seconds": round(p.seconds, 4),
+                            "cpu_seconds": round(p.cpu_seconds, 4),
                             "broken": list(p.broken),
                             "counterexample": p.counterexample,
                         }
@@ -190,32 +217,36 @@ def prove(
     else:
         for p in failed:
             console.rule(
-                f"[red]{p.obligation} (depth {p.depth if p.depth is not None else 'any'}): {p.result}"
+                f"[red]{p.obligation} ({p.variant}, depth {p.depth if p.depth is not None else 'any'}): "
+                f"{p.result}"
             )
             console.print(p.report(), markup=False, highlight=False, soft_wrap=True)
-        # Fits 80 columns: only the obligation's name wraps.
-        table = Table(
-            title=f"nbbs prove ({subject.name})", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
-        )
-        table.add_column("obligation", overflow="fold", ratio=1)
-        table.add_column("depth", justify="right", no_wrap=True, min_width=5)
-        table.add_column("result", no_wrap=True, min_width=6)
-        table.add_column("z3 time (s)", justify="right", no_wrap=True, min_width=11)
-        for p in proofs:
-            colour = "green" if p.proved else "red"
-            depth = "any" if p.depth is None else str(p.depth)
-            table.add_row(p.obligation, depth, f"[{colour}]{p.result}[/{colour}]", f"{p.seconds:.3f}")
-        table.add_row(
-            f"total: {len(proofs)} obligations, {len(failed)} not proved",
-            "",
-            "",
-            f"{sum(p.seconds for p in proofs):.2f}",
-            style="bold",
-        )
-        console.print(table)
+        for b, got in done:
+            # Fits 80 columns: only the obligation's name wraps.
+            table = Table(title=b.title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+            table.add_column("obligation", overflow="fold", ratio=1)
+            table.add_column("depth", justify="right", no_wrap=True, min_width=5)
+            table.add_column("result", no_wrap=True, min_width=6)
+            table.add_column("z3 time (s)", justify="right", no_wrap=True, min_width=11)
+            for p in got:
+                colour = "green" if p.proved else "red"
+                depth = "any" if p.depth is None else str(p.depth)
+                table.add_row(p.obligation, depth, f"[{colour}]{p.result}[/{colour}]", f"{p.seconds:.3f}")
+            table.add_row(
+                f"{b.variant.name}: {len(got)} obligations, {sum(not p.proved for p in got)} not proved",
+                "",
+                "",
+                f"{sum(p.seconds for p in got):.2f}",
+                style="bold",
+            )
+            console.print(table)
+        for b, got in done:
+            bad = sum(not p.proved for p in got)
+            colour = "green" if not bad else "red"
+            console.print(f"[{colour}]{b.variant.name}[/{colour}]: {len(got)} obligations, {bad} not proved")
         console.print(
-            f"wall time {wall:.1f} s, CPU time {cpu:.1f} s summed over the proving processes "
-            "(building the z3 terms in Python included)"
+            f"total: {len(proofs)} obligations, {len(failed)} not proved; wall time {wall:.1f} s, CPU "
+            f"time {cpu:.1f} s summed over the proving processes (building the z3 terms in Python included)"
         )
     if mutant is not None:
         # A mutant must be caught: success means some obligation failed with a counterexample.

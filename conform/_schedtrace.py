@@ -29,8 +29,8 @@ SHORT_SCHEDULES = (
     "d2-m2-counted:a0@0,a0@1,a1@0:c2a2c2bab3a3b4a4b5",
     "d3-m3-counted-L8:F8,a1@0:abab2a2ba2bababa3",
 )
-"""Short schedules of the shipped variant with many preemptions (random walks, seeds 1-3),
-exported as ``schedule-short-<i>.jsonl``."""
+"""Short schedules of ``counted`` (the shipped variant when they were drawn) with many
+preemptions (random walks, seeds 1-3), exported as ``schedule-short-<i>.jsonl``."""
 
 
 class Follow:

@@ -49,8 +49,9 @@ class Options:
     seconds: float = 60.0
     """The whole budget, shared by the modes run (sequential variants split their share)."""
     variants: tuple[str, ...] = ()
-    """The variants to check; empty: those of ``DOCUMENTED`` the port lists (stress: ``counted``
-    only, the one variant safe under concurrency)."""
+    """The variants to check; empty: those of ``DOCUMENTED`` the port lists (stress: one, the
+    shipped ``top_down_node`` if the port lists it, else ``counted``: a variant safe under
+    concurrency)."""
     max_depth: int = 10
     """The deepest arena the sequential machine draws."""
     timeout: float = 10.0
@@ -65,9 +66,13 @@ class Options:
     """Seeds the stress rounds."""
 
 
-DOCUMENTED = ("counted", "reference")
-"""The variants PORTING.md specifies; by default the sequential run checks those the port lists
-(or, if it lists neither, every variant it lists)."""
+DOCUMENTED = ("top_down_node", "counted", "reference")
+"""The variants PORTING.md specifies in full (the shipped one first; ``top_down``, specified as
+far as it differs, is checked when asked for); by default the sequential run checks those the
+port lists (or, if it lists none of them, every variant it lists)."""
+
+SAFE = (bits.DEFAULT_VARIANT, "counted")
+"""The variants a default stress run picks from, in this order: safe under concurrency."""
 
 Progress = Callable[[str, int, int], None]
 """``progress(check, done, total)``: called as a check advances (``total`` 0 when unknown)."""
@@ -91,10 +96,8 @@ def conform(command: Sequence[str], options: Options, progress: Progress | None 
         if unknown:
             why = f"the port lists variants {'+'.join(port.variants)}, not {', '.join(unknown)}"
             return [Result("variants", 0, UNSUPPORTED, 0.0, why)]
-        sequential = list(options.variants) or [v for v in known if v in DOCUMENTED] or known
-        stressed = list(options.variants) or (
-            [bits.DEFAULT_VARIANT] if bits.DEFAULT_VARIANT in known else known[:1]
-        )
+        sequential = list(options.variants) or [v for v in DOCUMENTED if v in known] or known
+        stressed = list(options.variants) or ([v for v in SAFE if v in known] or known)[:1]
         modes = 1 + options.stress + options.controlled
         share = options.seconds / modes
         for v in sequential:

@@ -38,8 +38,14 @@ SHAPES: tuple[tuple[str, int, int, int, int | None, int], ...] = (
     ("reference", 5, 4096, 0, 3, 200),
     ("top_down_node", 3, 64, 3 * (64 << 3), None, 120),
     ("top_down_node", 5, 4096, 0, 3, 200),
+    ("top_down_node", 0, 4096, 0, None, 12),
+    ("top_down_node", 2, 4096, 0, None, 60),
+    ("top_down_node", 8, 1, 1 << 20, 6, 300),
 )
-"""The traces ``export`` writes (``top_down_node``: issue 12's cheap candidate, ALGORITHM.md §1.4.3)."""
+"""The traces ``export`` writes, each seeded with its position here (so a new shape goes at the
+end: the files of the others stay as they are). ``top_down_node``, the shipped variant
+(ALGORITHM.md §1.4.3, §1.4.5), has ``counted``'s five shapes since the switch; ``counted`` keeps
+its own, ``reference`` three."""
 
 WORDS_EVERY = 4
 """A ``words`` line after every this many operations (and after the last); ``WORDS_EVERY_DEEP``

@@ -46,8 +46,8 @@ class NativeNBBS(Engine, NBBS):
     """``NBBS`` run by the C port: build it as ``NBBS(depth, ..., engine="c")``.
 
     The same arguments as ``NBBS`` except ``backend`` (the words are native memory) and
-    ``variant``, which may be ``"counted"`` (the default), ``"reference"``, ``"top_down"`` or
-    ``"top_down_node"`` (``VARIANTS``).
+    ``variant``, which may be ``"top_down_node"`` (the default), ``"counted"``, ``"reference"`` or
+    ``"top_down"`` (``VARIANTS``).
     """
 
     def __init__(

@@ -18,12 +18,14 @@ this module only orders the atomic accesses. The algorithm, in the paper's names
     COAL and OCC bits while the COAL bit is still there, stopping where the other side stays
     occupied).
 
-The default variant, ``counted`` (``ALGORITHM.md``), records a climb by adding one to the
-ancestor's count of claims on that side, and frees by releasing the block and then taking
-its claim off every ancestor (unmark, no mark phase): no COAL licence exists that another
-free could consume. ``corrected`` is the published algorithm with four repairs, safe only
-within bounds. Each difference is a flag or transition of the ``bits.Transitions`` bundle,
-so the code below is the same for all of them.
+``counted`` (``ALGORITHM.md`` §1) records a climb by adding one to the ancestor's count of
+claims on that side, and frees by releasing the block and then taking its claim off every
+ancestor (unmark, no mark phase): no COAL licence exists that another free could consume. The
+default variant, ``top_down_node`` (§1.4.3, §1.4.5), keeps its words but climbs in two passes
+(``_climb_top_down``: loads up to the first ancestor with a claim, then CASes from there back
+down) and stops its free where a node keeps a claim. ``corrected`` is the published algorithm
+with four repairs, safe only within bounds. Each difference is a flag or transition of the
+``bits.Transitions`` bundle, so the code below is the same for all of them.
 
 No lock is taken by the algorithm; the word backend provides the atomic accesses.
 """

@@ -18,8 +18,10 @@ A *side* selects the child-side bits in a parent: ``s = 1`` for the left child, 
 the right one (``geometry.side``). Because the left bit is the right bit shifted by one,
 ``occ_bit(s) = OCC_RIGHT << s`` and ``coal_bit(s) = COAL_RIGHT << s``: no branch on the side.
 
-The shipped variant, ``counted`` (``counted(width)``, below), keeps ``OCC`` and ``BUSY`` and
-puts two counts of claims above these five bits instead of the ``COAL``/``OCC`` side bits.
+``counted`` (``counted(width)``, below) keeps ``OCC`` and ``BUSY`` and puts two counts of
+claims above these five bits instead of the ``COAL``/``OCC`` side bits; the shipped variant,
+``top_down_node`` (``DEFAULT_VARIANT``), keeps ``counted``'s words and writes its claims from
+the top down (``top_down``, ``top_down_node``, below).
 
 Every function here is a pure expression over ``&``, ``|``, ``^``, ``~``, ``<<``, ``==`` (and
 ``+``, ``-`` for the counts), so it runs on Python ints (the allocator, the model checker) and
@@ -394,7 +396,8 @@ def counted(width: int = COUNT_BITS) -> Transitions:
 
 
 COUNTED = counted()
-"""The algorithm we ship: ``counted(COUNT_BITS)`` (ALGORITHM.md)."""
+"""``counted(COUNT_BITS)`` (ALGORITHM.md §1): the variant with the most complete proof (the
+default until ``top_down_node``)."""
 
 
 def _count_fields(width: int) -> tuple[int, int, int]:
@@ -550,14 +553,17 @@ VARIANTS: dict[str, Transitions] = {
     "top_down_node": TOP_DOWN_NODE,
 }
 """The algorithms one may run, by name: ``reference`` is the published one (DESIGN.md),
-``corrected`` the one the model checker passes (ALGORITHM.md); the others are the rejected
-candidates on the way, kept so their counterexamples replay."""
+``top_down_node`` the one we ship (ALGORITHM.md §1.4.3, §1.4.5), ``counted`` the one with the
+most complete proof (§1); the others are the candidates on the way (``corrected`` the
+five-bit repair), kept so their counterexamples replay."""
 
-DEFAULT_VARIANT = "counted"
-"""The variant the allocator runs unless told otherwise."""
+DEFAULT_VARIANT = "top_down_node"
+"""The variant the allocator (and every checker, unless told) runs: the shipped one (issue 12,
+ALGORITHM.md §1.4.5). It was ``counted`` until the switch; ``counted`` stays selectable."""
 
-_OLD_NAMES = {"nbbs": DEFAULT_VARIANT, **{k.replace("_", "-"): k for k in VARIANTS if "_" in k}}
-"""Spellings used before the names were unified: ``rollback-only`` and the shipped ``nbbs``."""
+_OLD_NAMES = {"nbbs": "counted", **{k.replace("_", "-"): k for k in VARIANTS if "_" in k}}
+"""Spellings used before the names were unified: ``rollback-only``, and ``nbbs``, which meant
+``counted`` (the shipped variant then; not the default since the switch to ``top_down_node``)."""
 
 
 def unknown_variant(name: object) -> str:
@@ -566,8 +572,8 @@ def unknown_variant(name: object) -> str:
     new = _OLD_NAMES.get(name) if isinstance(name, str) else None
     if new is not None:
         return (
-            f"unknown variant {name!r}: variant names are spelled with underscores and the shipped one "
-            f"is 'counted'; did you mean {new!r}? Known: {known}"
+            f"unknown variant {name!r}: variant names are spelled with underscores (the shipped one is "
+            f"{DEFAULT_VARIANT!r}); did you mean {new!r}? Known: {known}"
         )
     return f"unknown variant {name!r}; known: {known}"
 
@@ -575,8 +581,8 @@ def unknown_variant(name: object) -> str:
 def show(w: int) -> str:
     """A word in binary with its set bits named, e.g. ``10011 OCC|OCC_L|OCC_R``.
 
-    A word wider than five bits is a ``counted`` word of the allocator (``COUNT_BITS``-bit
-    counts) and is shown with its counts, e.g. ``L=2 R=1``.
+    A word wider than five bits is a ``counted``-layout word (every counting variant's,
+    ``COUNT_BITS``-bit counts) and is shown with its counts, e.g. ``L=2 R=1``.
     """
     if w >> WORD_BITS:
         return COUNTED.show(w)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nbbs.proofs._variant import SHIPPED, Variant
+from nbbs.proofs._variant import COUNTED, Variant
 from nbbs.proofs._z3 import Query, ask
 
 
@@ -60,8 +60,9 @@ class Proof:
         return "\n".join([head, "broken: " + ", ".join(self.broken), self.counterexample])
 
 
-def prove(ob: Obligation, variant: Variant = SHIPPED) -> Proof:
-    """Build the obligation's query for ``variant`` and ask z3."""
+def prove(ob: Obligation, variant: Variant = COUNTED) -> Proof:
+    """Build the obligation's query for ``variant`` (by default ``counted``, whose catalogue is
+    the default one: ``obligations.catalogue``) and ask z3."""
     cpu = time.process_time()
     a = ask(ob.build(variant))
     return Proof(

@@ -1,8 +1,13 @@
 """What a proof is about: the transitions, the quiescent invariant and the spec's rules, swappable.
 
-The algorithm we ship is ``SHIPPED`` (``counted``, ``bits.DEFAULT_VARIANT``), the
-published one ``PUBLISHED``; a mutant replaces one piece, and every obligation
-is built from a ``Variant`` so the same proof can be run against each mutant and must fail.
+The algorithm we ship is ``SHIPPED`` (``top_down_node``, ``bits.DEFAULT_VARIANT``), the one
+with the most complete proof ``COUNTED``, the published one ``PUBLISHED``; a mutant replaces
+one piece, and every obligation is built from a ``Variant`` so the same proof can be run
+against each mutant and must fail.
+
+Which variant a module's obligations are about is the module's (``counted_*``: ``COUNTED``;
+``topdown_*``: ``TOP_DOWN_NODE`` and ``TOP_DOWN``; the others: the five-bit variants), never
+``SHIPPED``: ``SHIPPED`` only says which of them ``nbbs prove`` runs first by default.
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ class Variant:
     those bundles when it is not ``bits.counted`` (a mutant of ``counted``).
     """
 
-    name: str = bits.DEFAULT_VARIANT
-    transitions: bits.Transitions = bits.VARIANTS[bits.DEFAULT_VARIANT]
+    name: str = "counted"
+    transitions: bits.Transitions = bits.COUNTED
     node_ok: Callable[..., Any] = tree.node_ok
     spec: SpecRules = SPEC_RULES
     at_width: Callable[[int], bits.Transitions] | None = None
@@ -65,19 +70,31 @@ class Variant:
 
 
 COUNTED = Variant("counted", transitions=bits.COUNTED)
-"""The variant the allocator ships (``bits.DEFAULT_VARIANT``): per-side claim counts. Its
-quiescent invariant is the bundle's own ``node_ok``; the obligations about it are in the
-``counted_*`` modules."""
+"""Per-side claim counts (ALGORITHM.md §1): the variant with the most complete proof (the
+default until ``top_down_node``). Its quiescent invariant is the bundle's own ``node_ok``; the
+obligations about it are in the ``counted_*`` modules."""
+
+TOP_DOWN = Variant("top_down", transitions=bits.TOP_DOWN, at_width=bits.top_down)
+"""Issue 12's candidate, with its narrow-word bundles for z3 (``topdown_*``)."""
+
+TOP_DOWN_NODE = Variant("top_down_node", transitions=bits.TOP_DOWN_NODE, at_width=bits.top_down_node)
+"""``top-down`` with one token per child (ALGORITHM.md §1.4.3), the shipped variant: the
+obligations about it are in the ``topdown_*`` modules."""
 
 VARIANTS = {
     **{name: Variant(name, transitions=t) for name, t in bits.VARIANTS.items() if not t.count_bits},
     "counted": COUNTED,
+    "top_down": TOP_DOWN,
+    "top_down_node": TOP_DOWN_NODE,
 }
-"""Every algorithm of ``bits.VARIANTS`` (``reference`` is the published one, ``corrected`` the
-five-bit one the model checker passes at depth 2, ``counted`` the one we ship)."""
+"""The algorithms of ``bits.VARIANTS`` with obligations of their own (``reference`` is the
+published one, ``corrected`` the five-bit one the model checker passes at depth 2, ``counted``
+the one with the most complete proof, ``top_down_node`` the one we ship); ``stop_early`` has
+none (the model checker refutes it)."""
 
 SHIPPED = VARIANTS[bits.DEFAULT_VARIANT]
-"""The variant the allocator runs by default."""
+"""The variant the allocator runs by default (``top_down_node``): ``nbbs prove`` proves its
+obligations first."""
 
 CORRECTED = VARIANTS["corrected"]
 """The five-bit variant the model checker passed at depth 2 (the default until ``counted``)."""

@@ -6,6 +6,11 @@ abstract allocator's lemmas, per depth), ``refine`` (whole sequential operations
 the spec, per depth, one query per level of the chosen node) and ``steps`` (the step-level
 invariant: the thread-modular invariant of ``threadmodular`` checked inductive by z3, one
 query per (role, program counter), for any number of threads; see ``proofs/README.md``).
+
+Each module's obligations are about its own variant (``_variant``): ``catalogue`` builds those
+of one variant's family, and ``plan`` gathers ``nbbs prove``'s run as ``Block``s, each naming
+the variant it is about: by default the shipped ``top_down_node`` first, then what fits of
+``counted``'s.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from nbbs.check.report import Outcome, Task
-from nbbs.proofs import bitlemmas, counted_bits, counted_refine, parametric, refinement, speclemmas
+from nbbs.proofs import _variant, bitlemmas, counted_bits, counted_refine, parametric, refinement, speclemmas
 from nbbs.proofs._obligation import Obligation, Proof, prove
-from nbbs.proofs._variant import SHIPPED, Variant
+from nbbs.proofs._variant import COUNTED, SHIPPED, Variant
 
 GROUPS = ("bits", "param", "spec", "refine", "every")
 
@@ -29,12 +35,34 @@ height induction (``cind_height``) (``nbbs prove``'s default: cheap); frame, inv
 lock-freedom (per thread and global, and the step facts the arithmetic uses) in attempt mode;
 and also in scan mode, with the scan's skip."""
 
-TOP_DOWN = ("none", "frame", "all", "scan")
-"""How much of ``topdown_every`` and ``topdown_close`` (``top-down-node``'s and ``top-down``'s
-every-depth invariant) to run beside a ``counted``-family catalogue: nothing; the frame and
-safety, the initial state, quiescence, the fold and the composition (cheap); also preservation
-of the invariant, lock-freedom per thread and global and the linearization points at every pc,
-attempt mode (minutes); also all of that in scan mode, with the skip (longer)."""
+TOP_DOWN = ("none", "frame", "lockfree", "all", "scan")
+"""How much of a top-down variant's every-depth obligations (``topdown_every``, ``topdown_close``)
+to run: nothing; the frame and safety, the initial state, quiescence, the fold over threads, the
+composition and the lemmas of the linearization points (seconds); also lock-freedom per thread
+and the linearization points at every pc (``nbbs prove``'s default for the shipped variant: under
+a minute of CPU); also preservation of the invariant and the global lock-freedom measure at every
+pc (minutes of CPU more); also all of that in scan mode, with the skip (longer)."""
+
+
+def top_down_every(per_node: bool = True, level: str = "all") -> list[Obligation]:
+    """``top_down_node``'s (``per_node``) or ``top_down``'s obligations for every depth and any
+    number of threads at ``level`` (one of ``TOP_DOWN``): ``topdown_every``'s (``tnevery_*``,
+    ``tdevery_*``; ``frame``: the frame and safety only; ``lockfree``: and lock-freedom per
+    thread) and ``topdown_close``'s (``frame``: its cheap family; ``lockfree``: and the
+    linearization points; ``all``: its attempt mode; ``scan``: and scan mode)."""
+    if level == "none":
+        return []
+    from nbbs.proofs import topdown_close, topdown_every
+
+    kept = {"frame": ("_frame@", "_safe"), "lockfree": ("_frame@", "_safe", "_lockfree@")}.get(level)
+    obs = [
+        ob for ob in topdown_every.obligations(per_node) if kept is None or any(k in ob.name for k in kept)
+    ]
+    if level in ("frame", "lockfree"):
+        obs += topdown_close.close_obligations(per_node)
+        return obs + (topdown_close.lin_obligations(per_node) if level == "lockfree" else [])
+    return obs + topdown_close.obligations("attempt" if level == "all" else "scan", per_node)
+
 
 DEFAULT_DEPTH_MAX = 10
 
@@ -57,7 +85,7 @@ def catalogue(
     capped: bool = True,
     groups: Iterable[str] = GROUPS,
     steps_depth: int | None = None,
-    variant: Variant = SHIPPED,
+    variant: Variant = COUNTED,
     threads: int | None = None,
     steps_max_level: int = 0,
     every: str = "none",
@@ -65,16 +93,37 @@ def catalogue(
     symmetric: bool = False,
 ) -> list[Obligation]:
     """Every obligation of the chosen groups for depths ``depth_min .. depth_max``, for
-    ``variant``'s family of words (``counted``'s or the five-bit ones); with ``steps_depth``,
-    also the step-level checks for a tree of that depth (``counted``: for ``threads`` threads,
-    every depth from ``depth_min`` up to ``steps_depth``, climbs stopping at ``steps_max_level``);
-    ``every`` (one of ``EVERY``) says which of ``counted_every``'s every-depth obligations run,
-    ``top_down`` (one of ``TOP_DOWN``) which of ``topdown_every``'s (they prove their own
-    variants, ``top-down-node`` and ``top-down``, whatever ``variant`` is); ``symmetric``: the
-    step-level checks of thread 0 only, plus ``counted_sym``'s proof that the others' are
-    thread 0's relabelled."""
+    ``variant``'s family of words (``counted``'s, the top-down ones' or the five-bit ones); with
+    ``steps_depth``, also the step-level checks for a tree of that depth (the counting variants:
+    for ``threads`` threads, every depth from ``depth_min`` up to ``steps_depth``, climbs
+    stopping at ``steps_max_level``); ``every`` (one of ``EVERY``) says which of
+    ``counted_every``'s every-depth obligations run (``counted``), ``top_down`` (one of
+    ``TOP_DOWN``) which of ``top_down_every``'s: for a top-down ``variant`` its own, beside
+    ``counted`` both top-down variants' (they prove their own subject whatever ``variant`` is);
+    ``symmetric``: ``counted``'s step-level checks of thread 0 only, plus ``counted_sym``'s proof
+    that the others' are thread 0's relabelled.
+
+    A top-down variant's per-depth group is ``refine`` (``topdown_close.refine_obligations``:
+    its sequential refinement against the spec); the spec's lemmas are ``counted``'s catalogue's,
+    and it has no ``bits``/``param`` lemmas of its own (its words are ``counted``'s layout).
+    """
     chosen = set(groups)
     out: list[Obligation] = []
+    if variant.transitions.top_down:
+        per_node = variant.name == "top_down_node"
+        if "every" in chosen:
+            out += top_down_every(per_node, top_down)
+        if "refine" in chosen:
+            from nbbs.proofs import topdown_close
+
+            for depth in range(depth_min, depth_max + 1):
+                out += topdown_close.refine_obligations(depth, per_node)
+        if steps_depth is not None:
+            from nbbs.proofs import topdown_steps
+
+            for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
+                out += topdown_steps.obligations(depth, threads or 2, steps_max_level, subject=variant)
+        return out
     if variant.counted:
         from nbbs.proofs import counted_param
 
@@ -94,15 +143,9 @@ def catalogue(
 
             out += counted_close.obligations(every) + counted_induction.obligations()
             out += counted_lfarith.obligations({"frame": None, "attempt": False}.get(every, True))
-        if "every" in chosen and top_down != "none":
-            from nbbs.proofs import topdown_close, topdown_every
-
-            level = {"frame": "frame", "all": "attempt", "scan": "scan"}[top_down]
+        if "every" in chosen:
             for per_node in (True, False):
-                obs = topdown_every.obligations(per_node)
-                cheap = [ob for ob in obs if "_frame@" in ob.name or ob.name.endswith("_safe")]
-                out += cheap if top_down == "frame" else obs
-                out += topdown_close.obligations(level, per_node)
+                out += top_down_every(per_node, top_down)
     else:
         if "bits" in chosen:
             out += bitlemmas.OBLIGATIONS
@@ -141,12 +184,126 @@ def catalogue(
     return out
 
 
+@dataclass(frozen=True)
+class Block:
+    """Obligations about one variant: proved with it (``run_all``) and reported under its name."""
+
+    variant: Variant
+    title: str
+    obligations: list[Obligation]
+
+
+DEFAULT_RUN_COUNTED_DEPTH = 6
+"""How far ``counted``'s per-depth groups go in ``nbbs prove``'s default run, after the shipped
+variant's block. Depths 7-10 add about 20 s of CPU (their sequential refinement grows with the
+depth): without them the default run stays within a minute of wall time on 2 cores with room
+for the shipped variant's block (whose sequential refinement goes as deep). ``counted``'s whole
+catalogue, to depth 10, is ``nbbs prove --variant counted``."""
+
+
+def plan(
+    variant: Variant | None = None,
+    depth_max: int | None = None,
+    depth_min: int = 1,
+    *,
+    capped: bool = True,
+    steps_depth: int | None = None,
+    threads: int | None = None,
+    steps_max_level: int = 0,
+    every: str = "frame",
+    top_down: str | None = None,
+    symmetric: bool = False,
+) -> list[Block]:
+    """``nbbs prove``'s run as blocks, each about one variant.
+
+    With ``variant`` None (the default run): the shipped variant's block (``top_down_node``: its
+    every-depth obligations at ``top_down``, default ``lockfree``, its sequential refinement to
+    ``DEFAULT_RUN_COUNTED_DEPTH``, and its step-level invariant
+    for ``threads`` (2) threads at depths up to ``steps_depth`` (2)), then ``counted``'s, the
+    variant with the most complete proof: per-depth groups up to ``depth_max`` (default
+    ``DEFAULT_RUN_COUNTED_DEPTH``), its step-level invariant for 2 threads to depth 2, and
+    ``every`` (``symmetric``: its step level for thread 0, with ``counted_sym``). With a
+    ``variant``: that variant's catalogue
+    (``counted``: to depth 10 by default, step level for 2 threads to depth 2 unless told, and
+    with ``top_down`` a block for each top-down variant after it; a top-down variant: its
+    every-depth obligations, default ``all``, and its refinement to depth 10; five-bit: the step
+    level only with ``threads``).
+    """
+    if variant is None:
+        deepest = depth_max or DEFAULT_RUN_COUNTED_DEPTH
+        shipped = plan(
+            SHIPPED,
+            deepest,
+            depth_min,
+            steps_depth=steps_depth or 2,
+            threads=threads,
+            top_down=top_down or "lockfree",
+        )
+        counted = catalogue(
+            deepest,
+            depth_min,
+            capped=capped,
+            variant=COUNTED,
+            steps_depth=2,
+            threads=2,
+            every=every,
+            symmetric=symmetric,
+        )
+        title = f"counted (most complete proof): depths {depth_min}-{deepest}, steps 2 threads depths 1-2"
+        return [*shipped, Block(COUNTED, f"{title}, every depth ({every})", counted)]
+    if variant.transitions.top_down:
+        level = top_down or "all"
+        shipped_mark = " (shipped)" if variant is SHIPPED else ""
+        refined = depth_max or DEFAULT_DEPTH_MAX
+        title = f"{variant.name}{shipped_mark}: every depth, any number of threads ({level})"
+        title += f"; refinement depths {depth_min}-{refined}"
+        if steps_depth is not None:
+            title += f"; steps {threads or 2} threads depths {depth_min}-{steps_depth}"
+        obs = catalogue(
+            refined,
+            depth_min,
+            groups=("every", "refine"),
+            variant=variant,
+            steps_depth=steps_depth,
+            threads=threads,
+            steps_max_level=steps_max_level,
+            top_down=level,
+        )
+        return [Block(variant, title, obs)]
+    deepest = depth_max or DEFAULT_DEPTH_MAX
+    if variant.counted:
+        # The counted family's step-level invariant runs by default (2 threads, depths 1-2).
+        at: int | None = steps_depth or 2
+        title = f"{variant.name}: depths {depth_min}-{deepest}, steps {threads or 2} threads depths 1-{at}"
+        title += f", every depth ({every})"
+    else:
+        at = (steps_depth or 1) if threads else None
+        title = f"{variant.name} (five-bit): depths {depth_min}-{deepest}"
+        title += "" if at is None else f", step level depth {at}"
+    obs = catalogue(
+        deepest,
+        depth_min,
+        capped=capped,
+        steps_depth=at,
+        variant=variant,
+        threads=threads or 2,
+        steps_max_level=steps_max_level,
+        every=every,
+        symmetric=symmetric,
+    )
+    out = [Block(variant, title, obs)]
+    if variant.counted and top_down not in (None, "none"):
+        for beside in (_variant.TOP_DOWN_NODE, _variant.TOP_DOWN):
+            out += plan(beside, top_down=top_down)
+    return out
+
+
 def matching(obligations: Iterable[Obligation], name: str | None) -> list[Obligation]:
     """The obligations whose name starts with ``name`` (all of them for None)."""
     return [ob for ob in obligations if name is None or ob.name.startswith(name)]
 
 
-def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED, jobs: int = 1) -> Iterator[Proof]:
+def run_all(obligations: Iterable[Obligation], variant: Variant = COUNTED, jobs: int = 1) -> Iterator[Proof]:
     """Prove each obligation (one fresh solver each), in order; with ``jobs > 1``, that many
     forked processes prove them side by side (Linux; elsewhere, or with ``jobs == 1``, in turn).
 
@@ -154,12 +311,25 @@ def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED, jobs:
     processes are forked with the list in memory and are handed indices, not obligations.
     """
     todo = list(obligations)
+    yield from _run([(ob, variant) for ob in todo], jobs)
+
+
+def run_blocks(blocks: Iterable[Block], jobs: int = 1) -> Iterator[tuple[Block, Proof]]:
+    """``run_all`` over every block's obligations, each proved with its block's variant, in one
+    pool: a block's slowest query overlaps the next block's (the blocks are not run in turn)."""
+    pairs = [(b, ob) for b in blocks for ob in b.obligations]
+    proofs = _run([(ob, b.variant) for b, ob in pairs], jobs)
+    for (b, _), p in zip(pairs, proofs, strict=True):
+        yield b, p
+
+
+def _run(todo: list[tuple[Obligation, Variant]], jobs: int) -> Iterator[Proof]:
     if jobs <= 1 or len(todo) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for ob in todo:
-            yield prove(ob, variant)
+        for ob, v in todo:
+            yield prove(ob, v)
         return
     global _FORKED
-    _FORKED = (todo, variant)
+    _FORKED = todo
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             yield from pool.imap(_prove_forked, range(len(todo)), chunksize=1)
@@ -167,14 +337,14 @@ def run_all(obligations: Iterable[Obligation], variant: Variant = SHIPPED, jobs:
         _FORKED = None
 
 
-_FORKED: tuple[list[Obligation], Variant] | None = None
-"""The obligations and variant ``run_all`` hands to its forked processes."""
+_FORKED: list[tuple[Obligation, Variant]] | None = None
+"""The obligations, each with its variant, ``_run`` hands to its forked processes."""
 
 
 def _prove_forked(i: int) -> Proof:
     assert _FORKED is not None, "[proofs internal bug] no obligations were handed to this process"
-    todo, variant = _FORKED
-    return prove(todo[i], variant)
+    ob, variant = _FORKED[i]
+    return prove(ob, variant)
 
 
 def _task(
@@ -230,17 +400,27 @@ def _task(
 
 
 def verify_tasks() -> list[Task]:
-    """``nbbs verify``'s share of the proofs: every obligation of the shipped ``counted`` variant
-    up to depth 4 (its step-level invariant for 2 threads up to depth 2), the five-bit ones for
-    ``corrected``, every mutant caught at depths up to 2, ``counted``'s every-depth frame, and
-    the step-machine mutants caught by the every-depth obligations."""
+    """``nbbs verify``'s share of the proofs: the shipped ``top_down_node``'s every-depth frame
+    and safety and its step-level invariant for 2 threads at depth 1; every obligation of
+    ``counted`` (the most complete proof) up to depth 4 (its step-level invariant for 2 threads
+    up to depth 2), the five-bit ones for ``corrected``, every mutant caught at depths up to 2,
+    ``counted``'s every-depth frame and ``cevery_safe``, and the step-machine mutants caught by
+    the every-depth obligations."""
     from nbbs.proofs._variant import CORRECTED
 
     return [
         _task(
+            f"proofs ({SHIPPED.name}, every depth): the frame at every pc, safety; steps 2 threads depth 1",
+            lambda: catalogue(
+                1, groups=("every",), variant=SHIPPED, steps_depth=1, threads=2, top_down="frame"
+            ),
+            SHIPPED,
+            share=2.0,  # 41 queries, about 10 s of CPU (the frame at descend-cas: 3 s)
+        ),
+        _task(
             "proofs (counted): all obligations, depths 1-4, steps 2 threads depths 1-2",
             lambda: catalogue(4, steps_depth=2, threads=2),
-            SHIPPED,
+            COUNTED,
             share=3.0,  # the largest fixed work of verify: about 110 z3 queries
         ),
         _task(
@@ -251,7 +431,7 @@ def verify_tasks() -> list[Task]:
         _task(
             "proofs (counted): every mutant caught (depths 1-2, steps depth 1)",
             lambda: catalogue(2, steps_depth=1, threads=2),
-            SHIPPED,
+            COUNTED,
             mutants="counted",
         ),
         _task(
@@ -261,10 +441,16 @@ def verify_tasks() -> list[Task]:
             mutants="five-bit",
         ),
         _task(
-            "proofs (counted, every depth): the frame at every pc, cevery_safe, the closing obligations",
-            lambda: catalogue(1, groups=("every",), every="frame"),
-            SHIPPED,
-            share=2.5,  # 57 queries since counted_close joined (about 35 s of CPU)
+            "proofs (counted, every depth): the frame at every pc, cevery_safe",
+            # counted_close's closing obligations (about 16 s of CPU) stay in nbbs prove's default
+            # run: since the switch, verify's minute goes to the shipped variant's proofs first.
+            lambda: [
+                ob
+                for ob in catalogue(1, groups=("every",), every="frame")
+                if "_frame@" in ob.name or ob.name == "cevery_safe"
+            ],
+            COUNTED,
+            share=1.5,  # 23 queries (about 15 s of CPU)
         ),
         _task(
             "proofs (counted, every depth): every step-machine mutant caught",
@@ -274,7 +460,7 @@ def verify_tasks() -> list[Task]:
                     catalogue(1, groups=("every",), every="attempt"), "cevery_lockfree@alloc:climb-load"
                 )
             ),
-            SHIPPED,
+            COUNTED,
             mutants="every",
         ),
     ]

@@ -45,14 +45,12 @@ from nbbs.model import geometry as g
 from nbbs.model.steps import OpState
 from nbbs.proofs import counted_steps as cs
 from nbbs.proofs._obligation import Obligation
+from nbbs.proofs._variant import TOP_DOWN as TOP_DOWN
+from nbbs.proofs._variant import TOP_DOWN_NODE as TOP_DOWN_NODE
 from nbbs.proofs._variant import Variant
 
-TOP_DOWN = Variant("top_down", transitions=bits.TOP_DOWN, at_width=bits.top_down)
-"""Issue 12's candidate, with its narrow-word bundles for z3."""
-
-TOP_DOWN_NODE = Variant("top_down_node", transitions=bits.TOP_DOWN_NODE, at_width=bits.top_down_node)
-"""``top-down`` with one token per child: the same ``Inv`` with ``[c has any claim]`` in place of
-``[c_L(w[c]) != 0] + [c_R(w[c]) != 0]``."""
+# TOP_DOWN_NODE (``_variant``'s, re-exported): ``top-down`` with one token per child, the same
+# ``Inv`` with ``[c has any claim]`` in place of ``[c_L(w[c]) != 0] + [c_R(w[c]) != 0]``.
 
 _DESCENDING = (steps.D_LOAD, steps.D_CAS)
 _UNDOING = (steps.U_LOAD, steps.U_CAS)

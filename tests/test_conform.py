@@ -42,6 +42,19 @@ def test_the_reference_port_passes_the_sequential_and_stress_runs() -> None:
     assert "linearizability ok" in results[1].detail
 
 
+def test_by_default_a_port_is_checked_as_the_shipped_variant_first_and_stressed_as_it() -> None:
+    # The reference port lists every variant: the sequential run takes the documented ones, the
+    # shipped top_down_node first, and the stress run (one variant) the shipped one.
+    results = conform(PYPORT, quick(stress=True, seconds=3.0))
+    assert [r.check for r in results] == [
+        "sequential top_down_node",
+        "sequential counted",
+        "sequential reference",
+        "stress top_down_node",
+    ]
+    assert all(r.status == OK for r in results), [r.detail for r in results]
+
+
 def test_a_transition_mutant_is_caught_and_its_pasted_lines_reproduce_it() -> None:
     port = [*PYPORT, "--mutant", "unmark_sets_instead_of_clears"]
     (result,) = conform(port, quick(variants=("reference",)))

@@ -27,7 +27,7 @@ LOST = "d2-m2-reference:a0@0,a2@0+f0+a0@1+f1"
 
 
 def test_the_reference_port_passes_every_check_for_counted() -> None:
-    cfg = c.ControlledConfig(strategy="random", schedules=40, scenarios=2, seed=3)
+    cfg = c.ControlledConfig(strategy="random", schedules=40, scenarios=2, seed=3, variant="counted")
     result = c.run(c.reference_port(), cfg)
     assert result.ok, result.failures[0][1] if result.failures else ""
     assert result.refinement and result.variant == "counted"
@@ -239,7 +239,7 @@ def test_a_schedule_string_given_as_a_scenario_is_replayed_on_the_port() -> None
 def test_a_port_that_does_not_list_the_variant_gets_every_check_but_refinement() -> None:
     nameless = _proxy(r",variants=\S*", "")
     result = c.run(nameless, c.ControlledConfig(scenarios=1, schedules=5))
-    assert result.ok and result.variant == "counted" and not result.refinement
+    assert result.ok and result.variant == "top_down_node" and not result.refinement  # the default
     # The same climb that counts twice, which only refinement sees (above), now passes.
     broken = _proxy(r",variants=\S*", "", "--mutant", "climb_counts_twice")
     out, body = c.replay(broken, "d3-m3-counted:a0@0:a")

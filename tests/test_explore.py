@@ -30,6 +30,7 @@ from nbbs.check.explore import (
     schedule_string,
 )
 from nbbs.impl.nbbs import NBBS
+from nbbs.model import bits
 
 TWO_ALLOC_FREE = Scenario(3, ((AllocOp(0, 0), FreeOwn(0)), (AllocOp(0, 1), FreeOwn(0))))
 
@@ -115,6 +116,8 @@ def test_a_thread_that_never_ends_is_reported_stuck_not_hung() -> None:
 
 def test_a_thread_that_raises_is_reported_as_a_crash() -> None:
     class Raises(NBBS):
+        transitions = bits.COUNTED  # _climb is the bottom-up climb: the shipped top-down one never calls it
+
         def _climb(self, n: int) -> int | None:
             self._w.load(1)
             raise RuntimeError("boom")

@@ -127,9 +127,11 @@ def test_the_check_table_fits_80_columns_without_cutting_a_cell() -> None:
 # -- 8. one spelling of variant names ------------------------------------------------------------
 
 
-def test_variant_names_are_spelled_with_underscores_and_the_shipped_one_is_counted() -> None:
+def test_variant_names_are_spelled_with_underscores_and_the_shipped_one_is_top_down_node() -> None:
+    # The shipped variant is top_down_node since issue 12's switch (ALGORITHM.md §1.4.5); the
+    # old spelling "nbbs" meant counted and still points there (the test below).
     assert all("-" not in name for name in bits.VARIANTS)
-    assert bits.DEFAULT_VARIANT == "counted" and "nbbs" not in bits.VARIANTS
+    assert bits.DEFAULT_VARIANT == "top_down_node" and "nbbs" not in bits.VARIANTS
 
 
 @pytest.mark.parametrize(

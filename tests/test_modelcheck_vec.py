@@ -22,12 +22,12 @@ def differences(cfg: Config, **vec_options: object) -> list[str]:
 
 
 SAME = {
-    "counted-2threads-depth1": Config(2, 1),
-    "counted-3threads-depth1": Config(3, 1),
-    "counted-2threads-depth2": Config(2, 2),
-    "counted-2threads-depth2-max-order-1": Config(2, 2, max_order=1),
-    "counted-2threads-depth2-scan-checked": Config(2, 2, mode="scan", checked_free=True),
-    "counted-3threads-depth1-empty": Config(3, 1, initial="empty"),
+    "counted-2threads-depth1": Config(2, 1, variant="counted"),
+    "counted-3threads-depth1": Config(3, 1, variant="counted"),
+    "counted-2threads-depth2": Config(2, 2, variant="counted"),
+    "counted-2threads-depth2-max-order-1": Config(2, 2, variant="counted", max_order=1),
+    "counted-2threads-depth2-scan-checked": Config(2, 2, variant="counted", mode="scan", checked_free=True),
+    "counted-3threads-depth1-empty": Config(3, 1, variant="counted", initial="empty"),
     "reference-2threads-depth1": Config(2, 1, variant="reference"),
     "reference-2threads-depth2": Config(2, 2, variant="reference"),
     "reference-3threads-depth1": Config(3, 1, variant="reference"),

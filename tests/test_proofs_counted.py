@@ -33,8 +33,10 @@ STEPS = (
 threads at depths 1-3), and 2 threads at depth 2 with ``max_order`` 1."""
 
 
-def test_the_shipped_variant_is_counted() -> None:
-    assert SHIPPED is COUNTED and SHIPPED.name == bits.DEFAULT_VARIANT
+def test_counted_is_no_longer_the_shipped_variant_but_its_proofs_still_default_to_counted() -> None:
+    assert SHIPPED.name == bits.DEFAULT_VARIANT == "top_down_node" and SHIPPED is not COUNTED
+    ob = STEPS[0]
+    assert prove(ob).variant == "counted" and prove(ob).proved
 
 
 @pytest.mark.parametrize("ob", STEPS, ids=[ob.label for ob in STEPS])
@@ -110,14 +112,15 @@ def _inv_fails_on(cfg: Config, every: int) -> tuple[int, list[int]]:
 def test_the_step_invariant_holds_on_the_model_checkers_reachable_states(
     depth: int, threads: int, every: int
 ) -> None:
-    checked, bad = _inv_fails_on(Config(threads=threads, depth=depth, properties=("a",)), every)
+    cfg = Config(threads=threads, depth=depth, variant="counted", properties=("a",))
+    checked, bad = _inv_fails_on(cfg, every)
     assert checked > 10 and bad == []
 
 
 def test_the_step_invariant_holds_on_the_scenario_that_breaks_corrected() -> None:
     """3 threads, depth 3 (ALGORITHM.md 2.5): every state the checker reaches, run with counted."""
     scenario = ((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),))
-    cfg = Config(threads=3, depth=3, initial="empty", properties=("a",), scenario=scenario)
+    cfg = Config(threads=3, depth=3, variant="counted", initial="empty", properties=("a",), scenario=scenario)
     checked, bad = _inv_fails_on(cfg, 23)
     assert checked > 100 and bad == []
 

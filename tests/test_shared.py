@@ -13,6 +13,7 @@ from conftest import DEEP
 
 from nbbs.impl import NBBS, ConfigurationError
 from nbbs.impl.shared import SegmentError, SharedNBBS, segment_bytes
+from nbbs.model import bits
 
 DEPTH, MAX_ORDER = 8, 3  # 256 pages, blocks of 1 to 8 pages: small, so processes meet often
 SPAWN = mp.get_context("spawn")  # children share nothing with the test but the segments' names
@@ -161,7 +162,7 @@ def test_attach_reads_the_shape_from_the_header(heap: SharedNBBS) -> None:
             DEPTH,
             3,
             1,
-            "counted",
+            "top_down_node",  # the default variant, recorded in the header by create
         )
         address = other.alloc(1)
         assert heap.live_blocks() == [(address, 1)]
@@ -188,9 +189,44 @@ def test_a_top_down_node_arena_is_attached_as_top_down_node_and_shares_its_words
             h.unlink()
 
 
+def test_a_segment_made_under_another_default_is_attached_as_the_variant_its_header_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A process of the code before the switch (default counted) makes the segment; this one,
+    # whose default is top_down_node, attaches it by name alone: it must run counted on it, whose
+    # quiescent words differ (two buddies: counted counts both at every ancestor, top_down_node
+    # hands one claim up from their parent).
+    monkeypatch.setattr(bits, "DEFAULT_VARIANT", "counted")
+    old = SharedNBBS.create(None, DEPTH, page_size=1, max_order=MAX_ORDER)
+    monkeypatch.undo()
+    try:
+        assert bits.DEFAULT_VARIANT == "top_down_node" and old.variant == "counted"
+        a, b = old.alloc(0, hint=0), old.alloc(0, hint=1)
+        counted, shipped = (
+            NBBS(DEPTH, page_size=1, max_order=MAX_ORDER, variant=v) for v in ("counted", None)
+        )
+        assert [(h.alloc(0, hint=0), h.alloc(0, hint=1)) for h in (counted, shipped)] == [(a, b)] * 2
+        assert counted.words() != shipped.words()
+        with SharedNBBS.attach(old.name) as other:
+            assert other.variant == "counted" and other.transitions is bits.COUNTED
+            assert other.words() == counted.words() and not other.consistent()
+            other.free(a)
+        old.free(b)
+        assert not any(old.words())
+        with pytest.raises(SegmentError, match="variant='counted', not 'top_down_node'"):
+            SharedNBBS.attach(old.name, variant="top_down_node")
+    finally:
+        old.close()
+        old.unlink()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "words"),
-    [({"depth": 9}, "depth=8, not 9"), ({"variant": "reference"}, "variant='counted', not 'reference'")],
+    [
+        ({"depth": 9}, "depth=8, not 9"),
+        ({"variant": "reference"}, "variant='top_down_node', not 'reference'"),
+        ({"variant": "counted"}, "variant='top_down_node', not 'counted'"),
+    ],
 )
 def test_attach_with_a_shape_the_header_does_not_hold_is_refused(
     heap: SharedNBBS, kwargs: dict[str, object], words: str

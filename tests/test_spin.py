@@ -52,19 +52,20 @@ def _first_violation_steps(cfg: Config) -> int:
 # -- the same state space -------------------------------------------------------------------
 
 COUNTED = [
-    Config(2, 2, properties=SAFETY),
+    Config(2, 2, variant="counted", properties=SAFETY),
     # 625 initial sets: more than a byte can number.
-    Config(1, 3, max_order=1, properties=SAFETY),
+    Config(1, 3, variant="counted", max_order=1, properties=SAFETY),
     Config(2, 1, variant="corrected", mode="scan", checked_free=True, properties=SAFETY),
+    Config(2, 2, properties=SAFETY),  # the shipped variant, top_down_node
 ]
 if DEEP:
     COUNTED += [
-        Config(3, 1, properties=SAFETY),
-        Config(2, 2, max_order=1, properties=SAFETY),
+        Config(3, 1, variant="counted", properties=SAFETY),
+        Config(2, 2, variant="counted", max_order=1, properties=SAFETY),
         Config(2, 2, variant="corrected", properties=SAFETY),
-        Config(2, 2, mode="scan", checked_free=True, properties=SAFETY),
-        Config(3, 2, properties=SAFETY),
-        Config(2, 3, properties=SAFETY),
+        Config(2, 2, variant="counted", mode="scan", checked_free=True, properties=SAFETY),
+        Config(3, 2, variant="counted", properties=SAFETY),
+        Config(2, 3, variant="counted", properties=SAFETY),
     ]
 
 
@@ -110,7 +111,7 @@ def test_symmetric_count_is_the_count_of_a_search_without_symmetry() -> None:
 
 @needs_spin
 def test_a_broken_generator_makes_the_cross_check_fail() -> None:
-    cfg = Config(2, 1, properties=SAFETY)
+    cfg = Config(2, 1, variant="counted", properties=SAFETY)  # counted's bottom-up climb CAS (C_CAS)
     tables = spin.extract(cfg)
     # Off by one: the first climb CAS that succeeds now writes the next value in the node's list.
     e = next(e for e, op in enumerate(tables.space.ops) if op.pc == steps.C_CAS and e in tables.rows)
