@@ -210,7 +210,7 @@ def plan(
     steps_depth: int | None = None,
     threads: int | None = None,
     steps_max_level: int = 0,
-    every: str = "frame",
+    every: str | None = None,
     top_down: str | None = None,
     symmetric: bool = False,
 ) -> list[Block]:
@@ -222,7 +222,8 @@ def plan(
     for ``threads`` (2) threads at depths up to ``steps_depth`` (2)), then ``counted``'s, the
     variant with the most complete proof: per-depth groups up to ``depth_max`` (default
     ``DEFAULT_RUN_COUNTED_DEPTH``), its step-level invariant for 2 threads to depth 2, and
-    ``every`` (``symmetric``: its step level for thread 0, with ``counted_sym``). With a
+    ``every`` (default none: the run stays within a minute for the shipped variant's sake;
+    ``symmetric``: its step level for thread 0, with ``counted_sym``). With a
     ``variant``: that variant's catalogue
     (``counted``: to depth 10 by default, step level for 2 threads to depth 2 unless told, and
     with ``top_down`` a block for each top-down variant after it; a top-down variant: its
@@ -246,11 +247,12 @@ def plan(
             variant=COUNTED,
             steps_depth=2,
             threads=2,
-            every=every,
+            every=every or "none",
             symmetric=symmetric,
         )
         title = f"counted (most complete proof): depths {depth_min}-{deepest}, steps 2 threads depths 1-2"
-        return [*shipped, Block(COUNTED, f"{title}, every depth ({every})", counted)]
+        title += f", every depth ({every})" if every not in (None, "none") else ""
+        return [*shipped, Block(COUNTED, title, counted)]
     if variant.transitions.top_down:
         level = top_down or "all"
         shipped_mark = " (shipped)" if variant is SHIPPED else ""
@@ -275,7 +277,7 @@ def plan(
         # The counted family's step-level invariant runs by default (2 threads, depths 1-2).
         at: int | None = steps_depth or 2
         title = f"{variant.name}: depths {depth_min}-{deepest}, steps {threads or 2} threads depths 1-{at}"
-        title += f", every depth ({every})"
+        title += f", every depth ({every or 'frame'})"
     else:
         at = (steps_depth or 1) if threads else None
         title = f"{variant.name} (five-bit): depths {depth_min}-{deepest}"
@@ -288,7 +290,7 @@ def plan(
         variant=variant,
         threads=threads or 2,
         steps_max_level=steps_max_level,
-        every=every,
+        every=every or "frame",
         symmetric=symmetric,
     )
     out = [Block(variant, title, obs)]

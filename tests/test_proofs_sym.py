@@ -105,7 +105,18 @@ def test_with_symmetry_only_thread_0s_bounded_queries_are_selected_and_the_symme
 
 def test_nbbs_prove_with_symmetry_proves_thread_0_and_the_symmetry_of_three_threads_at_depth_1() -> None:
 
-    args = ["prove", "--variant", "counted", "--symmetry", "--threads", "3", "--steps-depth", "1", "--depth-max", "1"]
+    args = [
+        "prove",
+        "--variant",
+        "counted",
+        "--symmetry",
+        "--threads",
+        "3",
+        "--steps-depth",
+        "1",
+        "--depth-max",
+        "1",
+    ]
     result = CliRunner().invoke(cli.main, [*args, "--obligation", "cs", "--jobs", "1", "--json"])
     assert result.exit_code == 0, result.output
     names = [p["obligation"] for p in json.loads(result.output)["proofs"]]
