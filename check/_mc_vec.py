@@ -98,6 +98,7 @@ _C_ARRAYS = (
     "nxt",
     "newc",
     "done",
+    "scc",
 )
 """The array members of ``_CTables``, in ports/c/mc_vec.c's order."""
 
@@ -127,7 +128,7 @@ def native() -> ctypes.CDLL | None:
     except (PortBuildError, OSError):
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    lib.mcv_expand.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, i64, p]
+    lib.mcv_expand.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, i64, p, ctypes.c_int]
     lib.mcv_expand.restype = i64
     lib.mcv_lower_bound.argtypes = [p, i64, p, i64, p]
     lib.mcv_lower_bound.restype = None
@@ -137,8 +138,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_find.restype = ctypes.c_int
     lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p, p]
     lib.mcv_sort_unique2.restype = i64
-    lib.mcv_count.argtypes = [p, ctypes.c_int, p, p, i64, ctypes.c_int, i64]
-    lib.mcv_count.restype = i64
+    lib.mcv_spin.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64, p]
+    lib.mcv_spin.restype = i64
     return lib
 
 
@@ -421,6 +422,8 @@ class Tables:
         self.checker = checker
         sp = self.sp = checker.sp
         self.N, self.T = sp.nodes, sp.T
+        self.scc: Arr | None = None
+        """Per op id, its component (``components``), once the lock-freedom pass asks."""
         self._close()
         self._layout()
         self._property_tables()
@@ -614,6 +617,7 @@ class Tables:
                     "nxt": np.ascontiguousarray(self.nxt, np.int32),
                     "newc": np.ascontiguousarray(self.new, np.int32),
                     "done": np.ascontiguousarray(self.done, np.uint8),
+                    "scc": np.ascontiguousarray(self.scc if self.scc is not None else np.zeros(1), np.int32),
                 }
                 self._c = _CTables(
                     self.F,
@@ -627,14 +631,15 @@ class Tables:
                 self._c_keep = keep  # the struct points into these arrays: keep them alive
         return self._c
 
-    def expand(self, k: Keys, sources: bool = True) -> tuple[Keys, Arr, Arr]:
+    def expand(self, k: Keys, sources: bool = True, intra: bool = False) -> tuple[Keys, Arr, Arr]:
         """``successors`` of the states ``k``, in C when it is built (``native()``), else numpy.
         Without ``sources`` the two arrays after the keys are left empty (the search needs
-        neither: less memory)."""
+        neither: less memory). ``intra``: only the steps a cycle of the lock-freedom pass can
+        take (``successors``; ``components`` must have run)."""
         c = self._c_tables()
         lib = native()
         if c is None or lib is None:
-            return self.successors(self.decode(k), k)
+            return self.successors(self.decode(k), k, intra)
         n = len(k)
         h = np.ascontiguousarray(k.h, np.uint64)
         hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
@@ -661,6 +666,7 @@ class Tables:
                     _ptr(src) if sources else None,
                     cap,
                     _ptr(err),
+                    int(intra),
                 )
             )
             if got == -1:
@@ -684,9 +690,11 @@ class Tables:
             np.concatenate([p[2] for p in parts]),
         )
 
-    def successors(self, D: Arr, k: Keys) -> tuple[Keys, Arr, Arr]:
+    def successors(self, D: Arr, k: Keys, intra: bool = False) -> tuple[Keys, Arr, Arr]:
         """Every successor of the states ``k`` (``D``: the same, decoded): their keys, whether the
         step completed an operation, and the index in ``k`` of the state each comes from.
+        ``intra``: only the steps that complete nothing and keep the stepping thread's op state
+        in its component (``components``): the steps a cycle of the lock-freedom pass can take.
 
         Only two fields change per step, the accessed node's and the stepping thread's: each
         successor's key is its source's with those two fields replaced and the op ids re-sorted
@@ -724,6 +732,10 @@ class Tables:
             nxt = self.nxt[ops, old]
             if bool((nxt < 0).any()):
                 self._raise(ops, old, nxt)
+            if intra:
+                assert self.scc is not None
+                keep = ~self.done[ops, old] & (self.scc[tid[src]] == self.scc[nxt])
+                src, ops, col, old, nxt = src[keep], ops[keep], col[keep], old[keep], nxt[keep]
             new = self.new[ops, old]
             sh = shift_of[col]
             change = (old ^ new).astype(np.uint64) << sh
@@ -757,6 +769,135 @@ class Tables:
             return _concat([], self.has_hi), np.empty(0, bool), np.empty(0, np.int64)
         return _concat(keys, self.has_hi), np.concatenate(dones), np.concatenate(srcs)
 
+    def spin(self, k: Keys) -> Arr:
+        """Per state of ``k``: 1 + the slot of a thread that can step forever on its own,
+        completing nothing and changing no word (0: none). Such a thread is a cycle of (d).
+
+        From each thread's op id the rows at the state's words are followed while they
+        complete nothing and leave their word as it was: the words stay, so that is the
+        thread's only future while it runs alone; it is a cycle if it comes back to where it
+        started (within as many steps as there are op states)."""
+        c = self._c_tables()
+        lib = native()
+        out = np.zeros(len(k), np.uint8)
+        if c is not None and lib is not None:
+            err = np.zeros(2, np.int64)
+            h = np.ascontiguousarray(k.h, np.uint64)
+            hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+            got = int(
+                lib.mcv_spin(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), self.nops, _ptr(err))
+            )
+            if got < -1:
+                raise AssertionError("[vec model checker internal bug] a missing row")
+            return out
+        D = self.decode(k)
+        words = D[:, : self.tc]
+        for slot in range(self.T - 1, -1, -1):  # the lowest slot wins, as in C
+            tid = D[:, self.tc + slot].astype(np.int64)
+            cur, alive = tid.copy(), np.ones(len(k), bool)
+            if slot:
+                alive &= tid != D[:, self.tc + slot - 1]
+            found = np.zeros(len(k), bool)
+            for _ in range(self.nops):
+                col = self.acc_col[cur]
+                alive &= (col >= 0) & (self.mv_cnt[cur] == 1)
+                alive &= self.mv_flat[np.minimum(self.mv_off[cur], len(self.mv_flat) - 1)] == cur
+                if not alive.any():
+                    break
+                code = words[np.arange(len(k)), np.maximum(col, 0)]
+                nxt = self.nxt[cur, code]
+                alive &= (nxt >= 0) & ~self.done[cur, code] & (self.new[cur, code] == code)
+                cur = np.where(alive, nxt, cur)
+                back = alive & (cur == tid)
+                found |= back
+                alive &= ~back
+            out[found] = 1 + slot
+        return out
+
+    def spin_cycle(self, row: Arr, slot: int) -> list[Arr]:
+        """The states of the cycle ``spin`` found in decoded state ``row`` (thread ``slot``),
+        from ``row`` on (``row`` itself not repeated at the end)."""
+        tid = cur = int(row[self.tc + slot])
+        out = [row]
+        others = [int(x) for j, x in enumerate(row[self.tc : self.sc]) if j != slot]
+        while True:
+            code = int(row[int(self.acc_col[cur])])
+            cur = int(self.nxt[cur, code])
+            if cur == tid:
+                return out
+            nxt = row.copy()
+            nxt[self.tc : self.sc] = sorted([*others, cur])
+            out.append(nxt)
+
+    def components(self) -> Arr:
+        """Each op id's strongly connected component in the graph of one thread's steps that
+        complete nothing (op id -> next op id, over every row known), numbered; kept in ``scc``.
+
+        A cycle of global steps that complete nothing brings the threads' op ids back to the
+        same multiset, so the op id steps it takes form a circulation (as many in as out at
+        each op id): each lies on a cycle of this graph, inside one component. A step between
+        two components (the successful CAS that ends a retry loop, the first step of an
+        operation) is on no cycle, and the lock-freedom pass leaves it out."""
+        nops = self.nops
+        succ: list[set[int]] = [set() for _ in range(nops)]
+        for tid in range(nops):
+            for op in self.moves.get(tid) or []:
+                ok = (self.nxt[op] >= 0) & ~self.done[op]
+                succ[tid].update(self.nxt[op][ok].tolist())
+        # Tarjan's algorithm, iteratively (no recursion limit).
+        index, low = [-1] * nops, [0] * nops
+        on, stack, comp = [False] * nops, [], np.full(nops, -1, np.int32)
+        counter = ncomp = 0
+        for root in range(nops):
+            if index[root] >= 0:
+                continue
+            work = [(root, iter(succ[root]))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on[root] = True
+            while work:
+                v, it = work[-1]
+                w = next(it, None)
+                if w is not None:
+                    if index[w] < 0:
+                        index[w] = low[w] = counter
+                        counter += 1
+                        stack.append(w)
+                        on[w] = True
+                        work.append((w, iter(succ[w])))
+                    elif on[w]:
+                        low[v] = min(low[v], index[w])
+                    continue
+                work.pop()
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+                if low[v] == index[v]:
+                    while True:
+                        w = stack.pop()
+                        on[w] = False
+                        comp[w] = ncomp
+                        if w == v:
+                            break
+                    ncomp += 1
+        self.scc = comp
+        if hasattr(self, "_c"):
+            del self._c  # the C tables point at the components: rebuilt when next asked
+        return comp
+
+    def intra_writes(self) -> bool:
+        """Whether a step that keeps its thread in its op state's component (``components``)
+        changes a word, in some known row."""
+        assert self.scc is not None
+        for tid in range(self.nops):
+            for op in self.moves.get(tid) or []:
+                nxt = self.nxt[op]
+                keep = (nxt >= 0) & ~self.done[op] & (self.scc[np.maximum(nxt, 0)] == self.scc[tid])
+                if bool((keep & (self.new[op] != np.arange(len(nxt)))).any()):
+                    return True
+        return False
+
     def _raise(self, ops: Arr, old: Arr, nxt: Arr) -> None:
         j = int(np.nonzero(nxt < 0)[0][0])
         i = int(ops[j])
@@ -785,39 +926,6 @@ class Tables:
         self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
 
 
-def _count(indeg: Arr, dst: Arr, sign: int, mult: Arr | None = None) -> Arr:
-    """``indeg`` with ``mult[i]`` (default 1) added (``sign`` 1) or taken (-1) at each index
-    ``dst[i]``, widened from one byte to two if a count would reach 255; its largest value
-    marks a peeled state, and taking below 0 or from a peeled state is a bug."""
-    limit = int(np.iinfo(indeg.dtype).max)
-    lib = native()
-    if lib is None:
-        if mult is not None:
-            dst = np.repeat(dst, mult)
-        u, c = np.unique(dst, return_counts=True)
-        if sign > 0:
-            if int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= limit:
-                if indeg.dtype == np.uint16:
-                    raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-                return _count(indeg.astype(np.uint16), dst, sign)
-            indeg[u] += c.astype(indeg.dtype)
-            return indeg
-        if bool((indeg[u] < c).any() | (indeg[u] == limit).any()):
-            raise AssertionError("[vec model checker internal bug] an in-degree below zero")
-        indeg[u] -= c.astype(indeg.dtype)
-        return indeg
-    dst = np.ascontiguousarray(dst, np.int64)
-    mult = None if mult is None else np.ascontiguousarray(mult, np.int64)
-    done = int(lib.mcv_count(_ptr(indeg), indeg.itemsize, _ptr(dst), _ptr(mult), len(dst), sign, limit))
-    if done == len(dst):
-        return indeg
-    if sign < 0:
-        raise AssertionError("[vec model checker internal bug] an in-degree below zero")
-    if indeg.dtype == np.uint16:
-        raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-    return _count(indeg.astype(np.uint16), dst[done:], sign, None if mult is None else mult[done:])
-
-
 @dataclass
 class Found:
     """The first states of a level that break a property."""
@@ -837,6 +945,7 @@ class VecChecker:
         workdir: str | Path | None = None,
         memory_budget: int | None = None,
         bucket: int | None = None,
+        on_violation: Callable[[Violation], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.checker = Checker(cfg)
@@ -851,7 +960,18 @@ class VecChecker:
         )
         """Racing double frees: each state is judged by ``_mc.Checker.check_state``."""
         self.levels: list[Path] = []
+        self.level_sizes: list[int] = []
+        """States per BFS level (for the record)."""
         self.disk_bytes = 0
+        self.on_violation = on_violation
+        self.phase = "search"
+        """What the run is doing: ``search`` (the BFS), ``lock-freedom`` (its second pass,
+        when it needs one), ``done``."""
+        self.lock_freedom_by = ""
+        """How (d) was decided: ``spin`` (every state's lone-thread walks: exact when no step
+        that keeps a thread in its component writes a word), ``rounds`` (the second pass)."""
+        self.lock_freedom_rounds: list[int] = []
+        self._deferred: Violation | None = None
 
     # -- levels on disk ------------------------------------------------------------------------------
 
@@ -905,10 +1025,13 @@ class VecChecker:
             self._save_level(level)
             states += len(level)
             r.states = states
+            self.level_sizes.append(len(level))
             found = self._check_level(level, pending)
             for f in found:
                 pending.discard(f.prop)
-                r.violations[f.prop] = self._violation(f)
+                self._report(self._violation(f))
+            if "d" in cfg.properties and "d" not in r.violations and self._deferred is None:
+                self._spin_level(level)
             if r.violations and cfg.stop_at_first:
                 r.complete = False
                 break
@@ -942,8 +1065,40 @@ class VecChecker:
             level = nxt.merged(tb.has_hi)
         r.states = states
         if "d" in cfg.properties and r.complete:
-            self._lock_freedom()
+            if self._deferred is not None:
+                self._report(self._deferred)
+            elif "d" not in r.violations:
+                self.phase = "lock-freedom"
+                self._lock_freedom()
+        self.phase = "done"
         self.disk_bytes += store.disk_bytes
+
+    def _report(self, v: Violation) -> None:
+        self.result.violations[v.prop] = v
+        if self.on_violation:
+            self.on_violation(v)
+
+    def _spin_level(self, level: Keys) -> None:
+        """(d) on each state of a level: a thread that steps forever on its own (``Tables.spin``).
+        Reported at once, unless the search stops at the first violation: then, as ``_mc``
+        does, only once the search is complete."""
+        for _, part in self._buckets(level):
+            slots = self.tb.spin(part)
+            hit = np.nonzero(slots)[0]
+            if len(hit) == 0:
+                continue
+            row = self.tb.decode(part.take(hit[:1]))[0]
+            cycle = self.tb.spin_cycle(row, int(slots[hit[0]]) - 1)
+            path = self._path_to(row, len(self.levels) - 1)
+            ints = [self.tb.state_int(x) for x in path + cycle[1:] + [row]]
+            msg = f"a cycle of {len(cycle)} steps in which no operation completes"
+            v = self.checker.replay_path("d", msg, ints)
+            v.cycle_start = len(v.steps) - len(cycle)
+            if self.cfg.stop_at_first:
+                self._deferred = v
+            else:
+                self._report(v)
+            return
 
     # -- properties on a level -------------------------------------------------------------------------
 
@@ -1086,118 +1241,72 @@ class VecChecker:
 
     # -- lock-freedom ------------------------------------------------------------------------------------
 
-    def _locate(self, runs: list[Keys], offsets: list[int], k: Keys) -> Arr:
-        """The index of each key of ``k`` among every state (runs laid end to end)."""
-        # Sorted by h alone: the C lookup scans the keys sharing an h from the first each time.
-        order = np.argsort(k.h)
-        k = k.take(order)
-        at = np.full(len(k), -1, np.int64)
-        for run, off in zip(runs, offsets, strict=True):
-            found, where = find(run, k, ascending=True)
-            at[found] = where[found] + off
-        if bool((at < 0).any()):
-            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
-        out = np.empty_like(at)
-        out[order] = at
-        return out
-
-    def _take(self, runs: list[Keys], offsets: list[int], idx: Arr) -> Keys:
-        """The states at (sorted) indices ``idx`` among every state."""
-        parts = []
-        for run, off in zip(runs, offsets, strict=True):
-            lo, hi = np.searchsorted(idx, [off, off + len(run)])
-            if hi > lo:
-                parts.append(run.take(idx[lo:hi] - off))
-        return _concat(parts, self.tb.has_hi)
-
-    def _stuck_targets(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
-        """Where the steps of ``part`` that complete no operation lead: each target's index
-        once, and how many of those steps lead there (sorted, so the lookups gallop)."""
-        succ, done, _ = self.tb.expand(part)
-        k = succ.take(np.nonzero(~done)[0])
-        del succ, done
-        lib = native()
-        if k.hi is None or lib is None or len(k) < 1024:
-            if k.hi is None:
-                u, mult = np.unique(k.h, return_counts=True)
-                k = Keys(u, None)
-            else:
-                k = k.take(np.lexsort((k.hi, k.h)))
-                assert k.hi is not None
-                new = np.ones(len(k), bool)
-                new[1:] = (k.h[1:] != k.h[:-1]) | (k.hi[1:] != k.hi[:-1])
-                first = np.nonzero(new)[0]
-                mult = np.diff(np.append(first, len(k)))
-                k = k.take(first)
-        else:
-            h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
-            th, thi = np.empty_like(h), np.empty_like(hi)
-            count, mult = np.empty(1 << 16, np.int64), np.empty(len(h), np.int64)
-            m = int(
-                lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), _ptr(mult))
-            )
-            del th, thi
-            k = Keys(h[:m], hi[:m].astype(k.hi.dtype))
-            mult = mult[:m]
-        at = np.full(len(k), -1, np.int64)
-        for run, off in zip(runs, offsets, strict=True):
-            found, where = find(run, k, ascending=True)
-            at[found] = where[found] + off
-        if bool((at < 0).any()):
-            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
-        return at, mult
-
-    def _stuck_steps(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
-        """The steps of ``part`` that complete no operation: (index in ``part``, index of the target)."""
-        succ, done, src = self.tb.expand(part)
-        keep = np.nonzero(~done)[0]
-        return src[keep], self._locate(runs, offsets, succ.take(keep))
+    def _intra_targets(self, part: Keys, within: Keys) -> tuple[Arr, Arr, Arr]:
+        """The steps of ``part`` a cycle can take (``Tables.components``) that end in ``within``
+        (sorted): (index in ``part`` of the source, index in ``within`` of the target), and
+        per state of ``part`` whether it has such a step."""
+        succ, _, src = self.tb.expand(part, intra=True)
+        order = np.argsort(succ.h)  # by h alone: the lookup scans the keys sharing an h
+        found, at = find(within, succ.take(order), ascending=True)
+        src = src[order][found]
+        return src, at[found], np.bincount(src, minlength=len(part)) > 0
 
     def _lock_freedom(self) -> None:
-        """(d): peel the states no cycle of non-completing steps reaches; any left lead to a cycle.
+        """(d): is there a cycle of steps that complete no operation? Found, it is reported.
 
-        In-degrees take a byte per state (two if one passes 254); a peeled state is marked
-        with the largest value. The peeling sweeps the states in buckets, again and again,
-        until a sweep peels none: no list of indices as long as the states is ever made."""
-        runs = self.store.compact()
-        offsets = [0]
-        for run in runs[:-1]:
-            offsets.append(offsets[-1] + len(run))
-        N = sum(len(run) for run in runs)
-        indeg = np.zeros(N, np.uint8)
-        for run in runs:
+        Only the steps that keep the stepping thread inside its op state's component
+        (``Tables.components``) can lie on such a cycle: the rest are left out. The first
+        round keeps the states that take such a step (one stepping of every state, no
+        lookup); each later round keeps, of the states kept, those with a predecessor and a
+        successor among them (their steps looked up among them alone), until a round keeps
+        them all. A cycle's states are always kept; conversely every state kept
+        has a predecessor kept, so following predecessors from any of them runs into a
+        cycle."""
+        tb = self.tb
+        tb.components()
+        if not tb.intra_writes():
+            # Every step a cycle can take leaves the words as they are: a cycle's moving
+            # threads each go round on their own at those words, which ``spin`` looked for
+            # in every state. None found: there is no cycle.
+            self.lock_freedom_by = "spin"
+            return
+        self.lock_freedom_by = "rounds"
+        outs = Runs()
+        for run in self.store.compact():
+            taking: list[Keys] = []
             for _, part in self._buckets(run):
-                dst, mult = self._stuck_targets(runs, offsets, part)
-                indeg = _count(indeg, dst, 1, mult)
+                src = tb.expand(part, intra=True)[2]
+                taking.append(part.take(np.nonzero(np.bincount(src, minlength=len(part)))[0]))
                 if self.progress:
                     self.progress(self.result, 0)
-        peeled = np.iinfo(indeg.dtype).max
-        if int(indeg.max(initial=0)) >= peeled:
-            raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-        progress = True
-        while progress:
-            progress = False
-            for a in range(0, N, 8 * self.bucket):
-                zero = a + np.nonzero(indeg[a : a + 8 * self.bucket] == 0)[0]
-                progress |= len(zero) > 0
-                for b in range(0, len(zero), self.bucket):
-                    idx = zero[b : b + self.bucket]
-                    indeg[idx] = peeled
-                    dst, mult = self._stuck_targets(runs, offsets, self._take(runs, offsets, idx))
-                    indeg = _count(indeg, dst, -1, mult)
-                    if self.progress:
-                        self.progress(self.result, 0)
-        left = np.nonzero(indeg != peeled)[0]
+            if taking:
+                outs.add(_concat(taking, tb.has_hi))  # a run's buckets in order: sorted
+        left = outs.merged(tb.has_hi)
+        del outs
+        self.lock_freedom_rounds = [len(left)]
+        """The states kept after each round (for the record: the README's figures)."""
+        while len(left):
+            has_pred = np.zeros(len(left), bool)
+            has_succ = np.zeros(len(left), bool)
+            for start, part in self._buckets(left):
+                _, dst, has = self._intra_targets(part, left)
+                has_pred[dst] = True
+                has_succ[start : start + len(part)] = has
+                if self.progress:
+                    self.progress(self.result, 0)
+            keep = has_pred & has_succ
+            if bool(keep.all()):
+                break
+            left = left.take(np.nonzero(keep)[0])
+            self.lock_freedom_rounds.append(len(left))
         if len(left) == 0:
             return
         # Every state left has a predecessor left: walk back until a state repeats.
-        pred = np.full(N, -1, np.int64)
-        for start in range(0, len(left), self.bucket):
-            idx = left[start : start + self.bucket]
-            src, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
-            on = indeg[dst] != peeled
-            pred[dst[on]] = idx[src[on]]
-        walk, seen = [int(left[0])], {int(left[0]): 0}
+        pred = np.full(len(left), -1, np.int64)
+        for start, part in self._buckets(left):
+            src, dst, _ = self._intra_targets(part, left)
+            pred[dst] = start + src
+        walk, seen = [0], {0: 0}
         while True:
             p = int(pred[walk[-1]])
             if p in seen:
@@ -1205,13 +1314,13 @@ class VecChecker:
                 break
             seen[p] = len(walk)
             walk.append(p)
-        keys = [self._take(runs, offsets, np.array([i])) for i in cycle]
-        rows = self.tb.decode(_concat(keys, self.tb.has_hi))
+        keys = [left.take(np.array([i])) for i in cycle]
+        rows = tb.decode(_concat(keys, tb.has_hi))
         lvls = [self._level_of(k) for k in keys]
         at = int(np.argmin(lvls))
         rows = np.concatenate([rows[at:], rows[:at]])
         path = self._path_to(rows[0], lvls[at])
-        ints = [self.tb.state_int(x) for x in path + list(rows[1:]) + [rows[0]]]
+        ints = [tb.state_int(x) for x in path + list(rows[1:]) + [rows[0]]]
         msg = f"a cycle of {len(rows)} steps in which no operation completes"
         v = self.checker.replay_path("d", msg, ints)
         v.cycle_start = len(v.steps) - len(rows)
@@ -1224,8 +1333,11 @@ def check(
     *,
     workdir: str | Path | None = None,
     memory_budget: int | None = None,
+    on_violation: Callable[[Violation], None] | None = None,
 ) -> Result:
     """Explore every state of ``cfg`` with the vectorized engine and check its properties.
+
+    ``on_violation`` is called with each violation as soon as it is found (the search goes on).
 
     ``workdir``: where the levels (and runs past ``memory_budget`` bytes) are written, a
     temporary directory removed at the end (default: the system's, ``$TMPDIR``).
@@ -1235,7 +1347,9 @@ def check(
     bucket), and a broken variant that takes a count out of range reported as (b) with the
     path to the state whose next step does it (the search then stops, incomplete).
     """
-    return VecChecker(cfg, progress, workdir=workdir, memory_budget=memory_budget).run()
+    return VecChecker(
+        cfg, progress, workdir=workdir, memory_budget=memory_budget, on_violation=on_violation
+    ).run()
 
 
 def key_bits(cfg: Config) -> int:

@@ -44,6 +44,8 @@ typedef struct {
     const int32_t *nxt;      /* [op * K + code]: next op id, -1 a row _mc refuses */
     const int32_t *newc;     /* [op * K + code]: the code of the word left */
     const uint8_t *done;     /* [op * K + code]: the step completes an operation */
+    const int32_t *scc;      /* per op id: its strongly connected component among the steps
+                                that complete nothing (NULL until the lock-freedom pass) */
 } mcv_tables;
 
 static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t hi) {
@@ -54,10 +56,12 @@ static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t h
  * most ``cap``, and returns how many, with err[3] = the states whose successors were all
  * written (n, unless cap ran out first: call again from there). Or -1 (a missing row: err[0]
  * = op, err[1] = code, err[2] = source) or -2 (a bad move: err[0] = op id). ``done_out`` and
- * ``src_out`` may be NULL (not wanted). */
+ * ``src_out`` may be NULL (not wanted). ``intra``: only the steps that complete nothing and
+ * keep the stepping thread in its op state's component (``scc``): the only steps a cycle of
+ * the lock-freedom pass can take. */
 int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
                    uint64_t *h_out, uint64_t *hi_out, uint8_t *done_out, int64_t *src_out,
-                   int64_t cap, int64_t *err) {
+                   int64_t cap, int64_t *err, int intra) {
     const int tc = t->tc, T = t->T, K = t->K;
     int64_t out = 0;
     uint64_t tid_clear_lo = 0, tid_clear_hi = 0;
@@ -96,6 +100,7 @@ int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const u
                     err[2] = s;
                     return -1;
                 }
+                if (intra && (t->done[r] || t->scc[tid] != t->scc[nx])) continue;
                 if (out >= cap) {
                     err[3] = s;
                     return first;
@@ -335,28 +340,48 @@ int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uin
     return m;
 }
 
-/* In-degrees of the lock-freedom pass, a byte (w = 1) or two (w = 2) a state: add (sign 1) or
- * take (sign -1) mult[i] (1 if mult is NULL) for each index dst[i]. Adding stops before a count would reach ``limit``
- * (the caller widens the counts and goes on); taking stops at a count already 0 or at
- * ``limit`` (a peeled state: a bug). Returns how many indices were done. */
-int64_t mcv_count(void *deg, int w, const int64_t *dst, const int64_t *mult, int64_t n, int sign,
-                  int64_t limit) {
-    uint8_t *d1 = deg;
-    uint16_t *d2 = deg;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k = dst[i], by = mult ? mult[i] : 1;
-        int64_t v = w == 1 ? d1[k] : d2[k];
-        if (sign > 0) {
-            if (v + by >= limit) return i;
-            v += by;
-        } else {
-            if (v < by || v >= limit) return i;
-            v -= by;
+/* Lock-freedom, one state at a time: for states 0..n-1, whether a thread can step forever on
+ * its own without completing its operation or changing a word. From each thread's op id it
+ * follows the rows at the state's words while they complete nothing and leave the word as it
+ * was (the words stay the same, so the walk is the thread's whole future while it runs
+ * alone), for at most ``limit`` steps; coming back to the op id it started from is a cycle.
+ * out[s] = 1 + the thread's slot (0: none); returns the first such state, or -1; or -2 - s
+ * for a state whose walk meets a missing row (err[0] = op, err[1] = code). */
+int64_t mcv_spin(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+                 uint8_t *out, int64_t limit, int64_t *err) {
+    const int tc = t->tc, T = t->T, K = t->K;
+    int64_t first = -1;
+    for (int64_t s = 0; s < n; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        out[s] = 0;
+        int64_t prev = -1;
+        for (int k = 0; k < T && !out[s]; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            if (tid == prev) continue; /* the same op id as the previous thread: the same walk */
+            prev = tid;
+            int64_t cur = tid;
+            for (int64_t i = 0; i < limit; i++) {
+                int64_t col = t->acc_col[cur];
+                if (col < 0 || t->mv_cnt[cur] != 1 || t->mv_flat[t->mv_off[cur]] != cur) break;
+                uint64_t code = field(t, (int)col, lo, hi);
+                int64_t r = cur * K + (int64_t)code;
+                int32_t nx = t->nxt[r];
+                if (nx == -1) break; /* a row _mc refuses: the search reports it */
+                if (nx < 0) {
+                    err[0] = cur;
+                    err[1] = (int64_t)code;
+                    return -2 - s;
+                }
+                if (t->done[r] || (uint64_t)t->newc[r] != code) break;
+                cur = nx;
+                if (cur == tid) {
+                    out[s] = (uint8_t)(1 + k);
+                    break;
+                }
+            }
         }
-        if (w == 1)
-            d1[k] = (uint8_t)v;
-        else
-            d2[k] = (uint16_t)v;
+        if (out[s] && first < 0) first = s;
     }
-    return n;
+    return first;
 }
