@@ -47,6 +47,7 @@ breadth-first); a cycle of (d) is any cycle, as in ``_mc``.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import functools
 import tempfile
@@ -140,6 +141,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_sort_unique2.restype = i64
     lib.mcv_spin.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64, p]
     lib.mcv_spin.restype = i64
+    lib.mcv_missing.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64]
+    lib.mcv_missing.restype = i64
     return lib
 
 
@@ -384,6 +387,12 @@ class Store:
                 big = max(in_ram, key=lambda i: len(self.runs[i]))
                 self.runs[big] = self.spill(self.runs[big])
 
+    def recode(self, f: Callable[[Keys], Keys], has_hi: bool) -> None:
+        """Every run through ``f`` (another key layout: sorted anew), kept as ``add`` keeps runs."""
+        runs, self.runs, self.has_hi = self.runs, [], has_hi
+        for run in runs:
+            self.add(f(run))
+
     def spill(self, k: Keys) -> Keys:
         """Write ``k`` to disk and map it back."""
         self.files += 1
@@ -415,18 +424,182 @@ class Store:
         return k
 
 
-class Tables:
-    """Every row of every op state, the key layout and the property lookups of one configuration."""
+MISSING = -2
+"""``Tables.nxt`` of a row not computed yet (``lazy``); -1 is a row ``_mc`` refuses."""
 
-    def __init__(self, checker: Checker) -> None:
+
+class Relayout(Exception):
+    """A lazily computed row gave a field more values than its width holds: the search widens
+    the fields (``Tables.relayout``) and re-packs the states it keeps; the rows stay."""
+
+
+class Tables:
+    """The rows of the op states, the key layout and the property lookups of one configuration.
+
+    ``lazy=False``: every row of every op state and every word value its node can hold (the
+    closure), computed up front; the key's fields are as wide as the closure needs. ``lazy``:
+    each row is computed when a state first needs it (``ensure``), as ``_mc`` does, and the
+    fields' widths are fixed before: from the values and op states known at the start, with
+    room to spare (``_plan``); a row that overflows one raises ``Relayout``."""
+
+    def __init__(self, checker: Checker, lazy: bool = False) -> None:
         self.checker = checker
         sp = self.sp = checker.sp
         self.N, self.T = sp.nodes, sp.T
+        self.lazy = lazy
         self.scc: Arr | None = None
         """Per op id, its component (``components``), once the lock-freedom pass asks."""
-        self._close()
+        self.values: list[list[int]] = [[] for _ in range(self.N)]
+        """Each node's values (a word's code is its index here)."""
+        self.code: list[dict[int, int]] = [{} for _ in range(self.N)]
+        self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
+        self.moves: dict[int, list[int] | None] = {}
+        self.access: dict[int, tuple[int, Any]] = {}
+        self.rows_computed = 0
+        """Rows asked of ``_mc.Space`` (lazy: as states reach them)."""
+        if lazy:
+            self._start()
+        else:
+            self._close()
         self._layout()
         self._property_tables()
+
+    # -- rows computed when first reached --------------------------------------------------------------
+
+    def _start(self) -> None:
+        sp = self.sp
+        for s in sp.initial():
+            w = sp.words_of(s)
+            self.initial.append((w, sp.tids(s), sp.static(s)))
+            for n in range(1, self.N):
+                self._value(n, w[n])
+        self.nops = 0
+        self.nxt = np.full((0, 0), MISSING, np.int32)
+        self.new = np.zeros((0, 0), np.int32)
+        self.done = np.zeros((0, 0), bool)
+        self._sync()
+
+    def _value(self, n: int, v: int) -> int:
+        c = self.code[n].get(v)
+        if c is None:
+            c = self.code[n][v] = len(self.values[n])
+            self.values[n].append(v)
+        return c
+
+    def _sync(self) -> None:
+        """Take in the op states ``_mc.Space`` interned since (their moves and accesses) and the
+        values found since: the arrays grow (their capacity doubles) and are filled for them."""
+        sp = self.sp
+        i = was = self.nops
+        while i < len(sp.ops):
+            try:
+                self.moves[i] = sp.moves(i)
+            except ValueError:
+                self.moves[i] = None  # a bad scenario: raised again if reached
+            acc = sp.m.access(sp.ops[i])
+            if acc is not None:
+                self.access[i] = (acc.node, acc)
+            i += 1
+        K = max(len(v) for v in self.values[1:])
+        ops_cap, k_cap = self.nxt.shape
+        self.nops = i
+        if i > ops_cap or k_cap < K:
+            o2 = max(i, 2 * ops_cap, 64) if i > ops_cap else ops_cap
+            k2 = max(K, 2 * k_cap, 8) if k_cap < K else k_cap
+            nxt = np.full((o2, k2), MISSING, np.int32)
+            new, done = np.zeros((o2, k2), np.int32), np.zeros((o2, k2), bool)
+            nxt[:ops_cap, :k_cap] = self.nxt
+            new[:ops_cap, :k_cap] = self.new
+            done[:ops_cap, :k_cap] = self.done
+            self.nxt, self.new, self.done = nxt, new, done
+            self._moves_arrays(o2)
+            if hasattr(self, "hold"):
+                self._property_tables()
+            if hasattr(self, "_c"):
+                del self._c  # the C tables point at the old arrays
+            return
+        if i > was:
+            self._more_moves(was)
+        if hasattr(self, "hold"):
+            self._more_properties()
+
+    def _moves_arrays(self, size: int) -> None:
+        """Per op id (``size`` of them, the capacity): its access's field and its moves."""
+        self.acc_col = np.full(size, -1, np.int64)
+        self.bad_move = np.zeros(size, bool)
+        self.mv_cnt, self.mv_off = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        self.mv_flat = np.zeros(max(64, 4 * size), np.int64)
+        self._flat = 0
+        self._more_moves(0)
+
+    def _more_moves(self, start: int) -> None:
+        for i in range(start, self.nops):
+            if i in self.access:
+                self.acc_col[i] = self.access[i][0] - 1
+            mv = self.moves.get(i)
+            self.mv_off[i] = self._flat
+            if mv is None:
+                self.bad_move[i] = True
+                continue
+            if self._flat + len(mv) > len(self.mv_flat):
+                self.mv_flat = np.concatenate([self.mv_flat, np.zeros(len(self.mv_flat) + len(mv), np.int64)])
+                if hasattr(self, "_c"):
+                    del self._c
+            self.mv_cnt[i] = len(mv)
+            self.mv_flat[self._flat : self._flat + len(mv)] = mv
+            self._flat += len(mv)
+
+    def _fill(self, rows: Arr) -> None:
+        """Compute the rows ``rows`` (``op * K + code``, K the row width they were asked with)."""
+        K = self.nxt.shape[1]
+        for r in np.unique(rows).tolist():
+            op, c = divmod(int(r), K)
+            if self.nxt[op, c] != MISSING:
+                continue
+            node, acc = self.access[op]
+            self.rows_computed += 1
+            try:
+                row = self.sp.row(op, acc, self.values[node][c])
+            except AssertionError:
+                self.nxt[op, c] = -1  # out of bounds: raised again, by _mc, if reached
+                continue
+            code = self._value(node, row[0])
+            self._sync()  # may grow the arrays, never their rows' places
+            self.nxt[op, c], self.new[op, c], self.done[op, c] = row[1], code, row[2]
+        self._check_widths()
+
+    def _check_widths(self) -> None:
+        counts = [len(self.values[n]) for n in range(1, self.N)] + [self.nops]
+        room = [1 << w for w in self.widths[: self.tc]] + [1 << self.widths[self.tc]]
+        if any(c > r for c, r in zip(counts, room, strict=True)):
+            raise Relayout(f"{counts} values and op states, room for {room}")
+
+    def ensure(self, k: Keys) -> None:
+        """Compute every row the successors of ``k`` need (lazy tables; else nothing to do)."""
+        if not self.lazy or len(k) == 0:
+            return
+        c = self._c_tables()
+        lib = native()
+        if c is None or lib is None:
+            return  # the numpy code computes them as it meets them
+        h = np.ascontiguousarray(k.h, np.uint64)
+        hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+        cap = 1 << 16
+        out = np.empty(cap, np.int64)
+        while True:
+            got = int(lib.mcv_missing(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), cap))
+            if got == 0:
+                return
+            self._fill(out[:got])
+            c = self._c_tables()
+            assert c is not None
+
+    def relayout(self) -> None:
+        """Wider fields for the values and op states known now (the rows stay)."""
+        self._layout()
+        self._property_tables()
+        if hasattr(self, "_c"):
+            del self._c
 
     # -- the closure of op states and word values ----------------------------------------------------
 
@@ -437,7 +610,6 @@ class Tables:
         # not a dict of tuples (a tenth of the memory at 2 threads, depth 3: 220,000 rows).
         found: list[list[int]] = [[] for _ in range(self.N)]
         known: list[set[int]] = [set() for _ in range(self.N)]
-        self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
         for s in sp.initial():
             w = sp.words_of(s)
             self.initial.append((w, sp.tids(s), sp.static(s)))
@@ -446,8 +618,6 @@ class Tables:
                     known[n].add(w[n])
                     found[n].append(w[n])
         r_op, r_old, r_new, r_nxt, r_done = array("q"), array("q"), array("q"), array("q"), array("b")
-        self.moves: dict[int, list[int] | None] = {}
-        self.access: dict[int, tuple[int, Any]] = {}
         upto: list[int] = []
         changed = True
         while changed:
@@ -488,6 +658,7 @@ class Tables:
                             seen.add(row[0])
                             vals.append(row[0])
                 i += 1
+        self.rows_computed = len(r_op)
         self.values = [sorted(v) for v in found]
         code = [{v: c for c, v in enumerate(vs)} for vs in self.values]
         nops = self.nops = len(sp.ops)
@@ -527,11 +698,44 @@ class Tables:
 
     # -- the key -----------------------------------------------------------------------------------
 
+    def _plan(self) -> list[int]:
+        """Lazy tables: widths for the values and op states known, each field with a bit to
+        spare (ops two), then the key's spare bits (up to its 64, 72, 80, 96 or 128) given
+        one at a time to the fields fullest for their width."""
+        counts = [len(self.values[n]) for n in range(1, self.N)]
+        exact = [_width(c) for c in counts] + [_width(self.nops)] * self.T + [_width(len(self.sp.sets))]
+        nodes = [_width(c) + 1 for c in counts]
+        ops = _width(self.nops) + 2
+        fixed = _width(len(self.sp.sets))
+        total = sum(nodes) + self.T * ops + fixed
+        size = next((b for b in (64, 72, 80, 96, 128) if total <= b), None)
+        if size is None:
+            return exact
+        while True:
+            # The fullest field: values (or op states) known over its room.
+            fill = [c / (1 << w) for c, w in zip(counts, nodes, strict=True)]
+            worst = max(range(len(fill)), key=lambda i: fill[i]) if fill else -1
+            if self.nops / (1 << ops) >= (fill[worst] if fill else 0):
+                if total + self.T > size:
+                    break
+                ops += 1
+                total += self.T
+            else:
+                if total + 1 > size:
+                    break
+                nodes[worst] += 1
+                total += 1
+        return nodes + [ops] * self.T + [fixed]
+
     def _layout(self) -> None:
         """Fields: each node's value index, then the T sorted op ids, then the static set's index."""
         sp = self.sp
-        widths = [_width(len(self.values[n])) for n in range(1, self.N)]
-        widths += [_width(self.nops)] * self.T + [_width(len(sp.sets))]
+        if self.lazy:
+            widths = self._plan()
+        else:
+            widths = [_width(len(self.values[n])) for n in range(1, self.N)]
+            widths += [_width(self.nops)] * self.T + [_width(len(sp.sets))]
+        self.widths = widths
         self.F = len(widths)
         self.tc = self.N - 1
         """Column of the first thread's op id."""
@@ -612,11 +816,12 @@ class Tables:
                     "mv_flat": np.ascontiguousarray(
                         self.mv_flat if len(self.mv_flat) else np.zeros(1), np.int64
                     ),
-                    "bad_move": np.ascontiguousarray(self.bad_move, np.uint8),
+                    # Views, not copies: rows computed later (lazy) are seen by C at once.
+                    "bad_move": np.ascontiguousarray(self.bad_move).view(np.uint8),
                     "acc_col": np.ascontiguousarray(self.acc_col, np.int64),
                     "nxt": np.ascontiguousarray(self.nxt, np.int32),
                     "newc": np.ascontiguousarray(self.new, np.int32),
-                    "done": np.ascontiguousarray(self.done, np.uint8),
+                    "done": np.ascontiguousarray(self.done).view(np.uint8),
                     "scc": np.ascontiguousarray(self.scc if self.scc is not None else np.zeros(1), np.int32),
                 }
                 self._c = _CTables(
@@ -636,6 +841,7 @@ class Tables:
         Without ``sources`` the two arrays after the keys are left empty (the search needs
         neither: less memory). ``intra``: only the steps a cycle of the lock-freedom pass can
         take (``successors``; ``components`` must have run)."""
+        self.ensure(k)
         c = self._c_tables()
         lib = native()
         if c is None or lib is None:
@@ -730,6 +936,10 @@ class Tables:
             col = self.acc_col[ops]
             old = D[src, col]
             nxt = self.nxt[ops, old]
+            if bool((nxt == MISSING).any()):
+                # Lazy tables: compute the rows met, then step the states again.
+                self._fill((ops * self.nxt.shape[1] + old)[nxt == MISSING])
+                return self.successors(D, k, intra)
             if bool((nxt < 0).any()):
                 self._raise(ops, old, nxt)
             if intra:
@@ -777,6 +987,7 @@ class Tables:
         complete nothing and leave their word as it was: the words stay, so that is the
         thread's only future while it runs alone; it is a cycle if it comes back to where it
         started (within as many steps as there are op states)."""
+        self.ensure(k)
         c = self._c_tables()
         lib = native()
         out = np.zeros(len(k), np.uint8)
@@ -784,12 +995,16 @@ class Tables:
             err = np.zeros(2, np.int64)
             h = np.ascontiguousarray(k.h, np.uint64)
             hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
-            got = int(
-                lib.mcv_spin(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), self.nops, _ptr(err))
-            )
-            if got < -1:
-                raise AssertionError("[vec model checker internal bug] a missing row")
-            return out
+            while True:
+                got = int(
+                    lib.mcv_spin(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), self.nops, _ptr(err))
+                )
+                if got >= -1:
+                    return out
+                # A walk met a row not computed yet (lazy): compute it, walk again.
+                self._fill(np.array([err[0] * self.nxt.shape[1] + err[1]]))
+                c = self._c_tables()
+                assert c is not None
         D = self.decode(k)
         words = D[:, : self.tc]
         for slot in range(self.T - 1, -1, -1):  # the lowest slot wins, as in C
@@ -806,6 +1021,9 @@ class Tables:
                     break
                 code = words[np.arange(len(k)), np.maximum(col, 0)]
                 nxt = self.nxt[cur, code]
+                if bool((alive & (nxt == MISSING)).any()):
+                    self._fill((cur * self.nxt.shape[1] + code)[alive & (nxt == MISSING)])
+                    return self.spin(k)
                 alive &= (nxt >= 0) & ~self.done[cur, code] & (self.new[cur, code] == code)
                 cur = np.where(alive, nxt, cur)
                 back = alive & (cur == tid)
@@ -908,22 +1126,36 @@ class Tables:
     # -- properties --------------------------------------------------------------------------------
 
     def _property_tables(self) -> None:
-        sp, ch = self.sp, self.checker
+        sp = self.sp
         N = self.N
-        self.hold = np.array(sp.hold, np.int64)
-        self.between = np.array([sp.idle[t] or sp.hold[t] != 0 for t in range(self.nops)], bool)
-        self.flight = np.array([ch.inflight(t) for t in range(self.nops)], np.int64)
-        K = self.nxt.shape[1]
+        ops, K = self.nxt.shape
+        ops = max(ops, self.nops)
+        self.hold = np.zeros(ops, np.int64)
+        self.between = np.zeros(ops, bool)
+        self.flight = np.zeros(ops, np.int64)
         self.occ = np.zeros((N, K), np.uint64)
         self.coal = np.zeros((N, K), bool)
-        for n in range(1, N):
-            for c, v in enumerate(self.values[n]):
-                self.occ[n, c] = np.uint64(1 << n) if v & bits.OCC else np.uint64(0)
-                self.coal[n, c] = bool(v & (bits.COAL_LEFT | bits.COAL_RIGHT))
+        self._props = [0] * N
+        """How many op states (index 0) and values of each node the tables above cover."""
+        self._more_properties()
         self.static_live = np.array([sum(1 << n for n in live) for live in sp.sets], np.uint64)
         self.static_overlap = np.array([int(x) for x in sp.static_overlap], np.uint64)
         self.overlap = np.array([[n and m and g.overlaps(n, m) for m in range(N)] for n in range(N)], bool)
         self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
+
+    def _more_properties(self) -> None:
+        sp, ch, done = self.sp, self.checker, self._props
+        for t in range(done[0], self.nops):
+            self.hold[t] = sp.hold[t]
+            self.between[t] = sp.idle[t] or sp.hold[t] != 0
+            self.flight[t] = ch.inflight(t)
+        done[0] = self.nops
+        for n in range(1, self.N):
+            for c in range(done[n], len(self.values[n])):
+                v = self.values[n][c]
+                self.occ[n, c] = np.uint64(1 << n) if v & bits.OCC else np.uint64(0)
+                self.coal[n, c] = bool(v & (bits.COAL_LEFT | bits.COAL_RIGHT))
+            done[n] = len(self.values[n])
 
 
 @dataclass
@@ -946,6 +1178,7 @@ class VecChecker:
         memory_budget: int | None = None,
         bucket: int | None = None,
         on_violation: Callable[[Violation], None] | None = None,
+        lazy: bool = True,
     ) -> None:
         self.cfg = cfg
         self.checker = Checker(cfg)
@@ -972,22 +1205,30 @@ class VecChecker:
         that keeps a thread in its component writes a word), ``rounds`` (the second pass)."""
         self.lock_freedom_rounds: list[int] = []
         self._deferred: Violation | None = None
+        self.lazy = lazy
+        """Rows computed when first reached (``Tables(lazy=True)``); else the whole closure first."""
+        self.relayouts = 0
+        """How often a lazily computed row overflowed the key's fields (every state kept so far
+        is then re-packed, ``_relayout``)."""
 
     # -- levels on disk ------------------------------------------------------------------------------
 
-    def _save_level(self, k: Keys) -> None:
-        path = self.dir / f"level{len(self.levels)}"
+    def _save_level(self, k: Keys, i: int | None = None) -> None:
+        """Write a level (the next one; or level ``i`` again, re-packed)."""
+        path = self.dir / f"level{len(self.levels) if i is None else i}"
         np.save(path.with_suffix(".h.npy"), k.h)
         self.disk_bytes += k.h.nbytes
         if k.hi is not None:
             np.save(path.with_suffix(".hi.npy"), k.hi)
             self.disk_bytes += k.hi.nbytes
-        self.levels.append(path)
+        if i is None:
+            self.levels.append(path)
 
-    def _level(self, i: int) -> Keys:
+    def _level(self, i: int, has_hi: bool | None = None) -> Keys:
         path = self.levels[i]
         h = np.load(path.with_suffix(".h.npy"), mmap_mode="r")
-        hi = np.load(path.with_suffix(".hi.npy"), mmap_mode="r") if self.tb.has_hi else None
+        two = self.tb.has_hi if has_hi is None else has_hi
+        hi = np.load(path.with_suffix(".hi.npy"), mmap_mode="r") if two else None
         return Keys(h, hi)
 
     def _buckets(self, k: Keys) -> Iterator[tuple[int, Keys]]:
@@ -1006,15 +1247,40 @@ class VecChecker:
         tmp = tempfile.TemporaryDirectory(prefix="nbbs-vec-", dir=self.workdir)
         try:
             self.dir = Path(tmp.name)
+            self.tb = Tables(self.checker, lazy=self.lazy)
             self._search(started)
         finally:
             tmp.cleanup()
         self.result.seconds = time.perf_counter() - started
         return self.result
 
+    def _relayout(self, level: Keys) -> Keys:
+        """A lazily computed row overflowed a field of the key: widen the fields and re-pack
+        every state kept so far (the seen runs, the levels on disk, ``level``); the rows stay."""
+        self.relayouts += 1
+        tb = self.tb
+        old = copy.copy(tb)  # the old layout, to read the old keys
+        tb.relayout()
+
+        def recode(k: Keys) -> Keys:
+            parts = []
+            for start in range(0, len(k), MAX_BUCKET):
+                part = Keys(
+                    np.asarray(k.h[start : start + MAX_BUCKET]),
+                    None if k.hi is None else np.asarray(k.hi[start : start + MAX_BUCKET]),
+                )
+                parts.append(tb.encode(old.decode(part)))
+            return sort_unique(_concat(parts, tb.has_hi))
+
+        self.store.recode(recode, tb.has_hi)
+        for i in range(len(self.levels)):
+            self._save_level(recode(self._level(i, old.has_hi)), i)
+        self.quiescent_cache.clear()  # its keys are packed words: the old layout's
+        return recode(level)
+
     def _search(self, started: float) -> None:
         r, cfg = self.result, self.cfg
-        tb = self.tb = Tables(self.checker)
+        tb = self.tb
         store = self.store = Store(self.dir, tb.has_hi, self.budget)
         level = sort_unique(tb.encode(tb.initial_rows()))
         r.initial_states = len(level)
@@ -1030,8 +1296,12 @@ class VecChecker:
             for f in found:
                 pending.discard(f.prop)
                 self._report(self._violation(f))
-            if "d" in cfg.properties and "d" not in r.violations and self._deferred is None:
-                self._spin_level(level)
+            while "d" in cfg.properties and "d" not in r.violations and self._deferred is None:
+                try:
+                    self._spin_level(level)
+                    break
+                except Relayout:
+                    level = self._relayout(level)
             if r.violations and cfg.stop_at_first:
                 r.complete = False
                 break
@@ -1040,7 +1310,32 @@ class VecChecker:
                 break
             if self.fixed_bucket is None:
                 self.bucket = max(MIN_BUCKET, min(MAX_BUCKET, states // 64))
-            nxt = Runs()
+            while True:
+                try:
+                    nxt = self._step_level(level, started)
+                    break
+                except Relayout:
+                    level = self._relayout(level)  # and the level is stepped again
+            if not r.complete:
+                break
+            level = nxt.merged(tb.has_hi)
+        r.states = states
+        if "d" in cfg.properties and r.complete:
+            if self._deferred is not None:
+                self._report(self._deferred)
+            elif "d" not in r.violations:
+                self.phase = "lock-freedom"
+                self._lock_freedom()
+        self.phase = "done"
+        self.disk_bytes += store.disk_bytes
+
+    def _step_level(self, level: Keys, started: float) -> Runs:
+        """The states one step past ``level`` not seen yet, as runs (``Relayout``: none kept, the
+        transitions counted since the level began taken back)."""
+        r, cfg, tb, store = self.result, self.cfg, self.tb, self.store
+        nxt = Runs()
+        transitions = r.transitions
+        try:
             for start, part in self._buckets(level):
                 try:
                     succ = tb.expand(part, sources=False)[0]
@@ -1060,18 +1355,10 @@ class VecChecker:
                     r.complete = False
                     break
             del part  # a view of the level: the store may grow that memory in place
-            if not r.complete:
-                break
-            level = nxt.merged(tb.has_hi)
-        r.states = states
-        if "d" in cfg.properties and r.complete:
-            if self._deferred is not None:
-                self._report(self._deferred)
-            elif "d" not in r.violations:
-                self.phase = "lock-freedom"
-                self._lock_freedom()
-        self.phase = "done"
-        self.disk_bytes += store.disk_bytes
+        except Relayout:
+            r.transitions = transitions
+            raise
+        return nxt
 
     def _report(self, v: Violation) -> None:
         self.result.violations[v.prop] = v

@@ -159,11 +159,12 @@ def test_a_successor_function_that_drops_a_thread_is_caught(
 
 
 @pytest.mark.skipif(_mc_vec.native() is None, reason="no C compiler: the numpy code is the only one")
+@pytest.mark.parametrize("lazy", [False, True], ids=["every-row", "rows-when-reached"])
 @pytest.mark.parametrize(
     "cfg", [Config(3, 2), Config(4, 2)], ids=["3threads-depth2-one-word", "4threads-depth2-two-words"]
 )
-def test_the_c_kernel_steps_states_exactly_as_the_numpy_code(cfg: Config) -> None:
-    tb = _mc_vec.Tables(_mc_vec.Checker(cfg))
+def test_the_c_kernel_steps_states_exactly_as_the_numpy_code(cfg: Config, lazy: bool) -> None:
+    tb = _mc_vec.Tables(_mc_vec.Checker(cfg), lazy=lazy)
     level = _mc_vec.sort_unique(tb.encode(tb.initial_rows()))
     for _ in range(6):  # a few BFS levels deep, where every kind of step has happened
         c_keys, c_done, c_src = tb.expand(level)
@@ -204,6 +205,65 @@ def test_nbbs_check_runs_the_vec_engine_and_prints_its_counterexample() -> None:
         check_command, ["-t", "2", "-d", "2", "--variant", "reference", "--engine", "vec"]
     )
     assert bad.exit_code == 1 and "(b)" in bad.output and "lost" in bad.output, bad.output
+
+
+# -- rows computed when first reached ------------------------------------------------------------------
+
+LAZY = {
+    "counted-2threads-depth2": Config(2, 2),
+    "counted-2threads-depth2-scan-checked": Config(2, 2, mode="scan", checked_free=True),
+    "reference-2threads-depth2": Config(2, 2, variant="reference"),
+    "dfree-3threads-depth2-node2": Config(3, 2, scenario=((("dfree", 2),),) * 3),
+    "scan-forever-2threads-depth1": Config(2, 1, gives_up=False, properties=("a", "c", "d")),
+}
+
+
+@pytest.mark.parametrize("c_kernel", [True, False], ids=["c-kernel", "numpy"])
+@pytest.mark.parametrize("cfg", LAZY.values(), ids=LAZY.keys())
+def test_rows_computed_when_first_reached_give_the_search_every_row_gives(
+    cfg: Config, c_kernel: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not c_kernel:
+        monkeypatch.setattr(_mc_vec, "native", lambda: None)
+    lazy = _mc_vec.VecChecker(cfg)
+    every = _mc_vec.VecChecker(cfg, lazy=False)
+    assert modelcheck.differences(every.run(), lazy.run(), ("every row", "lazy")) == []
+    assert lazy.tb.rows_computed < int((every.tb.nxt >= 0).sum()) // 3
+
+
+def test_a_row_that_overflows_a_field_repacks_every_state_and_the_search_agrees(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fields exactly as wide as the values known at the start: new values overflow them at
+    # once, again and again, in the middle of levels.
+    monkeypatch.setattr(
+        _mc_vec.Tables,
+        "_plan",
+        lambda self: (
+            [_mc_vec._width(len(v)) for v in self.values[1:]]
+            + [_mc_vec._width(self.nops)] * self.T
+            + [_mc_vec._width(len(self.sp.sets))]
+        ),
+    )
+    cfg = Config(2, 2, variant="reference")
+    vc = _mc_vec.VecChecker(cfg, memory_budget=1)  # seen runs on disk are re-packed too
+    assert modelcheck.differences(check(cfg), vc.run()) == []
+    assert vc.relayouts >= 3
+
+
+def test_a_relayout_that_forgets_the_seen_states_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        _mc_vec.Tables,
+        "_plan",
+        lambda self: (
+            [_mc_vec._width(len(v)) for v in self.values[1:]]
+            + [_mc_vec._width(self.nops)] * self.T
+            + [_mc_vec._width(len(self.sp.sets))]
+        ),
+    )
+    monkeypatch.setattr(_mc_vec.Store, "recode", lambda self, f, has_hi: setattr(self, "runs", []))
+    found = differences(Config(2, 2, variant="reference", max_states=200_000))
+    assert found, "a relayout that drops the seen states went unnoticed"
 
 
 # -- lock-freedom ------------------------------------------------------------------------------------

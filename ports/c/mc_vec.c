@@ -385,3 +385,29 @@ int64_t mcv_spin(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uin
     }
     return first;
 }
+
+/* Rows computed when first reached: the rows (op * K + code) the successors of states 0..n-1
+ * need that are not computed yet (nxt = -2), at most ``cap`` (repeats included; the caller
+ * makes them unique); returns how many (cap: call again once they are computed). */
+int64_t mcv_missing(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+                    int64_t *out, int64_t cap) {
+    const int tc = t->tc, T = t->T, K = t->K;
+    int64_t got = 0;
+    for (int64_t s = 0; s < n && got < cap; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        int64_t prev = -1;
+        for (int k = 0; k < T; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            if (tid == prev || t->bad_move[tid]) continue;
+            prev = tid;
+            int64_t cnt = t->mv_cnt[tid], off = t->mv_off[tid];
+            for (int64_t m = 0; m < cnt && got < cap; m++) {
+                int64_t op = t->mv_flat[off + m];
+                int64_t r = op * K + (int64_t)field(t, (int)t->acc_col[op], lo, hi);
+                if (t->nxt[r] == -2) out[got++] = r;
+            }
+        }
+    }
+    return got;
+}
