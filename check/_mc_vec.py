@@ -143,6 +143,8 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_spin.restype = i64
     lib.mcv_missing.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64]
     lib.mcv_missing.restype = i64
+    lib.mcv_props.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, p, p, p, p, i64, p]
+    lib.mcv_props.restype = None
     return lib
 
 
@@ -1047,6 +1049,60 @@ class Tables:
             nxt[self.tc : self.sc] = sorted([*others, cur])
             out.append(nxt)
 
+    def props(self, k: Keys) -> Arr:
+        """Per state of ``k``: bit 0 (a) two held blocks overlap (or one and a static block);
+        bit 1 (c) that, or the OCC bits are not the linearized live blocks plus those in
+        flight; bit 2 every thread is between operations (quiescent: (b) judges those). In C
+        when it is built, else numpy; the same expressions."""
+        c = self._c_tables()
+        lib = native()
+        if c is not None and lib is not None:
+            out = np.empty(len(k), np.uint8)
+            h = np.ascontiguousarray(k.h, np.uint64)
+            hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+            lib.mcv_props(
+                ctypes.byref(c),
+                len(k),
+                _ptr(h),
+                _ptr(hi),
+                *[_ptr(a) for a in self._props_c()],
+                self.N,
+                _ptr(out),
+            )
+            return out
+        D = self.decode(k)
+        tids = D[:, self.tc : self.sc]
+        static = D[:, self.sc]
+        holds = self.hold[tids]
+        clash = np.zeros(len(D), bool)
+        so = self.static_overlap[static]
+        for t in range(self.T):
+            h = holds[:, t]
+            clash |= (h > 0) & (((so >> h.astype(np.uint64)) & np.uint64(1)) != 0)
+            for j in range(t + 1, self.T):
+                clash |= self.overlap[h, holds[:, j]]
+        want = self.static_live[static].copy()
+        for t in range(self.T):
+            want |= self.bit[np.where(holds[:, t] > 0, holds[:, t], self.flight[tids[:, t]])]
+        occ = np.zeros(len(D), np.uint64)
+        for n in range(1, self.N):
+            occ |= self.occ[n, D[:, n - 1]]
+        quiet = self.between[tids].all(axis=1)
+        return (clash | ((clash | (occ != want)) << 1) | (quiet << 2)).astype(np.uint8)
+
+    def _props_c(self) -> list[Arr]:
+        """The property tables as ``mcv_props`` reads them (views where the types agree)."""
+        return [
+            np.ascontiguousarray(self.hold, np.int64),
+            np.ascontiguousarray(self.flight, np.int64),
+            np.ascontiguousarray(self.between).view(np.uint8),
+            np.ascontiguousarray(self.static_live, np.uint64),
+            np.ascontiguousarray(self.static_overlap, np.uint64),
+            np.ascontiguousarray(self.overlap).view(np.uint8),
+            np.ascontiguousarray(self.occ, np.uint64),
+            np.ascontiguousarray(self.bit, np.uint64),
+        ]
+
     def components(self) -> Arr:
         """Each op id's strongly connected component in the graph of one thread's steps that
         complete nothing (op id -> next op id, over every row known), numbered; kept in ``scc``.
@@ -1394,39 +1450,25 @@ class VecChecker:
         tb, props = self.tb, self.cfg.properties
         first: dict[str, Arr] = {}
         for _, part in self._buckets(level):
-            D = tb.decode(part)
             if self.per_state:
-                self._check_each(D, pending, first)
+                self._check_each(tb.decode(part), pending, first)
                 continue
-            tids = D[:, tb.tc : tb.sc]
-            static = D[:, tb.sc]
-            holds = tb.hold[tids]
+            flags = tb.props(part)
             bad: dict[str, Arr] = {}
-            if "a" in props or "c" in props:
-                clash = np.zeros(len(D), bool)
-                so = tb.static_overlap[static]
-                for k in range(tb.T):
-                    h = holds[:, k]
-                    clash |= (h > 0) & (((so >> h.astype(np.uint64)) & np.uint64(1)) != 0)
-                    for j in range(k + 1, tb.T):
-                        clash |= tb.overlap[h, holds[:, j]]
-                if "a" in props:
-                    bad["a"] = clash
-                if "c" in props:
-                    want = tb.static_live[static].copy()
-                    for k in range(tb.T):
-                        want |= tb.bit[np.where(holds[:, k] > 0, holds[:, k], tb.flight[tids[:, k]])]
-                    occ = np.zeros(len(D), np.uint64)
-                    for n in range(1, tb.N):
-                        occ |= tb.occ[n, D[:, n - 1]]
-                    bad["c"] = clash | (occ != want)
+            if "a" in props:
+                bad["a"] = flags & 1
+            if "c" in props:
+                bad["c"] = flags & 3
             if "b" in props:
-                bad["b"] = self._quiescent(D, holds)
+                q = np.nonzero(flags & 4)[0]
+                bad["b"] = np.zeros(len(part), bool)
+                if len(q):
+                    bad["b"][q] = self._quiescent(tb.decode(part.take(q)))
             for p, mask in bad.items():
                 if p in pending and p not in first:
                     hit = np.nonzero(mask)[0]
                     if len(hit):
-                        first[p] = D[hit[0]].copy()
+                        first[p] = tb.decode(part.take(hit[:1]))[0]
         return [Found(p, row) for p, row in sorted(first.items())]
 
     def _check_each(self, D: Arr, pending: set[str], first: dict[str, Arr]) -> None:
@@ -1437,21 +1479,17 @@ class VecChecker:
                 if p in pending and p not in first:
                     first[p] = row.copy()
 
-    def _quiescent(self, D: Arr, holds: Arr) -> Arr:
-        """Count the quiescent states of ``D``; which of them break (b)."""
+    def _quiescent(self, Q: Arr) -> Arr:
+        """Count the quiescent states ``Q`` (decoded); which of them break (b)."""
         tb, r = self.tb, self.result
-        q = np.nonzero(tb.between[D[:, tb.tc : tb.sc]].all(axis=1))[0]
-        bad = np.zeros(len(D), bool)
-        if len(q) == 0:
-            return bad
-        Q = D[q]
-        r.quiescent += len(q)
+        r.quiescent += len(Q)
         r.stale_quiescent += int(tb.coal[np.arange(1, tb.N), Q[:, : tb.tc]].any(axis=1).sum())
         held = tb.static_live[Q[:, tb.sc]].copy()
+        holds = tb.hold[Q[:, tb.tc : tb.sc]]
         for k in range(tb.T):
-            held |= tb.bit[holds[q, k]]
+            held |= tb.bit[holds[:, k]]
         words = Keys(*self._words_key(Q))
-        key = np.stack([words.h, words.hi if words.hi is not None else np.zeros(len(q), np.uint64), held], 1)
+        key = np.stack([words.h, words.hi if words.hi is not None else np.zeros(len(Q), np.uint64), held], 1)
         uniq, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
         verdict = np.zeros(len(uniq), bool)
         for u, (wl, wh, hm) in enumerate(uniq.tolist()):
@@ -1461,8 +1499,7 @@ class VecChecker:
                 live = frozenset(n for n in range(1, tb.N) if hm >> n & 1)
                 self.quiescent_cache[ck] = self.checker.quiescent_problem(s, live)
             verdict[u] = self.quiescent_cache[ck] is not None
-        bad[q] = verdict[inverse.ravel()]
-        return bad
+        return verdict[inverse.ravel()]
 
     def _words_key(self, Q: Arr) -> tuple[Arr, Arr | None]:
         """The word fields of ``Q`` alone, packed (the rest zero)."""

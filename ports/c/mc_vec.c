@@ -411,3 +411,38 @@ int64_t mcv_missing(const mcv_tables *t, int64_t n, const uint64_t *h_in, const 
     }
     return got;
 }
+
+/* Properties (a), (c) and quiescence of states 0..n-1, as ``Tables.props``'s numpy expressions
+ * compute them: out[s] bit 0: two held blocks overlap, or one overlaps the static set ((a));
+ * bit 1: that, or the OCC bits differ from the linearized live blocks plus those in flight
+ * ((c)); bit 2: every thread is between operations (quiescent: (b) is judged on those). The
+ * lookups are ``Tables``'s property tables: per op id hold, flight, between; per static set
+ * its live blocks and the nodes they overlap; per node pair whether they overlap (N x N); per
+ * node and word code its OCC bit (N x K); per node its bit. */
+void mcv_props(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+               const int64_t *hold, const int64_t *flight, const uint8_t *between,
+               const uint64_t *static_live, const uint64_t *static_overlap, const uint8_t *overlap,
+               const uint64_t *occ, const uint64_t *bit, int64_t N, uint8_t *out) {
+    const int tc = t->tc, T = t->T, K = t->K, sc = t->tc + t->T;
+    for (int64_t s = 0; s < n; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        int64_t st = (int64_t)field(t, sc, lo, hi);
+        uint64_t so = static_overlap[st], want = static_live[st];
+        int64_t holds[MCV_MAX_THREADS];
+        int clash = 0, quiet = 1;
+        for (int k = 0; k < T; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            int64_t h = hold[tid];
+            holds[k] = h;
+            if (h > 0 && ((so >> h) & 1)) clash = 1;
+            for (int j = 0; j < k; j++)
+                if (overlap[holds[j] * N + h]) clash = 1;
+            want |= bit[h > 0 ? h : flight[tid]];
+            if (!between[tid]) quiet = 0;
+        }
+        uint64_t o = 0;
+        for (int f = 0; f < tc; f++) o |= occ[(int64_t)(f + 1) * K + (int64_t)field(t, f, lo, hi)];
+        out[s] = (uint8_t)(clash | ((clash || o != want) << 1) | (quiet << 2));
+    }
+}
