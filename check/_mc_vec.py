@@ -137,8 +137,6 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_merge_into.restype = i64
     lib.mcv_find.argtypes = [p, p, i64, p, p, i64, ctypes.c_int, p, p]
     lib.mcv_find.restype = ctypes.c_int
-    lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p, p]
-    lib.mcv_sort_unique2.restype = i64
     lib.mcv_spin.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64, p]
     lib.mcv_spin.restype = i64
     lib.mcv_missing.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64]
@@ -207,16 +205,8 @@ def sort_unique(k: Keys) -> Keys:
         keep[0] = True
         np.not_equal(h[1:], h[:-1], out=keep[1:])
         return Keys(h[keep], None)
-    lib = native()
-    if lib is not None and len(k) >= 1024:
-        # Two words: a radix sort in C beats an argsort and two gathers (3x3: half the search).
-        h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
-        th, thi, count = np.empty_like(h), np.empty_like(hi), np.empty(1 << 16, np.int64)
-        m = int(lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), None))
-        del th, thi
-        h.resize(m, refcheck=False)
-        hi.resize(m, refcheck=False)
-        return Keys(h, hi if k.hi.dtype == np.uint64 else hi.astype(k.hi.dtype))
+    # Two words: numpy's argsort and two gathers (a radix sort in C, 16-bit or 8-bit digits,
+    # was 2-3 times slower here: its scattered writes miss the caches).
     order = np.argsort(k.h)
     h, hi = k.h[order], k.hi[order]
     same_h = h[1:] == h[:-1]
@@ -565,9 +555,8 @@ class Tables:
             except AssertionError:
                 self.nxt[op, c] = -1  # out of bounds: raised again, by _mc, if reached
                 continue
-            code = self._value(node, row[0])
-            self._sync()  # may grow the arrays, never their rows' places
-            self.nxt[op, c], self.new[op, c], self.done[op, c] = row[1], code, row[2]
+            self.nxt[op, c], self.new[op, c], self.done[op, c] = row[1], self._value(node, row[0]), row[2]
+        self._sync()  # the op states and values met: the arrays grow (the rows keep their places)
         self._check_widths()
 
     def _check_widths(self) -> None:
@@ -1077,10 +1066,10 @@ class Tables:
         clash = np.zeros(len(D), bool)
         so = self.static_overlap[static]
         for t in range(self.T):
-            h = holds[:, t]
-            clash |= (h > 0) & (((so >> h.astype(np.uint64)) & np.uint64(1)) != 0)
+            held = holds[:, t]
+            clash |= (held > 0) & (((so >> held.astype(np.uint64)) & np.uint64(1)) != 0)
             for j in range(t + 1, self.T):
-                clash |= self.overlap[h, holds[:, j]]
+                clash |= self.overlap[held, holds[:, j]]
         want = self.static_live[static].copy()
         for t in range(self.T):
             want |= self.bit[np.where(holds[:, t] > 0, holds[:, t], self.flight[tids[:, t]])]
@@ -1088,7 +1077,8 @@ class Tables:
         for n in range(1, self.N):
             occ |= self.occ[n, D[:, n - 1]]
         quiet = self.between[tids].all(axis=1)
-        return (clash | ((clash | (occ != want)) << 1) | (quiet << 2)).astype(np.uint8)
+        flags: Arr = (clash | ((clash | (occ != want)) << 1) | (quiet << 2)).astype(np.uint8)
+        return flags
 
     def _props_c(self) -> list[Arr]:
         """The property tables as ``mcv_props`` reads them (views where the types agree)."""

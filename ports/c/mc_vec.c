@@ -281,65 +281,6 @@ int mcv_find(const uint64_t *rh, const void *rhi, int64_t m, const uint64_t *qh,
     }
 }
 
-/* Sorting two-word keys by (h, hi) and removing duplicates, in place: a least-significant-digit
- * radix sort on h (four stable passes of 16 bits through the buffers th, thi of n keys each),
- * then each group of equal h (rare: h is a hash) sorted by hi. Returns the number kept; ``mult``
- * (may be NULL) gets how many times each kept key was there. */
-int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uint64_t *thi,
-                         int64_t *count, int64_t *mult) {
-    uint64_t *sh = h, *shi = hi, *dh = th, *dhi = thi;
-    for (int pass = 0; pass < 4; pass++) {
-        int shift = 16 * pass;
-        for (int64_t b = 0; b < 65536; b++) count[b] = 0;
-        for (int64_t i = 0; i < n; i++) count[(sh[i] >> shift) & 0xFFFF]++;
-        int64_t sum = 0;
-        for (int64_t b = 0; b < 65536; b++) {
-            int64_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        for (int64_t i = 0; i < n; i++) {
-            int64_t o = count[(sh[i] >> shift) & 0xFFFF]++;
-            dh[o] = sh[i];
-            dhi[o] = shi[i];
-        }
-        uint64_t *t = sh;
-        sh = dh;
-        dh = t;
-        t = shi;
-        shi = dhi;
-        dhi = t;
-    }
-    /* Four passes: the sorted keys are back in h, hi. */
-    int64_t i = 0;
-    while (i < n) {
-        int64_t j = i + 1;
-        while (j < n && h[j] == h[i]) j++;
-        for (int64_t a = i + 1; a < j; a++) { /* insertion sort of the group by hi */
-            uint64_t v = hi[a];
-            int64_t b = a - 1;
-            while (b >= i && hi[b] > v) {
-                hi[b + 1] = hi[b];
-                b--;
-            }
-            hi[b + 1] = v;
-        }
-        i = j;
-    }
-    int64_t m = 0;
-    for (int64_t k = 0; k < n; k++) {
-        if (m && h[k] == h[m - 1] && hi[k] == hi[m - 1]) {
-            if (mult) mult[m - 1]++;
-            continue;
-        }
-        h[m] = h[k];
-        hi[m] = hi[k];
-        if (mult) mult[m] = 1;
-        m++;
-    }
-    return m;
-}
-
 /* Lock-freedom, one state at a time: for states 0..n-1, whether a thread can step forever on
  * its own without completing its operation or changing a word. From each thread's op id it
  * follows the rows at the state's words while they complete nothing and leave the word as it
