@@ -4,37 +4,50 @@
 keeps the same states, packed into fixed-width fields, in sorted numpy arrays, and steps a
 whole bucket of a BFS level at once with lookup tables:
 
-    tables      ``_mc.Space`` interns every op state and computes every row (op state, word
-                found -> word left, next op state, done) from ``model/steps.py``; here the rows
-                are asked for once, for every op state and every word value its node can
-                hold, and stored as arrays. Nothing here decides what a step does.
-    values      the word values a node can hold: the closure of the initial words under every
-                row of every op state at that node (an over-approximation of the reachable
-                ones; a row ``_mc`` would refuse, a count out of bounds, is stored as an error
-                and raised, with ``_mc``'s own message, only if a reachable state reaches it).
-    key         a state is one field per node (its word's index among the node's values), the
-                sorted op ids of the threads (thread symmetry, as in ``_mc``) and the static
-                set's index, packed into 64 bits (``lo``) and, when they do not fit, a second
-                word (``hi``) of 1, 2, 4 or 8 bytes, as few as those fields need. Arrays are
-                sorted by ``h = lo ^ mix(hi)`` (``lo`` itself when there is no ``hi``), then
-                ``hi``: ``lo`` is recovered from ``h`` and ``hi``.
+    tables      ``_mc.Space`` interns the op states and computes the rows (op state, word
+                found -> word left, next op state, done) from ``model/steps.py``; here they
+                are stored as arrays. Nothing here decides what a step does. By default a row
+                is computed when a state first needs it (``Tables(lazy=True)``: 5,229 of the
+                closure's 219,708 rows at 2 threads, depth 3), before the bucket is stepped; a row
+                ``_mc`` refuses (a count out of bounds) is stored as an error and raised, with
+                ``_mc``'s own message, only if a reachable state takes it.
+    values      each node's word values, coded by their index in the order they are found.
+                ``lazy=False`` computes the closure first (every row of every op state at
+                every value of its node; the distributed engine numbers op states that way).
+    key         a state is one field per node (its word's code), the sorted op ids of the
+                threads (thread symmetry, as in ``_mc``) and the static set's index, packed
+                into 64 bits (``lo``) and, when they do not fit, a second word (``hi``) of 1,
+                2, 4 or 8 bytes, as few as those fields need. Arrays are sorted by ``h = lo ^
+                mix(hi)`` (``lo`` itself when there is no ``hi``), then ``hi``: ``lo`` is
+                recovered from ``h`` and ``hi``. With lazy rows the widths are fixed before
+                the values are known: those known at the start, each with room to spare, and
+                the key's spare bits shared out (``Tables._plan``); a row that overflows a
+                field raises ``Relayout``, and every state kept so far is re-packed.
     dedup       per level, a bucket at a time (a sixty-fourth of the states seen), the
                 successors are sorted, made unique, and looked up in the seen runs (sorted
                 arrays, merged like a binary counter so there are few, each merge in place in
                 the larger run's memory); what is left is merged into the next level. Runs past
                 the memory budget are written to disk and memory-mapped; every level is
                 written to disk too (for the counterexamples).
-    properties  (a), (c) and the quiescent test of (b) are array expressions over the fields;
-                each distinct quiescent (words, held blocks) pair is judged once by
-                ``_mc.Checker.quiescent_problem``; with racing double frees every state is
-                judged by ``_mc.Checker.check_state``. (d) is a second pass over the runs:
-                in-degrees (a byte a state) of the steps that complete nothing, then Kahn's
-                peeling swept over them; a state left over lies on or after a cycle, and
-                following predecessors among those left finds one.
+    properties  (a), (c) and the quiescent test of (b) are expressions over the fields
+                (``Tables.props``); each distinct quiescent (words, held blocks) pair is judged
+                once by ``_mc.Checker.quiescent_problem``; with racing double frees every state
+                is judged by ``_mc.Checker.check_state``. Each violation is reported as soon as
+                its level is checked (``on_violation``), and the search goes on.
+    (d)         lock-freedom, during the search: in each state, each thread's rows are
+                followed at the state's words while they complete nothing and write nothing
+                (``Tables.spin``); coming back is a cycle. After the search the op state graph
+                of one thread's non-completing steps is cut into components (``components``):
+                a cycle of the state graph only takes steps inside one (the op ids it moves
+                form a circulation). If none of those steps writes a word (so in every
+                variant here), a cycle's words never change and each of its moving threads
+                goes round alone: ``spin`` has decided. Otherwise a second pass (rounds over
+                the states with such a step, keeping those with a predecessor and a successor
+                among them) finds a cycle or shows there is none.
     C           the loops over states are in ports/c/mc_vec.c (``native()``): a bucket's step
-                (unpack, look the row up, re-sort the op ids, pack), galloping lookups, the
-                in-place merge, the radix sort of two-word keys, the in-degree counts. They
-                only read the tables; without a compiler the numpy code here runs instead.
+                (unpack, look the row up, re-sort the op ids, pack), the rows it still lacks,
+                galloping lookups, the in-place merge, the properties, the lone-thread walks.
+                They only read the tables; without a compiler the numpy code here runs instead.
     shortest    no parent pointers: a violating state found at level L is traced back by
                 stepping level L-1 again and picking a state with it as a successor, and so
                 on to level 0. The path is then replayed by ``_mc.Checker.replay_path`` with

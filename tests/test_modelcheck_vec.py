@@ -205,6 +205,8 @@ def test_nbbs_check_runs_the_vec_engine_and_prints_its_counterexample() -> None:
         check_command, ["-t", "2", "-d", "2", "--variant", "reference", "--engine", "vec"]
     )
     assert bad.exit_code == 1 and "(b)" in bad.output and "lost" in bad.output, bad.output
+    # Said as soon as found, before the search ends and prints the counterexample.
+    assert "fails: block 1 is free" in bad.output.split("counterexample")[0], bad.output
 
 
 # -- rows computed when first reached ------------------------------------------------------------------
