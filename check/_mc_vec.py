@@ -397,6 +397,9 @@ class Store:
         runs, self.runs, self.has_hi = self.runs, [], has_hi
         for run in runs:
             self.add(f(run))
+            for a in (run.h, run.hi):
+                if isinstance(a, np.memmap) and a.filename:
+                    Path(a.filename).unlink(missing_ok=True)  # the old layout's spilled run
 
     def spill(self, k: Keys) -> Keys:
         """Write ``k`` to disk and map it back."""
