@@ -390,7 +390,7 @@ class Store:
             in_ram = [i for i, r in enumerate(self.runs) if not isinstance(r.h, np.memmap)]
             if sum(self.runs[i].nbytes() for i in in_ram) > self.budget:
                 big = max(in_ram, key=lambda i: len(self.runs[i]))
-                self.runs[big] = self.spill(self.runs[big])
+                self.spill_run(big)
 
     def recode(self, f: Callable[[Keys], Keys], has_hi: bool) -> None:
         """Every run through ``f`` (another key layout: sorted anew), kept as ``add`` keeps runs."""
@@ -403,16 +403,32 @@ class Store:
 
     def spill(self, k: Keys) -> Keys:
         """Write ``k`` to disk and map it back."""
+        return self._map(self._write(k))
+
+    def spill_run(self, i: int) -> None:
+        """Write run ``i`` to disk, let its memory go, then map it back: the run is never in
+        memory and mapped at once (at 3 threads, depth 3 that was 2 GB more address space,
+        which a ``prlimit --as`` cap counts)."""
+        paths = self._write(self.runs[i])
+        self.runs[i] = Keys(np.empty(0, np.uint64), None)  # the last reference, as a rule
+        self.runs[i] = self._map(paths)
+
+    def _write(self, k: Keys) -> tuple[Path, Path | None]:
         self.files += 1
         h_path = self.dir / f"run{self.files}-h.npy"
         np.save(h_path, k.h)
         self.disk_bytes += k.h.nbytes
-        hi = None
+        hi_path = None
         if k.hi is not None:
             hi_path = self.dir / f"run{self.files}-hi.npy"
             np.save(hi_path, k.hi)
             self.disk_bytes += k.hi.nbytes
-            hi = np.load(hi_path, mmap_mode="r")
+        return h_path, hi_path
+
+    @staticmethod
+    def _map(paths: tuple[Path, Path | None]) -> Keys:
+        h_path, hi_path = paths
+        hi = None if hi_path is None else np.load(hi_path, mmap_mode="r")
         return Keys(np.load(h_path, mmap_mode="r"), hi)
 
     def compact(self) -> list[Keys]:
