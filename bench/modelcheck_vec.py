@@ -84,6 +84,7 @@ if engine == "vec":
     disk = vc.disk_bytes
     extra = {"levels": len(vc.level_sizes), "level_sizes": vc.level_sizes,
              "lock_freedom_by": vc.lock_freedom_by, "lock_freedom_rounds": vc.lock_freedom_rounds,
+             "rows_computed": vc.tb.rows_computed, "relayouts": vc.relayouts, "key_bits": vc.tb.bits,
              "vm_peak": status_kb("VmPeak")}
 else:
     r = check(cfg)

@@ -401,10 +401,6 @@ class Store:
                 if isinstance(a, np.memmap) and a.filename:
                     Path(a.filename).unlink(missing_ok=True)  # the old layout's spilled run
 
-    def spill(self, k: Keys) -> Keys:
-        """Write ``k`` to disk and map it back."""
-        return self._map(self._write(k))
-
     def spill_run(self, i: int) -> None:
         """Write run ``i`` to disk, let its memory go, then map it back: the run is never in
         memory and mapped at once (at 3 threads, depth 3 that was 2 GB more address space,
