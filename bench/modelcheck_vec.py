@@ -42,30 +42,58 @@ if engine == "vec":
     from nbbs.check import _mc_vec
     last = [0.0]
 
-    def progress(r, queue):
+    def status_kb(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def progress(r, queue, force=False):
         # One line a minute on stderr: how far a long run got, should it be stopped.
         now = time.perf_counter() - started
-        if now - last[0] >= 60:
+        if force or now - last[0] >= 60:
             last[0] = now
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             disk = vc.disk_bytes + vc.store.disk_bytes
             status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
             anon, file = (int(status.get(k, "0 kB").split()[0]) * 1024 for k in ("RssAnon", "RssFile"))
-            line = {"seconds": round(now), "levels": len(vc.levels), "states": r.states,
-                    "transitions": r.transitions, "queue": queue, "peak_bytes": rss,
-                    "rss_anon": anon, "rss_file": file, "disk_bytes": disk}
+            line = {"seconds": round(now), "phase": vc.phase, "levels": len(vc.levels),
+                    "states": r.states, "transitions": r.transitions, "queue": queue,
+                    "peak_bytes": rss, "rss_anon": anon, "rss_file": file,
+                    "vm_peak": status_kb("VmPeak"), "disk_bytes": disk,
+                    "violations": sorted(r.violations)}
             print(json.dumps(line), file=sys.stderr, flush=True)
 
+    def found(v):
+        # A violation is printed as soon as it is found (the search goes on).
+        line = {"seconds": round(time.perf_counter() - started), "violation": v.prop,
+                "message": v.message, "steps": len(v.steps), "level": len(vc.levels) - 1}
+        print(json.dumps(line), file=sys.stderr, flush=True)
+
     gib = None if budget == "-" else int(float(budget) * 2**30)
-    vc = _mc_vec.VecChecker(cfg, progress, memory_budget=gib)
+    vc = _mc_vec.VecChecker(cfg, progress, memory_budget=gib, on_violation=found)
+    real_lock_freedom = vc._lock_freedom
+
+    def lock_freedom():
+        # The search is over: (a)-(c) are decided; say so before the lock-freedom pass.
+        progress(vc.result, 0, force=True)
+        real_lock_freedom()
+
+    vc._lock_freedom = lock_freedom
     r = vc.run()
     disk = vc.disk_bytes
+    extra = {"levels": len(vc.level_sizes), "level_sizes": vc.level_sizes,
+             "lock_freedom_by": vc.lock_freedom_by, "lock_freedom_rounds": vc.lock_freedom_rounds,
+             "rows_computed": vc.tb.rows_computed, "relayouts": vc.relayouts, "key_bits": vc.tb.bits,
+             "vm_peak": status_kb("VmPeak")}
 else:
     r = check(cfg)
     disk = 0
+    extra = {}
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({
+use = resource.getrusage(resource.RUSAGE_SELF)
+peak = use.ru_maxrss * 1024
+print(json.dumps({**extra, "cpu_user": round(use.ru_utime, 1), "cpu_system": round(use.ru_stime, 1),
     "threads": t, "depth": d, "engine": engine, "states": r.states, "transitions": r.transitions,
     "complete": r.complete, "violations": sorted(r.violations), "seconds": round(seconds, 1),
     "states_per_second": round(r.states / seconds), "peak_bytes": peak, "baseline_bytes": before,
@@ -85,13 +113,24 @@ def main() -> None:
     rows = []
     for t, d in configs:
         for engine in engines:
-            out = subprocess.run(
+            child = subprocess.Popen(
                 [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory],
-                check=True,
                 stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-            ).stdout
+            )
+            assert child.stdout is not None and child.stderr is not None
+            lines = []  # the progress lines and the violations as found, kept in the row
+            for line in child.stderr:
+                sys.stderr.write(line)
+                if line.startswith("{"):
+                    lines.append(json.loads(line))
+            out = child.stdout.read()
+            if child.wait():
+                raise SystemExit(f"the {engine} run of {t}x{d} failed (exit {child.returncode})")
             row = json.loads(out.strip().splitlines()[-1])
+            if lines:
+                row["progress"] = lines
             row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             rows.append(row)
             print(json.dumps(row), flush=True)

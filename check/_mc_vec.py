@@ -4,37 +4,50 @@
 keeps the same states, packed into fixed-width fields, in sorted numpy arrays, and steps a
 whole bucket of a BFS level at once with lookup tables:
 
-    tables      ``_mc.Space`` interns every op state and computes every row (op state, word
-                found -> word left, next op state, done) from ``model/steps.py``; here the rows
-                are asked for once, for every op state and every word value its node can
-                hold, and stored as arrays. Nothing here decides what a step does.
-    values      the word values a node can hold: the closure of the initial words under every
-                row of every op state at that node (an over-approximation of the reachable
-                ones; a row ``_mc`` would refuse, a count out of bounds, is stored as an error
-                and raised, with ``_mc``'s own message, only if a reachable state reaches it).
-    key         a state is one field per node (its word's index among the node's values), the
-                sorted op ids of the threads (thread symmetry, as in ``_mc``) and the static
-                set's index, packed into 64 bits (``lo``) and, when they do not fit, a second
-                word (``hi``) of 1, 2, 4 or 8 bytes, as few as those fields need. Arrays are
-                sorted by ``h = lo ^ mix(hi)`` (``lo`` itself when there is no ``hi``), then
-                ``hi``: ``lo`` is recovered from ``h`` and ``hi``.
+    tables      ``_mc.Space`` interns the op states and computes the rows (op state, word
+                found -> word left, next op state, done) from ``model/steps.py``; here they
+                are stored as arrays. Nothing here decides what a step does. By default a row
+                is computed when a state first needs it (``Tables(lazy=True)``: 5,229 of the
+                closure's 219,708 rows at 2 threads, depth 3), before the bucket is stepped; a row
+                ``_mc`` refuses (a count out of bounds) is stored as an error and raised, with
+                ``_mc``'s own message, only if a reachable state takes it.
+    values      each node's word values, coded by their index in the order they are found.
+                ``lazy=False`` computes the closure first (every row of every op state at
+                every value of its node; the distributed engine numbers op states that way).
+    key         a state is one field per node (its word's code), the sorted op ids of the
+                threads (thread symmetry, as in ``_mc``) and the static set's index, packed
+                into 64 bits (``lo``) and, when they do not fit, a second word (``hi``) of 1,
+                2, 4 or 8 bytes, as few as those fields need. Arrays are sorted by ``h = lo ^
+                mix(hi)`` (``lo`` itself when there is no ``hi``), then ``hi``: ``lo`` is
+                recovered from ``h`` and ``hi``. With lazy rows the widths are fixed before
+                the values are known: those known at the start, each with room to spare, and
+                the key's spare bits shared out (``Tables._plan``); a row that overflows a
+                field raises ``Relayout``, and every state kept so far is re-packed.
     dedup       per level, a bucket at a time (a sixty-fourth of the states seen), the
                 successors are sorted, made unique, and looked up in the seen runs (sorted
                 arrays, merged like a binary counter so there are few, each merge in place in
                 the larger run's memory); what is left is merged into the next level. Runs past
                 the memory budget are written to disk and memory-mapped; every level is
                 written to disk too (for the counterexamples).
-    properties  (a), (c) and the quiescent test of (b) are array expressions over the fields;
-                each distinct quiescent (words, held blocks) pair is judged once by
-                ``_mc.Checker.quiescent_problem``; with racing double frees every state is
-                judged by ``_mc.Checker.check_state``. (d) is a second pass over the runs:
-                in-degrees (a byte a state) of the steps that complete nothing, then Kahn's
-                peeling swept over them; a state left over lies on or after a cycle, and
-                following predecessors among those left finds one.
+    properties  (a), (c) and the quiescent test of (b) are expressions over the fields
+                (``Tables.props``); each distinct quiescent (words, held blocks) pair is judged
+                once by ``_mc.Checker.quiescent_problem``; with racing double frees every state
+                is judged by ``_mc.Checker.check_state``. Each violation is reported as soon as
+                its level is checked (``on_violation``), and the search goes on.
+    (d)         lock-freedom, during the search: in each state, each thread's rows are
+                followed at the state's words while they complete nothing and write nothing
+                (``Tables.spin``); coming back is a cycle. After the search the op state graph
+                of one thread's non-completing steps is cut into components (``components``):
+                a cycle of the state graph only takes steps inside one (the op ids it moves
+                form a circulation). If none of those steps writes a word (so in every
+                variant here), a cycle's words never change and each of its moving threads
+                goes round alone: ``spin`` has decided. Otherwise a second pass (rounds over
+                the states with such a step, keeping those with a predecessor and a successor
+                among them) finds a cycle or shows there is none.
     C           the loops over states are in ports/c/mc_vec.c (``native()``): a bucket's step
-                (unpack, look the row up, re-sort the op ids, pack), galloping lookups, the
-                in-place merge, the radix sort of two-word keys, the in-degree counts. They
-                only read the tables; without a compiler the numpy code here runs instead.
+                (unpack, look the row up, re-sort the op ids, pack), the rows it still lacks,
+                galloping lookups, the in-place merge, the properties, the lone-thread walks.
+                They only read the tables; without a compiler the numpy code here runs instead.
     shortest    no parent pointers: a violating state found at level L is traced back by
                 stepping level L-1 again and picking a state with it as a successor, and so
                 on to level 0. The path is then replayed by ``_mc.Checker.replay_path`` with
@@ -47,6 +60,7 @@ breadth-first); a cycle of (d) is any cycle, as in ``_mc``.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import functools
 import tempfile
@@ -98,6 +112,7 @@ _C_ARRAYS = (
     "nxt",
     "newc",
     "done",
+    "scc",
 )
 """The array members of ``_CTables``, in ports/c/mc_vec.c's order."""
 
@@ -127,7 +142,7 @@ def native() -> ctypes.CDLL | None:
     except (PortBuildError, OSError):
         return None
     p, i64 = ctypes.c_void_p, ctypes.c_int64
-    lib.mcv_expand.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, i64, p]
+    lib.mcv_expand.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, i64, p, ctypes.c_int]
     lib.mcv_expand.restype = i64
     lib.mcv_lower_bound.argtypes = [p, i64, p, i64, p]
     lib.mcv_lower_bound.restype = None
@@ -135,10 +150,12 @@ def native() -> ctypes.CDLL | None:
     lib.mcv_merge_into.restype = i64
     lib.mcv_find.argtypes = [p, p, i64, p, p, i64, ctypes.c_int, p, p]
     lib.mcv_find.restype = ctypes.c_int
-    lib.mcv_sort_unique2.argtypes = [p, p, i64, p, p, p, p]
-    lib.mcv_sort_unique2.restype = i64
-    lib.mcv_count.argtypes = [p, ctypes.c_int, p, p, i64, ctypes.c_int, i64]
-    lib.mcv_count.restype = i64
+    lib.mcv_spin.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64, p]
+    lib.mcv_spin.restype = i64
+    lib.mcv_missing.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, i64]
+    lib.mcv_missing.restype = i64
+    lib.mcv_props.argtypes = [ctypes.POINTER(_CTables), i64, p, p, p, p, p, p, p, p, p, p, i64, p]
+    lib.mcv_props.restype = None
     return lib
 
 
@@ -201,16 +218,8 @@ def sort_unique(k: Keys) -> Keys:
         keep[0] = True
         np.not_equal(h[1:], h[:-1], out=keep[1:])
         return Keys(h[keep], None)
-    lib = native()
-    if lib is not None and len(k) >= 1024:
-        # Two words: a radix sort in C beats an argsort and two gathers (3x3: half the search).
-        h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
-        th, thi, count = np.empty_like(h), np.empty_like(hi), np.empty(1 << 16, np.int64)
-        m = int(lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), None))
-        del th, thi
-        h.resize(m, refcheck=False)
-        hi.resize(m, refcheck=False)
-        return Keys(h, hi if k.hi.dtype == np.uint64 else hi.astype(k.hi.dtype))
+    # Two words: numpy's argsort and two gathers (a radix sort in C, 16-bit or 8-bit digits,
+    # was 2-3 times slower here: its scattered writes miss the caches).
     order = np.argsort(k.h)
     h, hi = k.h[order], k.hi[order]
     same_h = h[1:] == h[:-1]
@@ -381,20 +390,41 @@ class Store:
             in_ram = [i for i, r in enumerate(self.runs) if not isinstance(r.h, np.memmap)]
             if sum(self.runs[i].nbytes() for i in in_ram) > self.budget:
                 big = max(in_ram, key=lambda i: len(self.runs[i]))
-                self.runs[big] = self.spill(self.runs[big])
+                self.spill_run(big)
 
-    def spill(self, k: Keys) -> Keys:
-        """Write ``k`` to disk and map it back."""
+    def recode(self, f: Callable[[Keys], Keys], has_hi: bool) -> None:
+        """Every run through ``f`` (another key layout: sorted anew), kept as ``add`` keeps runs."""
+        runs, self.runs, self.has_hi = self.runs, [], has_hi
+        for run in runs:
+            self.add(f(run))
+            for a in (run.h, run.hi):
+                if isinstance(a, np.memmap) and a.filename:
+                    Path(a.filename).unlink(missing_ok=True)  # the old layout's spilled run
+
+    def spill_run(self, i: int) -> None:
+        """Write run ``i`` to disk, let its memory go, then map it back: the run is never in
+        memory and mapped at once (at 3 threads, depth 3 that was 2 GB more address space,
+        which a ``prlimit --as`` cap counts)."""
+        paths = self._write(self.runs[i])
+        self.runs[i] = Keys(np.empty(0, np.uint64), None)  # the last reference, as a rule
+        self.runs[i] = self._map(paths)
+
+    def _write(self, k: Keys) -> tuple[Path, Path | None]:
         self.files += 1
         h_path = self.dir / f"run{self.files}-h.npy"
         np.save(h_path, k.h)
         self.disk_bytes += k.h.nbytes
-        hi = None
+        hi_path = None
         if k.hi is not None:
             hi_path = self.dir / f"run{self.files}-hi.npy"
             np.save(hi_path, k.hi)
             self.disk_bytes += k.hi.nbytes
-            hi = np.load(hi_path, mmap_mode="r")
+        return h_path, hi_path
+
+    @staticmethod
+    def _map(paths: tuple[Path, Path | None]) -> Keys:
+        h_path, hi_path = paths
+        hi = None if hi_path is None else np.load(hi_path, mmap_mode="r")
         return Keys(np.load(h_path, mmap_mode="r"), hi)
 
     def compact(self) -> list[Keys]:
@@ -414,16 +444,181 @@ class Store:
         return k
 
 
-class Tables:
-    """Every row of every op state, the key layout and the property lookups of one configuration."""
+MISSING = -2
+"""``Tables.nxt`` of a row not computed yet (``lazy``); -1 is a row ``_mc`` refuses."""
 
-    def __init__(self, checker: Checker) -> None:
+
+class Relayout(Exception):
+    """A lazily computed row gave a field more values than its width holds: the search widens
+    the fields (``Tables.relayout``) and re-packs the states it keeps; the rows stay."""
+
+
+class Tables:
+    """The rows of the op states, the key layout and the property lookups of one configuration.
+
+    ``lazy=False``: every row of every op state and every word value its node can hold (the
+    closure), computed up front; the key's fields are as wide as the closure needs. ``lazy``:
+    each row is computed when a state first needs it (``ensure``), as ``_mc`` does, and the
+    fields' widths are fixed before: from the values and op states known at the start, with
+    room to spare (``_plan``); a row that overflows one raises ``Relayout``."""
+
+    def __init__(self, checker: Checker, lazy: bool = False) -> None:
         self.checker = checker
         sp = self.sp = checker.sp
         self.N, self.T = sp.nodes, sp.T
-        self._close()
+        self.lazy = lazy
+        self.scc: Arr | None = None
+        """Per op id, its component (``components``), once the lock-freedom pass asks."""
+        self.values: list[list[int]] = [[] for _ in range(self.N)]
+        """Each node's values (a word's code is its index here)."""
+        self.code: list[dict[int, int]] = [{} for _ in range(self.N)]
+        self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
+        self.moves: dict[int, list[int] | None] = {}
+        self.access: dict[int, tuple[int, Any]] = {}
+        self.rows_computed = 0
+        """Rows asked of ``_mc.Space`` (lazy: as states reach them)."""
+        if lazy:
+            self._start()
+        else:
+            self._close()
         self._layout()
         self._property_tables()
+
+    # -- rows computed when first reached --------------------------------------------------------------
+
+    def _start(self) -> None:
+        sp = self.sp
+        for s in sp.initial():
+            w = sp.words_of(s)
+            self.initial.append((w, sp.tids(s), sp.static(s)))
+            for n in range(1, self.N):
+                self._value(n, w[n])
+        self.nops = 0
+        self.nxt = np.full((0, 0), MISSING, np.int32)
+        self.new = np.zeros((0, 0), np.int32)
+        self.done = np.zeros((0, 0), bool)
+        self._sync()
+
+    def _value(self, n: int, v: int) -> int:
+        c = self.code[n].get(v)
+        if c is None:
+            c = self.code[n][v] = len(self.values[n])
+            self.values[n].append(v)
+        return c
+
+    def _sync(self) -> None:
+        """Take in the op states ``_mc.Space`` interned since (their moves and accesses) and the
+        values found since: the arrays grow (their capacity doubles) and are filled for them."""
+        sp = self.sp
+        i = was = self.nops
+        while i < len(sp.ops):
+            try:
+                self.moves[i] = sp.moves(i)
+            except ValueError:
+                self.moves[i] = None  # a bad scenario: raised again if reached
+            acc = sp.m.access(sp.ops[i])
+            if acc is not None:
+                self.access[i] = (acc.node, acc)
+            i += 1
+        K = max(len(v) for v in self.values[1:])
+        ops_cap, k_cap = self.nxt.shape
+        self.nops = i
+        if i > ops_cap or k_cap < K:
+            o2 = max(i, 2 * ops_cap, 64) if i > ops_cap else ops_cap
+            k2 = max(K, 2 * k_cap, 8) if k_cap < K else k_cap
+            nxt = np.full((o2, k2), MISSING, np.int32)
+            new, done = np.zeros((o2, k2), np.int32), np.zeros((o2, k2), bool)
+            nxt[:ops_cap, :k_cap] = self.nxt
+            new[:ops_cap, :k_cap] = self.new
+            done[:ops_cap, :k_cap] = self.done
+            self.nxt, self.new, self.done = nxt, new, done
+            self._moves_arrays(o2)
+            if hasattr(self, "hold"):
+                self._property_tables()
+            if hasattr(self, "_c"):
+                del self._c  # the C tables point at the old arrays
+            return
+        if i > was:
+            self._more_moves(was)
+        if hasattr(self, "hold"):
+            self._more_properties()
+
+    def _moves_arrays(self, size: int) -> None:
+        """Per op id (``size`` of them, the capacity): its access's field and its moves."""
+        self.acc_col = np.full(size, -1, np.int64)
+        self.bad_move = np.zeros(size, bool)
+        self.mv_cnt, self.mv_off = np.zeros(size, np.int64), np.zeros(size, np.int64)
+        self.mv_flat = np.zeros(max(64, 4 * size), np.int64)
+        self._flat = 0
+        self._more_moves(0)
+
+    def _more_moves(self, start: int) -> None:
+        for i in range(start, self.nops):
+            if i in self.access:
+                self.acc_col[i] = self.access[i][0] - 1
+            mv = self.moves.get(i)
+            self.mv_off[i] = self._flat
+            if mv is None:
+                self.bad_move[i] = True
+                continue
+            if self._flat + len(mv) > len(self.mv_flat):
+                self.mv_flat = np.concatenate([self.mv_flat, np.zeros(len(self.mv_flat) + len(mv), np.int64)])
+                if hasattr(self, "_c"):
+                    del self._c
+            self.mv_cnt[i] = len(mv)
+            self.mv_flat[self._flat : self._flat + len(mv)] = mv
+            self._flat += len(mv)
+
+    def _fill(self, rows: Arr) -> None:
+        """Compute the rows ``rows`` (``op * K + code``, K the row width they were asked with)."""
+        K = self.nxt.shape[1]
+        for r in np.unique(rows).tolist():
+            op, c = divmod(int(r), K)
+            if self.nxt[op, c] != MISSING:
+                continue
+            node, acc = self.access[op]
+            self.rows_computed += 1
+            try:
+                row = self.sp.row(op, acc, self.values[node][c])
+            except AssertionError:
+                self.nxt[op, c] = -1  # out of bounds: raised again, by _mc, if reached
+                continue
+            self.nxt[op, c], self.new[op, c], self.done[op, c] = row[1], self._value(node, row[0]), row[2]
+        self._sync()  # the op states and values met: the arrays grow (the rows keep their places)
+        self._check_widths()
+
+    def _check_widths(self) -> None:
+        counts = [len(self.values[n]) for n in range(1, self.N)] + [self.nops]
+        room = [1 << w for w in self.widths[: self.tc]] + [1 << self.widths[self.tc]]
+        if any(c > r for c, r in zip(counts, room, strict=True)):
+            raise Relayout(f"{counts} values and op states, room for {room}")
+
+    def ensure(self, k: Keys) -> None:
+        """Compute every row the successors of ``k`` need (lazy tables; else nothing to do)."""
+        if not self.lazy or len(k) == 0:
+            return
+        c = self._c_tables()
+        lib = native()
+        if c is None or lib is None:
+            return  # the numpy code computes them as it meets them
+        h = np.ascontiguousarray(k.h, np.uint64)
+        hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+        cap = 1 << 16
+        out = np.empty(cap, np.int64)
+        while True:
+            got = int(lib.mcv_missing(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), cap))
+            if got == 0:
+                return
+            self._fill(out[:got])
+            c = self._c_tables()
+            assert c is not None
+
+    def relayout(self) -> None:
+        """Wider fields for the values and op states known now (the rows stay)."""
+        self._layout()
+        self._property_tables()
+        if hasattr(self, "_c"):
+            del self._c
 
     # -- the closure of op states and word values ----------------------------------------------------
 
@@ -434,7 +629,6 @@ class Tables:
         # not a dict of tuples (a tenth of the memory at 2 threads, depth 3: 220,000 rows).
         found: list[list[int]] = [[] for _ in range(self.N)]
         known: list[set[int]] = [set() for _ in range(self.N)]
-        self.initial: list[tuple[tuple[int, ...], list[int], int]] = []
         for s in sp.initial():
             w = sp.words_of(s)
             self.initial.append((w, sp.tids(s), sp.static(s)))
@@ -443,8 +637,6 @@ class Tables:
                     known[n].add(w[n])
                     found[n].append(w[n])
         r_op, r_old, r_new, r_nxt, r_done = array("q"), array("q"), array("q"), array("q"), array("b")
-        self.moves: dict[int, list[int] | None] = {}
-        self.access: dict[int, tuple[int, Any]] = {}
         upto: list[int] = []
         changed = True
         while changed:
@@ -485,6 +677,7 @@ class Tables:
                             seen.add(row[0])
                             vals.append(row[0])
                 i += 1
+        self.rows_computed = len(r_op)
         self.values = [sorted(v) for v in found]
         code = [{v: c for c, v in enumerate(vs)} for vs in self.values]
         nops = self.nops = len(sp.ops)
@@ -524,11 +717,44 @@ class Tables:
 
     # -- the key -----------------------------------------------------------------------------------
 
+    def _plan(self) -> list[int]:
+        """Lazy tables: widths for the values and op states known, each field with a bit to
+        spare (ops two), then the key's spare bits (up to its 64, 72, 80, 96 or 128) given
+        one at a time to the fields fullest for their width."""
+        counts = [len(self.values[n]) for n in range(1, self.N)]
+        exact = [_width(c) for c in counts] + [_width(self.nops)] * self.T + [_width(len(self.sp.sets))]
+        nodes = [_width(c) + 1 for c in counts]
+        ops = _width(self.nops) + 2
+        fixed = _width(len(self.sp.sets))
+        total = sum(nodes) + self.T * ops + fixed
+        size = next((b for b in (64, 72, 80, 96, 128) if total <= b), None)
+        if size is None:
+            return exact
+        while True:
+            # The fullest field: values (or op states) known over its room.
+            fill = [c / (1 << w) for c, w in zip(counts, nodes, strict=True)]
+            worst = max(range(len(fill)), key=lambda i: fill[i]) if fill else -1
+            if self.nops / (1 << ops) >= (fill[worst] if fill else 0):
+                if total + self.T > size:
+                    break
+                ops += 1
+                total += self.T
+            else:
+                if total + 1 > size:
+                    break
+                nodes[worst] += 1
+                total += 1
+        return nodes + [ops] * self.T + [fixed]
+
     def _layout(self) -> None:
         """Fields: each node's value index, then the T sorted op ids, then the static set's index."""
         sp = self.sp
-        widths = [_width(len(self.values[n])) for n in range(1, self.N)]
-        widths += [_width(self.nops)] * self.T + [_width(len(sp.sets))]
+        if self.lazy:
+            widths = self._plan()
+        else:
+            widths = [_width(len(self.values[n])) for n in range(1, self.N)]
+            widths += [_width(self.nops)] * self.T + [_width(len(sp.sets))]
+        self.widths = widths
         self.F = len(widths)
         self.tc = self.N - 1
         """Column of the first thread's op id."""
@@ -609,11 +835,13 @@ class Tables:
                     "mv_flat": np.ascontiguousarray(
                         self.mv_flat if len(self.mv_flat) else np.zeros(1), np.int64
                     ),
-                    "bad_move": np.ascontiguousarray(self.bad_move, np.uint8),
+                    # Views, not copies: rows computed later (lazy) are seen by C at once.
+                    "bad_move": np.ascontiguousarray(self.bad_move).view(np.uint8),
                     "acc_col": np.ascontiguousarray(self.acc_col, np.int64),
                     "nxt": np.ascontiguousarray(self.nxt, np.int32),
                     "newc": np.ascontiguousarray(self.new, np.int32),
-                    "done": np.ascontiguousarray(self.done, np.uint8),
+                    "done": np.ascontiguousarray(self.done).view(np.uint8),
+                    "scc": np.ascontiguousarray(self.scc if self.scc is not None else np.zeros(1), np.int32),
                 }
                 self._c = _CTables(
                     self.F,
@@ -627,14 +855,16 @@ class Tables:
                 self._c_keep = keep  # the struct points into these arrays: keep them alive
         return self._c
 
-    def expand(self, k: Keys, sources: bool = True) -> tuple[Keys, Arr, Arr]:
+    def expand(self, k: Keys, sources: bool = True, intra: bool = False) -> tuple[Keys, Arr, Arr]:
         """``successors`` of the states ``k``, in C when it is built (``native()``), else numpy.
         Without ``sources`` the two arrays after the keys are left empty (the search needs
-        neither: less memory)."""
+        neither: less memory). ``intra``: only the steps a cycle of the lock-freedom pass can
+        take (``successors``; ``components`` must have run)."""
+        self.ensure(k)
         c = self._c_tables()
         lib = native()
         if c is None or lib is None:
-            return self.successors(self.decode(k), k)
+            return self.successors(self.decode(k), k, intra)
         n = len(k)
         h = np.ascontiguousarray(k.h, np.uint64)
         hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
@@ -661,6 +891,7 @@ class Tables:
                     _ptr(src) if sources else None,
                     cap,
                     _ptr(err),
+                    int(intra),
                 )
             )
             if got == -1:
@@ -684,9 +915,11 @@ class Tables:
             np.concatenate([p[2] for p in parts]),
         )
 
-    def successors(self, D: Arr, k: Keys) -> tuple[Keys, Arr, Arr]:
+    def successors(self, D: Arr, k: Keys, intra: bool = False) -> tuple[Keys, Arr, Arr]:
         """Every successor of the states ``k`` (``D``: the same, decoded): their keys, whether the
         step completed an operation, and the index in ``k`` of the state each comes from.
+        ``intra``: only the steps that complete nothing and keep the stepping thread's op state
+        in its component (``components``): the steps a cycle of the lock-freedom pass can take.
 
         Only two fields change per step, the accessed node's and the stepping thread's: each
         successor's key is its source's with those two fields replaced and the op ids re-sorted
@@ -722,8 +955,16 @@ class Tables:
             col = self.acc_col[ops]
             old = D[src, col]
             nxt = self.nxt[ops, old]
+            if bool((nxt == MISSING).any()):
+                # Lazy tables: compute the rows met, then step the states again.
+                self._fill((ops * self.nxt.shape[1] + old)[nxt == MISSING])
+                return self.successors(D, k, intra)
             if bool((nxt < 0).any()):
                 self._raise(ops, old, nxt)
+            if intra:
+                assert self.scc is not None
+                keep = ~self.done[ops, old] & (self.scc[tid[src]] == self.scc[nxt])
+                src, ops, col, old, nxt = src[keep], ops[keep], col[keep], old[keep], nxt[keep]
             new = self.new[ops, old]
             sh = shift_of[col]
             change = (old ^ new).astype(np.uint64) << sh
@@ -757,6 +998,198 @@ class Tables:
             return _concat([], self.has_hi), np.empty(0, bool), np.empty(0, np.int64)
         return _concat(keys, self.has_hi), np.concatenate(dones), np.concatenate(srcs)
 
+    def spin(self, k: Keys) -> Arr:
+        """Per state of ``k``: 1 + the slot of a thread that can step forever on its own,
+        completing nothing and changing no word (0: none). Such a thread is a cycle of (d).
+
+        From each thread's op id the rows at the state's words are followed while they
+        complete nothing and leave their word as it was: the words stay, so that is the
+        thread's only future while it runs alone; it is a cycle if it comes back to where it
+        started (within as many steps as there are op states)."""
+        self.ensure(k)
+        c = self._c_tables()
+        lib = native()
+        out = np.zeros(len(k), np.uint8)
+        if c is not None and lib is not None:
+            err = np.zeros(2, np.int64)
+            h = np.ascontiguousarray(k.h, np.uint64)
+            hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+            while True:
+                got = int(
+                    lib.mcv_spin(ctypes.byref(c), len(k), _ptr(h), _ptr(hi), _ptr(out), self.nops, _ptr(err))
+                )
+                if got >= -1:
+                    return out
+                # A walk met a row not computed yet (lazy): compute it, walk again.
+                self._fill(np.array([err[0] * self.nxt.shape[1] + err[1]]))
+                c = self._c_tables()
+                assert c is not None
+        D = self.decode(k)
+        words = D[:, : self.tc]
+        for slot in range(self.T - 1, -1, -1):  # the lowest slot wins, as in C
+            tid = D[:, self.tc + slot].astype(np.int64)
+            cur, alive = tid.copy(), np.ones(len(k), bool)
+            if slot:
+                alive &= tid != D[:, self.tc + slot - 1]
+            found = np.zeros(len(k), bool)
+            for _ in range(self.nops):
+                col = self.acc_col[cur]
+                alive &= (col >= 0) & (self.mv_cnt[cur] == 1)
+                alive &= self.mv_flat[np.minimum(self.mv_off[cur], len(self.mv_flat) - 1)] == cur
+                if not alive.any():
+                    break
+                code = words[np.arange(len(k)), np.maximum(col, 0)]
+                nxt = self.nxt[cur, code]
+                if bool((alive & (nxt == MISSING)).any()):
+                    self._fill((cur * self.nxt.shape[1] + code)[alive & (nxt == MISSING)])
+                    return self.spin(k)
+                alive &= (nxt >= 0) & ~self.done[cur, code] & (self.new[cur, code] == code)
+                cur = np.where(alive, nxt, cur)
+                back = alive & (cur == tid)
+                found |= back
+                alive &= ~back
+            out[found] = 1 + slot
+        return out
+
+    def spin_cycle(self, row: Arr, slot: int) -> list[Arr]:
+        """The states of the cycle ``spin`` found in decoded state ``row`` (thread ``slot``),
+        from ``row`` on (``row`` itself not repeated at the end)."""
+        tid = cur = int(row[self.tc + slot])
+        out = [row]
+        others = [int(x) for j, x in enumerate(row[self.tc : self.sc]) if j != slot]
+        while True:
+            code = int(row[int(self.acc_col[cur])])
+            cur = int(self.nxt[cur, code])
+            if cur == tid:
+                return out
+            nxt = row.copy()
+            nxt[self.tc : self.sc] = sorted([*others, cur])
+            out.append(nxt)
+
+    def props(self, k: Keys) -> Arr:
+        """Per state of ``k``: bit 0 (a) two held blocks overlap (or one and a static block);
+        bit 1 (c) that, or the OCC bits are not the linearized live blocks plus those in
+        flight; bit 2 every thread is between operations (quiescent: (b) judges those). In C
+        when it is built, else numpy; the same expressions."""
+        c = self._c_tables()
+        lib = native()
+        if c is not None and lib is not None:
+            out = np.empty(len(k), np.uint8)
+            h = np.ascontiguousarray(k.h, np.uint64)
+            hi = None if k.hi is None else np.ascontiguousarray(k.hi, np.uint64)
+            lib.mcv_props(
+                ctypes.byref(c),
+                len(k),
+                _ptr(h),
+                _ptr(hi),
+                *[_ptr(a) for a in self._props_c()],
+                self.N,
+                _ptr(out),
+            )
+            return out
+        D = self.decode(k)
+        tids = D[:, self.tc : self.sc]
+        static = D[:, self.sc]
+        holds = self.hold[tids]
+        clash = np.zeros(len(D), bool)
+        so = self.static_overlap[static]
+        for t in range(self.T):
+            held = holds[:, t]
+            clash |= (held > 0) & (((so >> held.astype(np.uint64)) & np.uint64(1)) != 0)
+            for j in range(t + 1, self.T):
+                clash |= self.overlap[held, holds[:, j]]
+        want = self.static_live[static].copy()
+        for t in range(self.T):
+            want |= self.bit[np.where(holds[:, t] > 0, holds[:, t], self.flight[tids[:, t]])]
+        occ = np.zeros(len(D), np.uint64)
+        for n in range(1, self.N):
+            occ |= self.occ[n, D[:, n - 1]]
+        quiet = self.between[tids].all(axis=1)
+        flags: Arr = (clash | ((clash | (occ != want)) << 1) | (quiet << 2)).astype(np.uint8)
+        return flags
+
+    def _props_c(self) -> list[Arr]:
+        """The property tables as ``mcv_props`` reads them (views where the types agree)."""
+        return [
+            np.ascontiguousarray(self.hold, np.int64),
+            np.ascontiguousarray(self.flight, np.int64),
+            np.ascontiguousarray(self.between).view(np.uint8),
+            np.ascontiguousarray(self.static_live, np.uint64),
+            np.ascontiguousarray(self.static_overlap, np.uint64),
+            np.ascontiguousarray(self.overlap).view(np.uint8),
+            np.ascontiguousarray(self.occ, np.uint64),
+            np.ascontiguousarray(self.bit, np.uint64),
+        ]
+
+    def components(self) -> Arr:
+        """Each op id's strongly connected component in the graph of one thread's steps that
+        complete nothing (op id -> next op id, over every row known), numbered; kept in ``scc``.
+
+        A cycle of global steps that complete nothing brings the threads' op ids back to the
+        same multiset, so the op id steps it takes form a circulation (as many in as out at
+        each op id): each lies on a cycle of this graph, inside one component. A step between
+        two components (the successful CAS that ends a retry loop, the first step of an
+        operation) is on no cycle, and the lock-freedom pass leaves it out."""
+        nops = self.nops
+        succ: list[set[int]] = [set() for _ in range(nops)]
+        for tid in range(nops):
+            for op in self.moves.get(tid) or []:
+                ok = (self.nxt[op] >= 0) & ~self.done[op]
+                succ[tid].update(self.nxt[op][ok].tolist())
+        # Tarjan's algorithm, iteratively (no recursion limit).
+        index, low = [-1] * nops, [0] * nops
+        on, stack, comp = [False] * nops, [], np.full(nops, -1, np.int32)
+        counter = ncomp = 0
+        for root in range(nops):
+            if index[root] >= 0:
+                continue
+            work = [(root, iter(succ[root]))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on[root] = True
+            while work:
+                v, it = work[-1]
+                w = next(it, None)
+                if w is not None:
+                    if index[w] < 0:
+                        index[w] = low[w] = counter
+                        counter += 1
+                        stack.append(w)
+                        on[w] = True
+                        work.append((w, iter(succ[w])))
+                    elif on[w]:
+                        low[v] = min(low[v], index[w])
+                    continue
+                work.pop()
+                if work:
+                    u = work[-1][0]
+                    low[u] = min(low[u], low[v])
+                if low[v] == index[v]:
+                    while True:
+                        w = stack.pop()
+                        on[w] = False
+                        comp[w] = ncomp
+                        if w == v:
+                            break
+                    ncomp += 1
+        self.scc = comp
+        if hasattr(self, "_c"):
+            del self._c  # the C tables point at the components: rebuilt when next asked
+        return comp
+
+    def intra_writes(self) -> bool:
+        """Whether a step that keeps its thread in its op state's component (``components``)
+        changes a word, in some known row."""
+        assert self.scc is not None
+        for tid in range(self.nops):
+            for op in self.moves.get(tid) or []:
+                nxt = self.nxt[op]
+                keep = (nxt >= 0) & ~self.done[op] & (self.scc[np.maximum(nxt, 0)] == self.scc[tid])
+                if bool((keep & (self.new[op] != np.arange(len(nxt)))).any()):
+                    return True
+        return False
+
     def _raise(self, ops: Arr, old: Arr, nxt: Arr) -> None:
         j = int(np.nonzero(nxt < 0)[0][0])
         i = int(ops[j])
@@ -767,55 +1200,36 @@ class Tables:
     # -- properties --------------------------------------------------------------------------------
 
     def _property_tables(self) -> None:
-        sp, ch = self.sp, self.checker
+        sp = self.sp
         N = self.N
-        self.hold = np.array(sp.hold, np.int64)
-        self.between = np.array([sp.idle[t] or sp.hold[t] != 0 for t in range(self.nops)], bool)
-        self.flight = np.array([ch.inflight(t) for t in range(self.nops)], np.int64)
-        K = self.nxt.shape[1]
+        ops, K = self.nxt.shape
+        ops = max(ops, self.nops)
+        self.hold = np.zeros(ops, np.int64)
+        self.between = np.zeros(ops, bool)
+        self.flight = np.zeros(ops, np.int64)
         self.occ = np.zeros((N, K), np.uint64)
         self.coal = np.zeros((N, K), bool)
-        for n in range(1, N):
-            for c, v in enumerate(self.values[n]):
-                self.occ[n, c] = np.uint64(1 << n) if v & bits.OCC else np.uint64(0)
-                self.coal[n, c] = bool(v & (bits.COAL_LEFT | bits.COAL_RIGHT))
+        self._props = [0] * N
+        """How many op states (index 0) and values of each node the tables above cover."""
+        self._more_properties()
         self.static_live = np.array([sum(1 << n for n in live) for live in sp.sets], np.uint64)
         self.static_overlap = np.array([int(x) for x in sp.static_overlap], np.uint64)
         self.overlap = np.array([[n and m and g.overlaps(n, m) for m in range(N)] for n in range(N)], bool)
         self.bit = np.array([0] + [1 << n for n in range(1, N)], np.uint64)
 
-
-def _count(indeg: Arr, dst: Arr, sign: int, mult: Arr | None = None) -> Arr:
-    """``indeg`` with ``mult[i]`` (default 1) added (``sign`` 1) or taken (-1) at each index
-    ``dst[i]``, widened from one byte to two if a count would reach 255; its largest value
-    marks a peeled state, and taking below 0 or from a peeled state is a bug."""
-    limit = int(np.iinfo(indeg.dtype).max)
-    lib = native()
-    if lib is None:
-        if mult is not None:
-            dst = np.repeat(dst, mult)
-        u, c = np.unique(dst, return_counts=True)
-        if sign > 0:
-            if int(indeg[u].max(initial=0)) + int(c.max(initial=0)) >= limit:
-                if indeg.dtype == np.uint16:
-                    raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-                return _count(indeg.astype(np.uint16), dst, sign)
-            indeg[u] += c.astype(indeg.dtype)
-            return indeg
-        if bool((indeg[u] < c).any() | (indeg[u] == limit).any()):
-            raise AssertionError("[vec model checker internal bug] an in-degree below zero")
-        indeg[u] -= c.astype(indeg.dtype)
-        return indeg
-    dst = np.ascontiguousarray(dst, np.int64)
-    mult = None if mult is None else np.ascontiguousarray(mult, np.int64)
-    done = int(lib.mcv_count(_ptr(indeg), indeg.itemsize, _ptr(dst), _ptr(mult), len(dst), sign, limit))
-    if done == len(dst):
-        return indeg
-    if sign < 0:
-        raise AssertionError("[vec model checker internal bug] an in-degree below zero")
-    if indeg.dtype == np.uint16:
-        raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-    return _count(indeg.astype(np.uint16), dst[done:], sign, None if mult is None else mult[done:])
+    def _more_properties(self) -> None:
+        sp, ch, done = self.sp, self.checker, self._props
+        for t in range(done[0], self.nops):
+            self.hold[t] = sp.hold[t]
+            self.between[t] = sp.idle[t] or sp.hold[t] != 0
+            self.flight[t] = ch.inflight(t)
+        done[0] = self.nops
+        for n in range(1, self.N):
+            for c in range(done[n], len(self.values[n])):
+                v = self.values[n][c]
+                self.occ[n, c] = np.uint64(1 << n) if v & bits.OCC else np.uint64(0)
+                self.coal[n, c] = bool(v & (bits.COAL_LEFT | bits.COAL_RIGHT))
+            done[n] = len(self.values[n])
 
 
 @dataclass
@@ -837,6 +1251,8 @@ class VecChecker:
         workdir: str | Path | None = None,
         memory_budget: int | None = None,
         bucket: int | None = None,
+        on_violation: Callable[[Violation], None] | None = None,
+        lazy: bool = True,
     ) -> None:
         self.cfg = cfg
         self.checker = Checker(cfg)
@@ -851,23 +1267,42 @@ class VecChecker:
         )
         """Racing double frees: each state is judged by ``_mc.Checker.check_state``."""
         self.levels: list[Path] = []
+        self.level_sizes: list[int] = []
+        """States per BFS level (for the record)."""
         self.disk_bytes = 0
+        self.on_violation = on_violation
+        self.phase = "search"
+        """What the run is doing: ``search`` (the BFS), ``lock-freedom`` (its second pass,
+        when it needs one), ``done``."""
+        self.lock_freedom_by = ""
+        """How (d) was decided: ``spin`` (every state's lone-thread walks: exact when no step
+        that keeps a thread in its component writes a word), ``rounds`` (the second pass)."""
+        self.lock_freedom_rounds: list[int] = []
+        self._deferred: Violation | None = None
+        self.lazy = lazy
+        """Rows computed when first reached (``Tables(lazy=True)``); else the whole closure first."""
+        self.relayouts = 0
+        """How often a lazily computed row overflowed the key's fields (every state kept so far
+        is then re-packed, ``_relayout``)."""
 
     # -- levels on disk ------------------------------------------------------------------------------
 
-    def _save_level(self, k: Keys) -> None:
-        path = self.dir / f"level{len(self.levels)}"
+    def _save_level(self, k: Keys, i: int | None = None) -> None:
+        """Write a level (the next one; or level ``i`` again, re-packed)."""
+        path = self.dir / f"level{len(self.levels) if i is None else i}"
         np.save(path.with_suffix(".h.npy"), k.h)
         self.disk_bytes += k.h.nbytes
         if k.hi is not None:
             np.save(path.with_suffix(".hi.npy"), k.hi)
             self.disk_bytes += k.hi.nbytes
-        self.levels.append(path)
+        if i is None:
+            self.levels.append(path)
 
-    def _level(self, i: int) -> Keys:
+    def _level(self, i: int, has_hi: bool | None = None) -> Keys:
         path = self.levels[i]
         h = np.load(path.with_suffix(".h.npy"), mmap_mode="r")
-        hi = np.load(path.with_suffix(".hi.npy"), mmap_mode="r") if self.tb.has_hi else None
+        two = self.tb.has_hi if has_hi is None else has_hi
+        hi = np.load(path.with_suffix(".hi.npy"), mmap_mode="r") if two else None
         return Keys(h, hi)
 
     def _buckets(self, k: Keys) -> Iterator[tuple[int, Keys]]:
@@ -886,15 +1321,40 @@ class VecChecker:
         tmp = tempfile.TemporaryDirectory(prefix="nbbs-vec-", dir=self.workdir)
         try:
             self.dir = Path(tmp.name)
+            self.tb = Tables(self.checker, lazy=self.lazy)
             self._search(started)
         finally:
             tmp.cleanup()
         self.result.seconds = time.perf_counter() - started
         return self.result
 
+    def _relayout(self, level: Keys) -> Keys:
+        """A lazily computed row overflowed a field of the key: widen the fields and re-pack
+        every state kept so far (the seen runs, the levels on disk, ``level``); the rows stay."""
+        self.relayouts += 1
+        tb = self.tb
+        old = copy.copy(tb)  # the old layout, to read the old keys
+        tb.relayout()
+
+        def recode(k: Keys) -> Keys:
+            parts = []
+            for start in range(0, len(k), MAX_BUCKET):
+                part = Keys(
+                    np.asarray(k.h[start : start + MAX_BUCKET]),
+                    None if k.hi is None else np.asarray(k.hi[start : start + MAX_BUCKET]),
+                )
+                parts.append(tb.encode(old.decode(part)))
+            return sort_unique(_concat(parts, tb.has_hi))
+
+        self.store.recode(recode, tb.has_hi)
+        for i in range(len(self.levels)):
+            self._save_level(recode(self._level(i, old.has_hi)), i)
+        self.quiescent_cache.clear()  # its keys are packed words: the old layout's
+        return recode(level)
+
     def _search(self, started: float) -> None:
         r, cfg = self.result, self.cfg
-        tb = self.tb = Tables(self.checker)
+        tb = self.tb
         store = self.store = Store(self.dir, tb.has_hi, self.budget)
         level = sort_unique(tb.encode(tb.initial_rows()))
         r.initial_states = len(level)
@@ -905,10 +1365,17 @@ class VecChecker:
             self._save_level(level)
             states += len(level)
             r.states = states
+            self.level_sizes.append(len(level))
             found = self._check_level(level, pending)
             for f in found:
                 pending.discard(f.prop)
-                r.violations[f.prop] = self._violation(f)
+                self._report(self._violation(f))
+            while "d" in cfg.properties and "d" not in r.violations and self._deferred is None:
+                try:
+                    self._spin_level(level)
+                    break
+                except Relayout:
+                    level = self._relayout(level)
             if r.violations and cfg.stop_at_first:
                 r.complete = False
                 break
@@ -917,7 +1384,32 @@ class VecChecker:
                 break
             if self.fixed_bucket is None:
                 self.bucket = max(MIN_BUCKET, min(MAX_BUCKET, states // 64))
-            nxt = Runs()
+            while True:
+                try:
+                    nxt = self._step_level(level, started)
+                    break
+                except Relayout:
+                    level = self._relayout(level)  # and the level is stepped again
+            if not r.complete:
+                break
+            level = nxt.merged(tb.has_hi)
+        r.states = states
+        if "d" in cfg.properties and r.complete:
+            if self._deferred is not None:
+                self._report(self._deferred)
+            elif "d" not in r.violations:
+                self.phase = "lock-freedom"
+                self._lock_freedom()
+        self.phase = "done"
+        self.disk_bytes += store.disk_bytes
+
+    def _step_level(self, level: Keys, started: float) -> Runs:
+        """The states one step past ``level`` not seen yet, as runs (``Relayout``: none kept, the
+        transitions counted since the level began taken back)."""
+        r, cfg, tb, store = self.result, self.cfg, self.tb, self.store
+        nxt = Runs()
+        transitions = r.transitions
+        try:
             for start, part in self._buckets(level):
                 try:
                     succ = tb.expand(part, sources=False)[0]
@@ -937,13 +1429,37 @@ class VecChecker:
                     r.complete = False
                     break
             del part  # a view of the level: the store may grow that memory in place
-            if not r.complete:
-                break
-            level = nxt.merged(tb.has_hi)
-        r.states = states
-        if "d" in cfg.properties and r.complete:
-            self._lock_freedom()
-        self.disk_bytes += store.disk_bytes
+        except Relayout:
+            r.transitions = transitions
+            raise
+        return nxt
+
+    def _report(self, v: Violation) -> None:
+        self.result.violations[v.prop] = v
+        if self.on_violation:
+            self.on_violation(v)
+
+    def _spin_level(self, level: Keys) -> None:
+        """(d) on each state of a level: a thread that steps forever on its own (``Tables.spin``).
+        Reported at once, unless the search stops at the first violation: then, as ``_mc``
+        does, only once the search is complete."""
+        for _, part in self._buckets(level):
+            slots = self.tb.spin(part)
+            hit = np.nonzero(slots)[0]
+            if len(hit) == 0:
+                continue
+            row = self.tb.decode(part.take(hit[:1]))[0]
+            cycle = self.tb.spin_cycle(row, int(slots[hit[0]]) - 1)
+            path = self._path_to(row, len(self.levels) - 1)
+            ints = [self.tb.state_int(x) for x in path + cycle[1:] + [row]]
+            msg = f"a cycle of {len(cycle)} steps in which no operation completes"
+            v = self.checker.replay_path("d", msg, ints)
+            v.cycle_start = len(v.steps) - len(cycle)
+            if self.cfg.stop_at_first:
+                self._deferred = v
+            else:
+                self._report(v)
+            return
 
     # -- properties on a level -------------------------------------------------------------------------
 
@@ -952,39 +1468,25 @@ class VecChecker:
         tb, props = self.tb, self.cfg.properties
         first: dict[str, Arr] = {}
         for _, part in self._buckets(level):
-            D = tb.decode(part)
             if self.per_state:
-                self._check_each(D, pending, first)
+                self._check_each(tb.decode(part), pending, first)
                 continue
-            tids = D[:, tb.tc : tb.sc]
-            static = D[:, tb.sc]
-            holds = tb.hold[tids]
+            flags = tb.props(part)
             bad: dict[str, Arr] = {}
-            if "a" in props or "c" in props:
-                clash = np.zeros(len(D), bool)
-                so = tb.static_overlap[static]
-                for k in range(tb.T):
-                    h = holds[:, k]
-                    clash |= (h > 0) & (((so >> h.astype(np.uint64)) & np.uint64(1)) != 0)
-                    for j in range(k + 1, tb.T):
-                        clash |= tb.overlap[h, holds[:, j]]
-                if "a" in props:
-                    bad["a"] = clash
-                if "c" in props:
-                    want = tb.static_live[static].copy()
-                    for k in range(tb.T):
-                        want |= tb.bit[np.where(holds[:, k] > 0, holds[:, k], tb.flight[tids[:, k]])]
-                    occ = np.zeros(len(D), np.uint64)
-                    for n in range(1, tb.N):
-                        occ |= tb.occ[n, D[:, n - 1]]
-                    bad["c"] = clash | (occ != want)
+            if "a" in props:
+                bad["a"] = flags & 1
+            if "c" in props:
+                bad["c"] = flags & 3
             if "b" in props:
-                bad["b"] = self._quiescent(D, holds)
+                q = np.nonzero(flags & 4)[0]
+                bad["b"] = np.zeros(len(part), bool)
+                if len(q):
+                    bad["b"][q] = self._quiescent(tb.decode(part.take(q)))
             for p, mask in bad.items():
                 if p in pending and p not in first:
                     hit = np.nonzero(mask)[0]
                     if len(hit):
-                        first[p] = D[hit[0]].copy()
+                        first[p] = tb.decode(part.take(hit[:1]))[0]
         return [Found(p, row) for p, row in sorted(first.items())]
 
     def _check_each(self, D: Arr, pending: set[str], first: dict[str, Arr]) -> None:
@@ -995,21 +1497,17 @@ class VecChecker:
                 if p in pending and p not in first:
                     first[p] = row.copy()
 
-    def _quiescent(self, D: Arr, holds: Arr) -> Arr:
-        """Count the quiescent states of ``D``; which of them break (b)."""
+    def _quiescent(self, Q: Arr) -> Arr:
+        """Count the quiescent states ``Q`` (decoded); which of them break (b)."""
         tb, r = self.tb, self.result
-        q = np.nonzero(tb.between[D[:, tb.tc : tb.sc]].all(axis=1))[0]
-        bad = np.zeros(len(D), bool)
-        if len(q) == 0:
-            return bad
-        Q = D[q]
-        r.quiescent += len(q)
+        r.quiescent += len(Q)
         r.stale_quiescent += int(tb.coal[np.arange(1, tb.N), Q[:, : tb.tc]].any(axis=1).sum())
         held = tb.static_live[Q[:, tb.sc]].copy()
+        holds = tb.hold[Q[:, tb.tc : tb.sc]]
         for k in range(tb.T):
-            held |= tb.bit[holds[q, k]]
+            held |= tb.bit[holds[:, k]]
         words = Keys(*self._words_key(Q))
-        key = np.stack([words.h, words.hi if words.hi is not None else np.zeros(len(q), np.uint64), held], 1)
+        key = np.stack([words.h, words.hi if words.hi is not None else np.zeros(len(Q), np.uint64), held], 1)
         uniq, index, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
         verdict = np.zeros(len(uniq), bool)
         for u, (wl, wh, hm) in enumerate(uniq.tolist()):
@@ -1019,8 +1517,7 @@ class VecChecker:
                 live = frozenset(n for n in range(1, tb.N) if hm >> n & 1)
                 self.quiescent_cache[ck] = self.checker.quiescent_problem(s, live)
             verdict[u] = self.quiescent_cache[ck] is not None
-        bad[q] = verdict[inverse.ravel()]
-        return bad
+        return verdict[inverse.ravel()]
 
     def _words_key(self, Q: Arr) -> tuple[Arr, Arr | None]:
         """The word fields of ``Q`` alone, packed (the rest zero)."""
@@ -1086,118 +1583,72 @@ class VecChecker:
 
     # -- lock-freedom ------------------------------------------------------------------------------------
 
-    def _locate(self, runs: list[Keys], offsets: list[int], k: Keys) -> Arr:
-        """The index of each key of ``k`` among every state (runs laid end to end)."""
-        # Sorted by h alone: the C lookup scans the keys sharing an h from the first each time.
-        order = np.argsort(k.h)
-        k = k.take(order)
-        at = np.full(len(k), -1, np.int64)
-        for run, off in zip(runs, offsets, strict=True):
-            found, where = find(run, k, ascending=True)
-            at[found] = where[found] + off
-        if bool((at < 0).any()):
-            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
-        out = np.empty_like(at)
-        out[order] = at
-        return out
-
-    def _take(self, runs: list[Keys], offsets: list[int], idx: Arr) -> Keys:
-        """The states at (sorted) indices ``idx`` among every state."""
-        parts = []
-        for run, off in zip(runs, offsets, strict=True):
-            lo, hi = np.searchsorted(idx, [off, off + len(run)])
-            if hi > lo:
-                parts.append(run.take(idx[lo:hi] - off))
-        return _concat(parts, self.tb.has_hi)
-
-    def _stuck_targets(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
-        """Where the steps of ``part`` that complete no operation lead: each target's index
-        once, and how many of those steps lead there (sorted, so the lookups gallop)."""
-        succ, done, _ = self.tb.expand(part)
-        k = succ.take(np.nonzero(~done)[0])
-        del succ, done
-        lib = native()
-        if k.hi is None or lib is None or len(k) < 1024:
-            if k.hi is None:
-                u, mult = np.unique(k.h, return_counts=True)
-                k = Keys(u, None)
-            else:
-                k = k.take(np.lexsort((k.hi, k.h)))
-                assert k.hi is not None
-                new = np.ones(len(k), bool)
-                new[1:] = (k.h[1:] != k.h[:-1]) | (k.hi[1:] != k.hi[:-1])
-                first = np.nonzero(new)[0]
-                mult = np.diff(np.append(first, len(k)))
-                k = k.take(first)
-        else:
-            h, hi = np.array(k.h, np.uint64), np.array(k.hi, np.uint64)
-            th, thi = np.empty_like(h), np.empty_like(hi)
-            count, mult = np.empty(1 << 16, np.int64), np.empty(len(h), np.int64)
-            m = int(
-                lib.mcv_sort_unique2(_ptr(h), _ptr(hi), len(h), _ptr(th), _ptr(thi), _ptr(count), _ptr(mult))
-            )
-            del th, thi
-            k = Keys(h[:m], hi[:m].astype(k.hi.dtype))
-            mult = mult[:m]
-        at = np.full(len(k), -1, np.int64)
-        for run, off in zip(runs, offsets, strict=True):
-            found, where = find(run, k, ascending=True)
-            at[found] = where[found] + off
-        if bool((at < 0).any()):
-            raise AssertionError("[vec model checker internal bug] a successor outside the state space")
-        return at, mult
-
-    def _stuck_steps(self, runs: list[Keys], offsets: list[int], part: Keys) -> tuple[Arr, Arr]:
-        """The steps of ``part`` that complete no operation: (index in ``part``, index of the target)."""
-        succ, done, src = self.tb.expand(part)
-        keep = np.nonzero(~done)[0]
-        return src[keep], self._locate(runs, offsets, succ.take(keep))
+    def _intra_targets(self, part: Keys, within: Keys) -> tuple[Arr, Arr, Arr]:
+        """The steps of ``part`` a cycle can take (``Tables.components``) that end in ``within``
+        (sorted): (index in ``part`` of the source, index in ``within`` of the target), and
+        per state of ``part`` whether it has such a step."""
+        succ, _, src = self.tb.expand(part, intra=True)
+        order = np.argsort(succ.h)  # by h alone: the lookup scans the keys sharing an h
+        found, at = find(within, succ.take(order), ascending=True)
+        src = src[order][found]
+        return src, at[found], np.bincount(src, minlength=len(part)) > 0
 
     def _lock_freedom(self) -> None:
-        """(d): peel the states no cycle of non-completing steps reaches; any left lead to a cycle.
+        """(d): is there a cycle of steps that complete no operation? Found, it is reported.
 
-        In-degrees take a byte per state (two if one passes 254); a peeled state is marked
-        with the largest value. The peeling sweeps the states in buckets, again and again,
-        until a sweep peels none: no list of indices as long as the states is ever made."""
-        runs = self.store.compact()
-        offsets = [0]
-        for run in runs[:-1]:
-            offsets.append(offsets[-1] + len(run))
-        N = sum(len(run) for run in runs)
-        indeg = np.zeros(N, np.uint8)
-        for run in runs:
+        Only the steps that keep the stepping thread inside its op state's component
+        (``Tables.components``) can lie on such a cycle: the rest are left out. The first
+        round keeps the states that take such a step (one stepping of every state, no
+        lookup); each later round keeps, of the states kept, those with a predecessor and a
+        successor among them (their steps looked up among them alone), until a round keeps
+        them all. A cycle's states are always kept; conversely every state kept
+        has a predecessor kept, so following predecessors from any of them runs into a
+        cycle."""
+        tb = self.tb
+        tb.components()
+        if not tb.intra_writes():
+            # Every step a cycle can take leaves the words as they are: a cycle's moving
+            # threads each go round on their own at those words, which ``spin`` looked for
+            # in every state. None found: there is no cycle.
+            self.lock_freedom_by = "spin"
+            return
+        self.lock_freedom_by = "rounds"
+        outs = Runs()
+        for run in self.store.compact():
+            taking: list[Keys] = []
             for _, part in self._buckets(run):
-                dst, mult = self._stuck_targets(runs, offsets, part)
-                indeg = _count(indeg, dst, 1, mult)
+                src = tb.expand(part, intra=True)[2]
+                taking.append(part.take(np.nonzero(np.bincount(src, minlength=len(part)))[0]))
                 if self.progress:
                     self.progress(self.result, 0)
-        peeled = np.iinfo(indeg.dtype).max
-        if int(indeg.max(initial=0)) >= peeled:
-            raise AssertionError("[vec model checker internal bug] an in-degree past 65534")
-        progress = True
-        while progress:
-            progress = False
-            for a in range(0, N, 8 * self.bucket):
-                zero = a + np.nonzero(indeg[a : a + 8 * self.bucket] == 0)[0]
-                progress |= len(zero) > 0
-                for b in range(0, len(zero), self.bucket):
-                    idx = zero[b : b + self.bucket]
-                    indeg[idx] = peeled
-                    dst, mult = self._stuck_targets(runs, offsets, self._take(runs, offsets, idx))
-                    indeg = _count(indeg, dst, -1, mult)
-                    if self.progress:
-                        self.progress(self.result, 0)
-        left = np.nonzero(indeg != peeled)[0]
+            if taking:
+                outs.add(_concat(taking, tb.has_hi))  # a run's buckets in order: sorted
+        left = outs.merged(tb.has_hi)
+        del outs
+        self.lock_freedom_rounds = [len(left)]
+        """The states kept after each round (for the record: the README's figures)."""
+        while len(left):
+            has_pred = np.zeros(len(left), bool)
+            has_succ = np.zeros(len(left), bool)
+            for start, part in self._buckets(left):
+                _, dst, has = self._intra_targets(part, left)
+                has_pred[dst] = True
+                has_succ[start : start + len(part)] = has
+                if self.progress:
+                    self.progress(self.result, 0)
+            keep = has_pred & has_succ
+            if bool(keep.all()):
+                break
+            left = left.take(np.nonzero(keep)[0])
+            self.lock_freedom_rounds.append(len(left))
         if len(left) == 0:
             return
         # Every state left has a predecessor left: walk back until a state repeats.
-        pred = np.full(N, -1, np.int64)
-        for start in range(0, len(left), self.bucket):
-            idx = left[start : start + self.bucket]
-            src, dst = self._stuck_steps(runs, offsets, self._take(runs, offsets, idx))
-            on = indeg[dst] != peeled
-            pred[dst[on]] = idx[src[on]]
-        walk, seen = [int(left[0])], {int(left[0]): 0}
+        pred = np.full(len(left), -1, np.int64)
+        for start, part in self._buckets(left):
+            src, dst, _ = self._intra_targets(part, left)
+            pred[dst] = start + src
+        walk, seen = [0], {0: 0}
         while True:
             p = int(pred[walk[-1]])
             if p in seen:
@@ -1205,13 +1656,13 @@ class VecChecker:
                 break
             seen[p] = len(walk)
             walk.append(p)
-        keys = [self._take(runs, offsets, np.array([i])) for i in cycle]
-        rows = self.tb.decode(_concat(keys, self.tb.has_hi))
+        keys = [left.take(np.array([i])) for i in cycle]
+        rows = tb.decode(_concat(keys, tb.has_hi))
         lvls = [self._level_of(k) for k in keys]
         at = int(np.argmin(lvls))
         rows = np.concatenate([rows[at:], rows[:at]])
         path = self._path_to(rows[0], lvls[at])
-        ints = [self.tb.state_int(x) for x in path + list(rows[1:]) + [rows[0]]]
+        ints = [tb.state_int(x) for x in path + list(rows[1:]) + [rows[0]]]
         msg = f"a cycle of {len(rows)} steps in which no operation completes"
         v = self.checker.replay_path("d", msg, ints)
         v.cycle_start = len(v.steps) - len(rows)
@@ -1224,8 +1675,11 @@ def check(
     *,
     workdir: str | Path | None = None,
     memory_budget: int | None = None,
+    on_violation: Callable[[Violation], None] | None = None,
 ) -> Result:
     """Explore every state of ``cfg`` with the vectorized engine and check its properties.
+
+    ``on_violation`` is called with each violation as soon as it is found (the search goes on).
 
     ``workdir``: where the levels (and runs past ``memory_budget`` bytes) are written, a
     temporary directory removed at the end (default: the system's, ``$TMPDIR``).
@@ -1235,7 +1689,9 @@ def check(
     bucket), and a broken variant that takes a count out of range reported as (b) with the
     path to the state whose next step does it (the search then stops, incomplete).
     """
-    return VecChecker(cfg, progress, workdir=workdir, memory_budget=memory_budget).run()
+    return VecChecker(
+        cfg, progress, workdir=workdir, memory_budget=memory_budget, on_violation=on_violation
+    ).run()
 
 
 def key_bits(cfg: Config) -> int:

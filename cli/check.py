@@ -22,6 +22,7 @@ from nbbs.check.modelcheck import (
     PROPERTY_NAMES,
     Config,
     Result,
+    Violation,
     check,
     check_vec,
     render,
@@ -267,7 +268,16 @@ def check_command(
 
         if engine == "vec":
             budget = None if memory is None else int(memory * 2**30)
-            result = check_vec(cfg, progress, memory_budget=budget)
+
+            def found(v: Violation) -> None:
+                # Said at once (a long search goes on); the counterexample is printed at the end.
+                live.console.print(
+                    f"property ({v.prop}) fails: {escape(v.message)} ({len(v.steps)} steps); "
+                    "the search goes on",
+                    soft_wrap=True,
+                )
+
+            result = check_vec(cfg, progress, memory_budget=budget, on_violation=found)
         elif engine == "dist":
             result = _dist_check(cfg, progress, 2 if cluster is None else cluster)
         else:

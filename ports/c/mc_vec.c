@@ -44,6 +44,8 @@ typedef struct {
     const int32_t *nxt;      /* [op * K + code]: next op id, -1 a row _mc refuses */
     const int32_t *newc;     /* [op * K + code]: the code of the word left */
     const uint8_t *done;     /* [op * K + code]: the step completes an operation */
+    const int32_t *scc;      /* per op id: its strongly connected component among the steps
+                                that complete nothing (NULL until the lock-freedom pass) */
 } mcv_tables;
 
 static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t hi) {
@@ -54,10 +56,12 @@ static inline uint64_t field(const mcv_tables *t, int f, uint64_t lo, uint64_t h
  * most ``cap``, and returns how many, with err[3] = the states whose successors were all
  * written (n, unless cap ran out first: call again from there). Or -1 (a missing row: err[0]
  * = op, err[1] = code, err[2] = source) or -2 (a bad move: err[0] = op id). ``done_out`` and
- * ``src_out`` may be NULL (not wanted). */
+ * ``src_out`` may be NULL (not wanted). ``intra``: only the steps that complete nothing and
+ * keep the stepping thread in its op state's component (``scc``): the only steps a cycle of
+ * the lock-freedom pass can take. */
 int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
                    uint64_t *h_out, uint64_t *hi_out, uint8_t *done_out, int64_t *src_out,
-                   int64_t cap, int64_t *err) {
+                   int64_t cap, int64_t *err, int intra) {
     const int tc = t->tc, T = t->T, K = t->K;
     int64_t out = 0;
     uint64_t tid_clear_lo = 0, tid_clear_hi = 0;
@@ -96,6 +100,7 @@ int64_t mcv_expand(const mcv_tables *t, int64_t n, const uint64_t *h_in, const u
                     err[2] = s;
                     return -1;
                 }
+                if (intra && (t->done[r] || t->scc[tid] != t->scc[nx])) continue;
                 if (out >= cap) {
                     err[3] = s;
                     return first;
@@ -276,87 +281,109 @@ int mcv_find(const uint64_t *rh, const void *rhi, int64_t m, const uint64_t *qh,
     }
 }
 
-/* Sorting two-word keys by (h, hi) and removing duplicates, in place: a least-significant-digit
- * radix sort on h (four stable passes of 16 bits through the buffers th, thi of n keys each),
- * then each group of equal h (rare: h is a hash) sorted by hi. Returns the number kept; ``mult``
- * (may be NULL) gets how many times each kept key was there. */
-int64_t mcv_sort_unique2(uint64_t *h, uint64_t *hi, int64_t n, uint64_t *th, uint64_t *thi,
-                         int64_t *count, int64_t *mult) {
-    uint64_t *sh = h, *shi = hi, *dh = th, *dhi = thi;
-    for (int pass = 0; pass < 4; pass++) {
-        int shift = 16 * pass;
-        for (int64_t b = 0; b < 65536; b++) count[b] = 0;
-        for (int64_t i = 0; i < n; i++) count[(sh[i] >> shift) & 0xFFFF]++;
-        int64_t sum = 0;
-        for (int64_t b = 0; b < 65536; b++) {
-            int64_t c = count[b];
-            count[b] = sum;
-            sum += c;
-        }
-        for (int64_t i = 0; i < n; i++) {
-            int64_t o = count[(sh[i] >> shift) & 0xFFFF]++;
-            dh[o] = sh[i];
-            dhi[o] = shi[i];
-        }
-        uint64_t *t = sh;
-        sh = dh;
-        dh = t;
-        t = shi;
-        shi = dhi;
-        dhi = t;
-    }
-    /* Four passes: the sorted keys are back in h, hi. */
-    int64_t i = 0;
-    while (i < n) {
-        int64_t j = i + 1;
-        while (j < n && h[j] == h[i]) j++;
-        for (int64_t a = i + 1; a < j; a++) { /* insertion sort of the group by hi */
-            uint64_t v = hi[a];
-            int64_t b = a - 1;
-            while (b >= i && hi[b] > v) {
-                hi[b + 1] = hi[b];
-                b--;
+/* Lock-freedom, one state at a time: for states 0..n-1, whether a thread can step forever on
+ * its own without completing its operation or changing a word. From each thread's op id it
+ * follows the rows at the state's words while they complete nothing and leave the word as it
+ * was (the words stay the same, so the walk is the thread's whole future while it runs
+ * alone), for at most ``limit`` steps; coming back to the op id it started from is a cycle.
+ * out[s] = 1 + the thread's slot (0: none); returns the first such state, or -1; or -2 - s
+ * for a state whose walk meets a missing row (err[0] = op, err[1] = code). */
+int64_t mcv_spin(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+                 uint8_t *out, int64_t limit, int64_t *err) {
+    const int tc = t->tc, T = t->T, K = t->K;
+    int64_t first = -1;
+    for (int64_t s = 0; s < n; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        out[s] = 0;
+        int64_t prev = -1;
+        for (int k = 0; k < T && !out[s]; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            if (tid == prev) continue; /* the same op id as the previous thread: the same walk */
+            prev = tid;
+            int64_t cur = tid;
+            for (int64_t i = 0; i < limit; i++) {
+                int64_t col = t->acc_col[cur];
+                if (col < 0 || t->mv_cnt[cur] != 1 || t->mv_flat[t->mv_off[cur]] != cur) break;
+                uint64_t code = field(t, (int)col, lo, hi);
+                int64_t r = cur * K + (int64_t)code;
+                int32_t nx = t->nxt[r];
+                if (nx == -1) break; /* a row _mc refuses: the search reports it */
+                if (nx < 0) {
+                    err[0] = cur;
+                    err[1] = (int64_t)code;
+                    return -2 - s;
+                }
+                if (t->done[r] || (uint64_t)t->newc[r] != code) break;
+                cur = nx;
+                if (cur == tid) {
+                    out[s] = (uint8_t)(1 + k);
+                    break;
+                }
             }
-            hi[b + 1] = v;
         }
-        i = j;
+        if (out[s] && first < 0) first = s;
     }
-    int64_t m = 0;
-    for (int64_t k = 0; k < n; k++) {
-        if (m && h[k] == h[m - 1] && hi[k] == hi[m - 1]) {
-            if (mult) mult[m - 1]++;
-            continue;
-        }
-        h[m] = h[k];
-        hi[m] = hi[k];
-        if (mult) mult[m] = 1;
-        m++;
-    }
-    return m;
+    return first;
 }
 
-/* In-degrees of the lock-freedom pass, a byte (w = 1) or two (w = 2) a state: add (sign 1) or
- * take (sign -1) mult[i] (1 if mult is NULL) for each index dst[i]. Adding stops before a count would reach ``limit``
- * (the caller widens the counts and goes on); taking stops at a count already 0 or at
- * ``limit`` (a peeled state: a bug). Returns how many indices were done. */
-int64_t mcv_count(void *deg, int w, const int64_t *dst, const int64_t *mult, int64_t n, int sign,
-                  int64_t limit) {
-    uint8_t *d1 = deg;
-    uint16_t *d2 = deg;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t k = dst[i], by = mult ? mult[i] : 1;
-        int64_t v = w == 1 ? d1[k] : d2[k];
-        if (sign > 0) {
-            if (v + by >= limit) return i;
-            v += by;
-        } else {
-            if (v < by || v >= limit) return i;
-            v -= by;
+/* Rows computed when first reached: the rows (op * K + code) the successors of states 0..n-1
+ * need that are not computed yet (nxt = -2), at most ``cap`` (repeats included; the caller
+ * makes them unique); returns how many (cap: call again once they are computed). */
+int64_t mcv_missing(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+                    int64_t *out, int64_t cap) {
+    const int tc = t->tc, T = t->T, K = t->K;
+    int64_t got = 0;
+    for (int64_t s = 0; s < n && got < cap; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        int64_t prev = -1;
+        for (int k = 0; k < T; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            if (tid == prev || t->bad_move[tid]) continue;
+            prev = tid;
+            int64_t cnt = t->mv_cnt[tid], off = t->mv_off[tid];
+            for (int64_t m = 0; m < cnt && got < cap; m++) {
+                int64_t op = t->mv_flat[off + m];
+                int64_t r = op * K + (int64_t)field(t, (int)t->acc_col[op], lo, hi);
+                if (t->nxt[r] == -2) out[got++] = r;
+            }
         }
-        if (w == 1)
-            d1[k] = (uint8_t)v;
-        else
-            d2[k] = (uint16_t)v;
     }
-    return n;
+    return got;
+}
+
+/* Properties (a), (c) and quiescence of states 0..n-1, as ``Tables.props``'s numpy expressions
+ * compute them: out[s] bit 0: two held blocks overlap, or one overlaps the static set ((a));
+ * bit 1: that, or the OCC bits differ from the linearized live blocks plus those in flight
+ * ((c)); bit 2: every thread is between operations (quiescent: (b) is judged on those). The
+ * lookups are ``Tables``'s property tables: per op id hold, flight, between; per static set
+ * its live blocks and the nodes they overlap; per node pair whether they overlap (N x N); per
+ * node and word code its OCC bit (N x K); per node its bit. */
+void mcv_props(const mcv_tables *t, int64_t n, const uint64_t *h_in, const uint64_t *hi_in,
+               const int64_t *hold, const int64_t *flight, const uint8_t *between,
+               const uint64_t *static_live, const uint64_t *static_overlap, const uint8_t *overlap,
+               const uint64_t *occ, const uint64_t *bit, int64_t N, uint8_t *out) {
+    const int tc = t->tc, T = t->T, K = t->K, sc = t->tc + t->T;
+    for (int64_t s = 0; s < n; s++) {
+        uint64_t hi = t->has_hi ? hi_in[s] : 0;
+        uint64_t lo = t->has_hi ? h_in[s] ^ mix(hi) : h_in[s];
+        int64_t st = (int64_t)field(t, sc, lo, hi);
+        uint64_t so = static_overlap[st], want = static_live[st];
+        int64_t holds[MCV_MAX_THREADS];
+        int clash = 0, quiet = 1;
+        for (int k = 0; k < T; k++) {
+            int64_t tid = (int64_t)field(t, tc + k, lo, hi);
+            int64_t h = hold[tid];
+            holds[k] = h;
+            if (h > 0 && ((so >> h) & 1)) clash = 1;
+            for (int j = 0; j < k; j++)
+                if (overlap[holds[j] * N + h]) clash = 1;
+            want |= bit[h > 0 ? h : flight[tid]];
+            if (!between[tid]) quiet = 0;
+        }
+        uint64_t o = 0;
+        for (int f = 0; f < tc; f++) o |= occ[(int64_t)(f + 1) * K + (int64_t)field(t, f, lo, hi)];
+        out[s] = (uint8_t)(clash | ((clash || o != want) << 1) | (quiet << 2));
+    }
 }
