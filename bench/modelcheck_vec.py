@@ -9,6 +9,7 @@ the engine's code is loaded (the python engine's modules; the vec engine's C ker
     python bench/modelcheck_vec.py --only 3x2 --only 2x3            # both engines
     python bench/modelcheck_vec.py --only 4x2 --engine vec           # one engine
     python bench/modelcheck_vec.py --only 3x3 --engine vec --memory 8
+    python bench/modelcheck_vec.py --only 3x3 --engine vec --variant top_down_node   # default: counted
 
 Writes ``bench/results/modelcheck-vec.json`` (rows of configurations not run are kept). A vec
 run prints its progress (levels, states, peak memory, disk) once a minute on stderr.
@@ -29,14 +30,14 @@ CHILD = r"""
 import json, resource, sys, time
 from nbbs.check._mc import Config
 from nbbs.check.modelcheck import check, check_vec
-t, d, engine, budget = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+t, d, engine, budget, variant = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 if engine == "vec":
     # Loading the engine's code (its C kernel, and the build module's imports: about 5.6 MB)
     # is code, like the python engine's imports above: not bytes of states.
     from nbbs.check import _mc_vec
     assert _mc_vec.native() is not None, "no C compiler: the vec engine would run its numpy code"
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-cfg = Config(t, d)
+cfg = Config(t, d, variant=variant)
 started = time.perf_counter()
 if engine == "vec":
     from nbbs.check import _mc_vec
@@ -94,7 +95,8 @@ seconds = time.perf_counter() - started
 use = resource.getrusage(resource.RUSAGE_SELF)
 peak = use.ru_maxrss * 1024
 print(json.dumps({**extra, "cpu_user": round(use.ru_utime, 1), "cpu_system": round(use.ru_stime, 1),
-    "threads": t, "depth": d, "engine": engine, "states": r.states, "transitions": r.transitions,
+    "threads": t, "depth": d, "engine": engine, "variant": variant, "states": r.states,
+    "transitions": r.transitions,
     "complete": r.complete, "violations": sorted(r.violations), "seconds": round(seconds, 1),
     "states_per_second": round(r.states / seconds), "peak_bytes": peak, "baseline_bytes": before,
     "bytes_per_state": round((peak - before) / max(r.states, 1), 1), "disk_bytes": disk,
@@ -107,6 +109,8 @@ def main() -> None:
     ap.add_argument("--only", action="append", default=[], help="threads x depth, e.g. 3x2 (repeatable)")
     ap.add_argument("--engine", action="append", choices=["python", "vec"], default=[])
     ap.add_argument("--memory", default="-", help="vec: GiB of seen runs kept in RAM (default: all)")
+    # The engines' figures were taken on counted (the default before the switch): keep comparing it.
+    ap.add_argument("--variant", default="counted", help="the variant searched (default: counted)")
     args = ap.parse_args()
     configs = [tuple(int(x) for x in o.split("x")) for o in args.only] or [(3, 2), (2, 3)]
     engines = args.engine or ["python", "vec"]
@@ -114,7 +118,7 @@ def main() -> None:
     for t, d in configs:
         for engine in engines:
             child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory],
+                [sys.executable, "-c", CHILD, str(t), str(d), engine, args.memory, args.variant],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -135,11 +139,15 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     path = Path(__file__).parent / "results" / "modelcheck-vec.json"
+
+    def key(r: dict) -> tuple:
+        return r["threads"], r["depth"], r["engine"], r.get("variant", "counted")
+
     if path.exists():
-        ran = {(r["threads"], r["depth"], r["engine"]) for r in rows}
+        ran = {key(r) for r in rows}
         old = json.loads(path.read_text())["rows"]
-        rows = [r for r in old if (r["threads"], r["depth"], r["engine"]) not in ran] + rows
-    rows.sort(key=lambda r: (r["threads"], r["depth"], r["engine"]))
+        rows = [r for r in old if key(r) not in ran] + rows
+    rows.sort(key=key)
     machine = f"{platform.machine()}, CPython {platform.python_version()}, 2 cores shared with other jobs"
     path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1) + "\n")
 
