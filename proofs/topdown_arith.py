@@ -47,8 +47,8 @@ lemma (``P(x)``: "in an ``Inv`` state, the lemma's conclusion at ``x``"; ``up``'
 ``tsym_*`` prove, per configuration, ``Inv`` symmetric under exchanging threads 0 and ``k``,
 each step of thread ``k`` thread 0's relabelled, and each whole ``tnsteps_T{t}_t{k}@{pc}`` query
 thread 0's relabelled: so thread 0's queries stand for every thread's
-(``topdown_steps.obligations(..., symmetric=True)`` lists thread 0's only; ``bench/
-topdown_steps_run.py --symmetry`` runs that with these). The top-down bounded encoding has no
+(``topdown_steps.obligations(..., symmetric=True)`` lists thread 0's only, with these;
+``python bench/topdown_steps_run.py --symmetry`` runs that list). The top-down bounded encoding has no
 linearization queries (``clin`` is ``counted``'s only), so ``lin=False``.
 """
 
