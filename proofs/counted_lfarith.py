@@ -38,6 +38,10 @@ Integer arithmetic (z3's nonlinear ``Int`` solver): the products ``(left - 1) B`
 1)``, ``s (P + 1)`` are between symbols. ``2**x`` appears only as a symbolic width ``>= 1`` (the
 abstraction needs nothing else of it). The step facts are bit-vector claims on values below
 ``2**40`` (``mu <= mu_max < 2**35``), so reading them as integers loses nothing.
+
+Generic over ``counted_every.Shape``: ``step_obligations(shape=...)`` and
+``arith_obligations(shape, prefix)`` take another variant's rank, attempt budget and
+``mu_shift`` (``topdown_arith``: ``{p}_lfbound@*``, ``tlf_*`` for the top-down variants).
 """
 
 from __future__ import annotations
