@@ -30,10 +30,13 @@ path lengths ``0 .. 28``, ``QF_UFBV``):
 * ``tind_up``: induction on ``level(x) - max_level`` over the nodes at or below ``max_level``
   (``tnevery_up``: the case ``level(x) = max_level`` needs no hypothesis, a deeper ``x`` uses it
   at ``parent(x)``);
-* ``tind_down``: for a symbolic node ``b``, induction on ``level(b) - level(x) - 1`` over the
-  nodes ``x`` at or below ``max_level`` strictly above ``b``'s level (``tnevery_down``: at
-  distance one no hypothesis, further the child of ``x`` towards ``b``,
-  ``ancestor_any(b, level(x) + 1)``).
+* ``tind_down``: for a symbolic node ``b``, induction on ``level(b) - level(x) - 1`` (0 when
+  ``x`` is at most one level above ``b``) over the nodes ``x`` at or below ``max_level``
+  (``tnevery_down``: at distance 0 no hypothesis, further the hypothesis at the child of ``x``
+  towards ``b``, ``ancestor_any(b, level(x) + 1)``).
+
+Each measure is 0 exactly where the lemma's query uses no hypothesis, so the query is the
+base and the step at once.
 
 The top-down initial state needs no induction: ``{p}_init_node`` assumes each node's own
 quiescent invariant (``node_ok`` reads a node and its children), which is what a quiescent tree
@@ -171,16 +174,20 @@ def _down(preds: Preds | None = None) -> Query:
     d, ml, x, b = z3.BitVecs("D max_level x b", BITS)
     lb = level(b)
     before = preds or (lambda y: (g.ancestor_any(b, level(y) + 1, z3.If, BITS),))
+    def distance(y: Any) -> Any:
+        # tnevery_down uses its hypothesis exactly when level(b) - level(x) >= 2.
+        return z3.If(lb - level(y) >= 2, lb - level(y) - 1, z3.BitVecVal(0, BITS))
+
     claims = ci.unrolled(
         _p(),
         x,
-        lambda y: z3.And(g.in_tree(y, d, Z), level(y) >= ml, level(y) < lb),
-        lambda y: lb - level(y) - 1,
+        lambda y: z3.And(g.in_tree(y, d, Z), level(y) >= ml),
+        distance,
         before,
         (
-            "distance 0: down one level above b needs no hypothesis",
+            "distance 0: down at most one level above b needs no hypothesis",
             "distance {k}: down's step and distance {h} at the child towards b give P",
-            f"every node at or below max_level above b's level is 0..{MAX_DEPTH} levels above it, less one",
+            f"every node at or below max_level has a distance in 0..{MAX_DEPTH}",
         ),
     )
     used = before(x)
