@@ -174,6 +174,7 @@ def _down(preds: Preds | None = None) -> Query:
     d, ml, x, b = z3.BitVecs("D max_level x b", BITS)
     lb = level(b)
     before = preds or (lambda y: (g.ancestor_any(b, level(y) + 1, z3.If, BITS),))
+
     def distance(y: Any) -> Any:
         # tnevery_down uses its hypothesis exactly when level(b) - level(x) >= 2.
         return z3.If(lb - level(y) >= 2, lb - level(y) - 1, z3.BitVecVal(0, BITS))
