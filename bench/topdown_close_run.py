@@ -8,7 +8,9 @@ finish says how far it got: the JSON is rewritten after each family).
 Families: ``close`` (initial state, fold, composition, quiescence, lemmas), ``lin`` and ``lf``
 (linearization points, global lock-freedom; attempt mode), ``scan`` (frame, invariant,
 lock-freedom, skip in scan mode), ``scanlin``, ``scanlf``, ``refine`` (the sequential refinement,
-depths 1 to ``--refine-depth``, whole-tree queries capped as ``nbbs prove`` caps them).
+depths 1 to ``--refine-depth``, whole-tree queries capped as ``nbbs prove`` caps them);
+``topdown_arith``'s: ``arith`` (``tlf_*`` and ``tind_*``, shared by both variants), ``lfbound``
+and ``scanlfbound`` (the step facts of lock-freedom's arithmetic, attempt and scan mode).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import os
 import time
 from collections.abc import Callable
 
-from nbbs.proofs import obligations, topdown_close, topdown_steps
+from nbbs.proofs import obligations, topdown_arith, topdown_close, topdown_steps
 from nbbs.proofs._obligation import Obligation, prove
 
-FAMILIES = ("close", "lin", "lf", "scan", "scanlin", "scanlf", "refine")
+FAMILIES = ("close", "lin", "lf", "scan", "scanlin", "scanlf", "refine", "arith", "lfbound", "scanlfbound")
 
 
 def main() -> None:
@@ -55,6 +57,9 @@ def main() -> None:
         "scanlin": lambda: topdown_close.lin_obligations(per_node, scan=True),
         "scanlf": lambda: topdown_close.lf_obligations(per_node, scan=True),
         "refine": refine,
+        "arith": lambda: topdown_arith.arith_obligations() + topdown_arith.induction_obligations(),
+        "lfbound": lambda: topdown_arith.lfbound_obligations(per_node),
+        "scanlfbound": lambda: topdown_arith.lfbound_obligations(per_node, True),
     }
     res: dict[str, object] = {
         "variant": subject.name,

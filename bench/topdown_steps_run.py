@@ -1,8 +1,10 @@
 """The bounded step-level proof of ``top-down`` / ``top-down-node`` for one configuration, one
 obligation at a time, recorded as it goes (a long run that may not finish says how far it got).
 
-    python bench/topdown_steps_run.py --variant top_down_node --threads 3 --depth 3
+    python bench/topdown_steps_run.py --variant top_down_node --threads 3 --depth 3 [--symmetry]
 
+(``--symmetry``: thread 0's per-pc queries and ``topdown_arith``'s ``tnsym_*``/``tsym_*``, which
+prove every other thread's query is thread 0's relabelled; results in ``...-sym.json``.)
 Writes ``bench/results/steps-<variant>-t<threads>-d<depth>.json`` after every obligation: each
 obligation's result, z3 seconds and CPU seconds, and whether the run is complete.
 Machine of record: x86_64, 2 cores shared with other jobs (times inflated; CPU time is the
@@ -26,11 +28,18 @@ def main() -> None:
     ap.add_argument("--variant", choices=["top_down", "top_down_node"], default="top_down_node")
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument(
+        "--symmetry",
+        action="store_true",
+        help="thread 0's per-pc queries only, plus the tsym_*/tnsym_* proof that every other thread's "
+        "query is thread 0's relabelled",
+    )
     args = ap.parse_args()
     subject = ts.TOP_DOWN_NODE if args.variant == "top_down_node" else ts.TOP_DOWN
-    obs = ts.obligations(args.depth, args.threads, subject=subject)
+    obs = ts.obligations(args.depth, args.threads, subject=subject, symmetric=args.symmetry)
     label = args.variant.replace("_", "-")
-    out = Path(__file__).parent / "results" / f"steps-{label}-t{args.threads}-d{args.depth}.json"
+    sym = "-sym" if args.symmetry else ""
+    out = Path(__file__).parent / "results" / f"steps-{label}-t{args.threads}-d{args.depth}{sym}.json"
     rows: list[dict[str, object]] = []
     started = time.perf_counter()
     cpu0 = time.process_time()
@@ -39,7 +48,7 @@ def main() -> None:
         doc = {
             "machine": f"{platform.machine()}, CPython {platform.python_version()}, 2 cores shared",
             "command": f"python bench/topdown_steps_run.py --variant {args.variant} "
-            f"--threads {args.threads} --depth {args.depth}",
+            f"--threads {args.threads} --depth {args.depth}" + (" --symmetry" if args.symmetry else ""),
             "started": time.strftime(
                 "%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - (time.perf_counter() - started))
             ),

@@ -44,6 +44,43 @@ def children(a: Any) -> tuple[Any, Any]:
     return g.left(a), g.right(a)
 
 
+Domain = Callable[[Any], Any]
+"""The nodes an induction ranges over (a z3 Boolean of a node)."""
+
+
+def unrolled(
+    p: Any,
+    x: Any,
+    domain: Domain,
+    height: Callable[[Any], Any],
+    preds: Children | Callable[[Any], tuple[Any, ...]],
+    texts: tuple[str, str, str],
+) -> list[tuple[str, Any]]:
+    """The claims of an induction on a measure ``height(x)`` in ``0 .. MAX_DEPTH`` over the nodes
+    of ``domain``, for the uninterpreted predicate ``p``, unrolled at the symbolic node ``x``:
+    ``lemma_0(x)`` from the base, ``lemma_{h+1}(x)`` from the step and ``lemma_h`` at each of
+    ``preds(x)`` (the instances the step's premise uses), and every node of the domain has a
+    measure in ``0 .. MAX_DEPTH``. ``texts``: the base's, the step's (formatted with ``h``,
+    ``k = h + 1``) and the range claim's names."""
+
+    def lemma(h: int, y: Any) -> Any:
+        return z3.Implies(z3.And(domain(y), height(y) == h), p(y))
+
+    before = preds(x)
+    base = z3.Implies(z3.And(domain(x), height(x) == 0), p(x))
+    step = z3.Implies(z3.And(domain(x), height(x) > 0, *[p(y) for y in before]), p(x))
+    claims: list[tuple[str, Any]] = [(texts[0], z3.Implies(base, lemma(0, x)))]
+    for h in range(MAX_DEPTH):
+        claims.append(
+            (
+                texts[1].format(h=h, k=h + 1),
+                z3.Implies(z3.And(step, *[lemma(h, y) for y in before]), lemma(h + 1, x)),
+            )
+        )
+    claims.append((texts[2], z3.Implies(domain(x), z3.And(height(x) >= 0, height(x) <= MAX_DEPTH))))
+    return claims
+
+
 def _height(depth: Any, ml: Any, kids: Children = children) -> Query:
     p = z3.Function("P", z3.BitVecSort(BITS), z3.BoolSort())
     d, ml_ = depth, ml
@@ -52,29 +89,20 @@ def _height(depth: Any, ml: Any, kids: Children = children) -> Query:
     def counted(x: Any) -> Any:
         return z3.And(g.in_tree(x, d, Z), level(x) >= ml_)
 
-    def lemma(h: int, x: Any) -> Any:
-        return z3.Implies(z3.And(counted(x), d - level(x) == h), p(x))
-
-    base = z3.Implies(z3.And(counted(a), level(a) == d), p(a))
-    left, right = kids(a)
-    step = z3.Implies(z3.And(counted(a), level(a) < d, p(left), p(right)), p(a))
-    claims: list[tuple[str, Any]] = [
-        ("height 0: the base gives P at every page", z3.Implies(base, lemma(0, a)))
-    ]
-    for h in range(MAX_DEPTH):
-        claims.append(
-            (
-                f"height {h + 1}: the step and height {h} at both children give P",
-                z3.Implies(z3.And(step, lemma(h, left), lemma(h, right)), lemma(h + 1, a)),
-            )
-        )
-    claims.append(
+    claims = unrolled(
+        p,
+        a,
+        counted,
+        lambda x: d - level(x),
+        kids,
         (
+            "height 0: the base gives P at every page",
+            "height {k}: the step and height {h} at both children give P",
             f"every node at or below max_level has a height in 0..{MAX_DEPTH}",
-            z3.Implies(counted(a), z3.And(d - level(a) >= 0, d - level(a) <= MAX_DEPTH)),
-        )
+        ),
     )
     prem = [d >= 1, d <= MAX_DEPTH, ml_ >= 0, ml_ <= d]
+    left, right = kids(a)
 
     def explain(m: z3.ModelRef) -> str:
         return (

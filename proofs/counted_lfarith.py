@@ -38,6 +38,10 @@ Integer arithmetic (z3's nonlinear ``Int`` solver): the products ``(left - 1) B`
 1)``, ``s (P + 1)`` are between symbols. ``2**x`` appears only as a symbolic width ``>= 1`` (the
 abstraction needs nothing else of it). The step facts are bit-vector claims on values below
 ``2**40`` (``mu <= mu_max < 2**35``), so reading them as integers loses nothing.
+
+Generic over ``counted_every.Shape``: ``step_obligations(shape=...)`` and
+``arith_obligations(shape, prefix)`` take another variant's rank, attempt budget and
+``mu_shift`` (``topdown_arith``: ``{p}_lfbound@*``, ``tlf_*`` for the top-down variants).
 """
 
 from __future__ import annotations
@@ -56,29 +60,37 @@ from nbbs.proofs._z3 import Query, val
 # -- the facts of one step, every depth -------------------------------------------------------
 
 
-def mu_max(depth: Any, max_level: Any, scan: bool) -> Any:
-    """The largest ``64 left + rank`` an operation can have (``counted_close.mu``)."""
+def attempt_writes(shape: ce.Shape) -> Callable[[Any, Any], Any]:
+    """The shape's successful writes of one attempt at level ``L``, as a function of ``(L,
+    max_level)`` (``counted``: ``2 (L - max_level) + 2``)."""
+    return shape.attempt_writes or ce._attempt_writes
+
+
+def mu_max(depth: Any, max_level: Any, scan: bool, shape: ce.Shape = ce.COUNTED_SHAPE) -> Any:
+    """The largest ``2**shift left + rank`` an operation can have (``counted_close.mu``;
+    ``counted``: ``64 left + rank``, the shape's ``mu_shift`` and ``attempt_writes`` otherwise)."""
     width = (z3.BitVecVal(1, ce.BITS) << depth) if scan else z3.BitVecVal(1, ce.BITS)
-    return width * 64 + 2 * (depth - max_level) + 2
+    return width * (1 << shape.mu_shift) + attempt_writes(shape)(depth, max_level)
 
 
-def _alloc_shape(wd: ce.World, op: steps.OpState) -> list[tuple[str, Any]]:
+def _alloc_shape(wd: ce.World, op: steps.OpState, shape: ce.Shape) -> list[tuple[str, Any]]:
     """What the arithmetic assumes of an alloc in flight at ``op``."""
     ml, ln = wd.max_level, ce.level(op.n)
-    left, rank = ce.measure(op, ml)
+    left, rank = ce.measure(op, ml, shape)
     width = z3.BitVecVal(1, ce.BITS) << ln
+    text = shape.attempt_text.replace("L", "level(n)")
     return [
         ("its level is between max_level and D", z3.And(ln >= ml, ln <= wd.depth)),
         (
             "1 <= left <= 2**level(n)" if wd.scan else "left == 1",
             z3.And(left >= 1, left <= width) if wd.scan else left == 1,
         ),
-        ("rank <= 2 (level(n) - max_level) + 2", rank <= 2 * (ln - ml) + 2),
+        (f"rank <= {text}", rank <= attempt_writes(shape)(ln, ml)),
     ]
 
 
-def _free_shape(wd: ce.World, op: steps.OpState) -> list[tuple[str, Any]]:
-    left, rank = ce.measure(op, wd.max_level)
+def _free_shape(wd: ce.World, op: steps.OpState, shape: ce.Shape) -> list[tuple[str, Any]]:
+    left, rank = ce.measure(op, wd.max_level, shape)
     return [
         (
             "a free: left == 0, rank <= D - max_level + 1",
@@ -87,23 +99,30 @@ def _free_shape(wd: ce.World, op: steps.OpState) -> list[tuple[str, Any]]:
     ]
 
 
-def _step_facts(v: Variant, pc: int, scan: bool, mu_bound: Callable[[Any, Any, bool], Any]) -> Query:
+MuBound = Callable[[Any, Any, bool], Any]
+"""``mu_max`` as a function of ``(depth, max_level, scan)`` (a wrong one for a mutant test)."""
+
+
+def _step_facts(v: Variant, pc: int, scan: bool, mu_bound: MuBound | None, shape: ce.Shape) -> Query:
     wd, op, a0, mvs = ce._built(v, pc, scan)
     ml = wd.max_level
-    r0 = ce.measure(op, ml)
+    r0 = ce.measure(op, ml, shape)
+    shift = shape.mu_shift
     claims: list[tuple[str, Any]] = [("the measure is not negative", z3.And(r0[0] >= 0, r0[1] >= 0))]
     if steps.is_alloc(op):
-        claims += _alloc_shape(wd, op)
+        claims += _alloc_shape(wd, op, shape)
     elif not steps.is_done(op):
-        claims += _free_shape(wd, op)
-    bound = mu_bound(wd.depth, ml, scan)
-    claims.append(("mu = 64 left + rank <= mu_max", (r0[0] << 6) + r0[1] <= bound))
+        claims += _free_shape(wd, op, shape)
+    bound = (mu_bound or (lambda d, m, sc: mu_max(d, m, sc, shape)))(wd.depth, ml, scan)
+    claims.append((f"mu = {1 << shift} left + rank <= mu_max", (r0[0] << shift) + r0[1] <= bound))
     for mv in mvs:
-        r1 = ce.measure(mv.nxt, ml)
+        r1 = ce.measure(mv.nxt, ml, shape)
         if mv.acc is None:
             # A start: the new operation's measure within its bounds.
-            new = _alloc_shape(wd, mv.nxt) if steps.is_alloc(mv.nxt) else _free_shape(wd, mv.nxt)
-            new.append(("mu_max", (r1[0] << 6) + r1[1] <= bound))
+            new = (
+                _alloc_shape(wd, mv.nxt, shape) if steps.is_alloc(mv.nxt) else _free_shape(wd, mv.nxt, shape)
+            )
+            new.append(("mu_max", (r1[0] << shift) + r1[1] <= bound))
             claims += [(f"{mv.label}: the new operation: {name}", z3.Implies(mv.hyp, c)) for name, c in new]
             continue
         old = wd.W(mv.acc.node)
@@ -133,9 +152,13 @@ def _step_facts(v: Variant, pc: int, scan: bool, mu_bound: Callable[[Any, Any, b
                     z3.Implies(mv.hyp, ce.level(mv.nxt.n) == ce.level(op.n)),
                 )
             )
-    prem = [*wd.bounds(), ce.local(wd, op), wd.node(a0)]
-    for a in [bv for mv in mvs if mv.acc is not None for bv in [mv.acc.node]]:
-        prem += [z3.Implies(wd.node(a), z3.And([c for _, c in ce.ni(wd, wd.W(a), op, a)])), *wd.room(a)]
+    prem = [*wd.bounds(), shape.local(wd, op), wd.node(a0)]
+    # NI where each access needs it (the shape's finite instantiation; counted's: the node).
+    for a in [x for mv in mvs if mv.acc is not None for x in shape.instances(mv.acc.node)]:
+        prem += [
+            z3.Implies(wd.node(a), z3.And([c for _, c in shape.ni(wd, wd.W, op, a)])),
+            *wd.room(a, shape.headroom),
+        ]
     prem += wd.congruence()
     base = ce._explain(wd, op, a0, mvs)
 
@@ -147,27 +170,36 @@ def _step_facts(v: Variant, pc: int, scan: bool, mu_bound: Callable[[Any, Any, b
 
 
 def step_obligations(
-    scan: bool = False, mu_bound: Callable[[Any, Any, bool], Any] = mu_max
+    scan: bool = False,
+    mu_bound: MuBound | None = None,
+    *,
+    shape: ce.Shape = ce.COUNTED_SHAPE,
+    prefix: str = "cevery",
+    subject: Variant | None = None,
+    family: str = "",
 ) -> list[Obligation]:
     """``cevery_lfbound@{pc}`` (``cevery_scan_lfbound@{pc}`` in scan mode) for every pc
-    (``mu_bound``: the ``mu_max`` claimed, a wrong one for the mutant test)."""
+    (``mu_bound``: the ``mu_max`` claimed, a wrong one for the mutant test). ``shape``,
+    ``prefix``, ``subject`` (proved whatever variant ``prove`` is handed) and ``family`` (named
+    in the claim) give another variant's: ``topdown_arith``."""
     from nbbs.proofs._variant import COUNTED
 
-    prefix = "cevery_scan" if scan else "cevery"
+    name = f"{prefix}_scan" if scan else prefix
+    fam = f"{family}, " if family else ""
 
     def by(pc: int) -> Callable[[Variant], Query]:
-        return lambda v: _step_facts(v, pc, scan, mu_bound)
+        return lambda v: _step_facts(subject or v, pc, scan, mu_bound, shape)
 
     return [
         Obligation(
-            f"{prefix}_lfbound@{steps.PC_NAMES[pc]}",
+            f"{name}_lfbound@{steps.PC_NAMES[pc]}",
             "every",
             None,
-            f"any depth: at {steps.PC_NAMES[pc]} the measure has the bounds and moves the lock-freedom "
+            f"{fam}any depth: at {steps.PC_NAMES[pc]} the measure has the bounds and moves the lock-freedom "
             "arithmetic assumes",
             by(pc),
         )
-        for pc in ce.pcs(COUNTED)
+        for pc in ce.pcs(subject or COUNTED)
     ]
 
 
@@ -261,10 +293,24 @@ def _op_other(drop: str = "") -> Query:
 
 
 def op_bounds_claims(
-    depth: Any, ml: Any, lvl: Any, width: Any, writes: Any, q: Any, q0: Any, left0: Any, rank0: Any
+    depth: Any,
+    ml: Any,
+    lvl: Any,
+    width: Any,
+    writes: Any,
+    q: Any,
+    q0: Any,
+    left0: Any,
+    rank0: Any,
+    *,
+    shape: ce.Shape = ce.COUNTED_SHAPE,
 ) -> tuple[list[Any], list[tuple[str, Any]]]:
-    """Premises and claims of ``clf_op_bounds`` (the three bounds, from ``w + Q <= Q0``)."""
-    b = 2 * (lvl - ml) + 2
+    """Premises and claims of ``clf_op_bounds`` (the three bounds, from ``w + Q <= Q0``), with
+    ``B`` the shape's attempt budget (``counted``: ``2 (L - max_level) + 2``; ``tlf_op_bounds``:
+    ``top-down``'s ``4 (L - max_level) + 4``)."""
+    per = attempt_writes(shape)
+    b = per(lvl, ml)
+    text = shape.attempt_text
     prem = [
         depth >= 1,
         ml >= 0,
@@ -278,15 +324,18 @@ def op_bounds_claims(
     start_alloc = z3.And(left0 >= 1, left0 <= width, rank0 >= 0, rank0 <= b, q0 == _q(left0, rank0, b))
     start_attempt = z3.And(left0 == 1, rank0 >= 0, rank0 <= b, q0 == _q(left0, rank0, b))
     start_free = z3.And(left0 == 0, rank0 >= 0, rank0 <= depth - ml + 1, q0 == _q(left0, rank0, b))
+    at_depth = text.replace("L", "D")
+    at_order = text.replace("L", "D - o")
     claims = [
+        (f"B = {text} >= 2 (what clf_op_write and clf_op_other assume)", b >= 2),
         (
-            "an alloc attempt makes at most 2 (D - max_level) + 2 successful writes",
-            z3.Implies(start_attempt, writes <= 2 * (depth - ml) + 2),
+            f"an alloc attempt makes at most {at_depth} successful writes",
+            z3.Implies(start_attempt, writes <= per(depth, ml)),
         ),
         ("a free makes at most D - max_level + 1", z3.Implies(start_free, writes <= depth - ml + 1)),
         (
-            "a scan of order o = D - L makes at most 2**(D-o) (2 (D - o - max_level) + 2)",
-            z3.Implies(start_alloc, writes <= width * (2 * (lvl - ml) + 2)),
+            f"a scan of order o = D - L makes at most 2**(D-o) ({at_order})",
+            z3.Implies(start_alloc, writes <= width * b),
         ),
     ]
     return prem, claims
@@ -294,9 +343,10 @@ def op_bounds_claims(
 
 def _op_bounds(
     claims_for: Callable[..., tuple[list[Any], list[tuple[str, Any]]]] = op_bounds_claims,
+    shape: ce.Shape = ce.COUNTED_SHAPE,
 ) -> Query:
     xs = _ints("D max_level L width writes Q Q0 left0 rank0")
-    prem, claims = claims_for(*xs)
+    prem, claims = claims_for(*xs, shape=shape)
     return Query(prem, claims, _explain_ints(xs), logic=NIA)
 
 
@@ -395,15 +445,23 @@ ARITH: dict[str, tuple[str, Callable[[], Query]]] = {
     "clf_run_step": ("the run's counter invariant is preserved by starts and other steps", _run_step),
     "clf_run_bounds": ("the run's counter invariant gives T starts and the step bounds", _run_bounds),
 }
+"""``counted``'s. Only ``clf_op_bounds`` reads the variant (its attempt budget ``B``); the others
+hold for any ``B >= 2`` and any ``mu_max >= 0``."""
 
 
-def arith_obligations() -> list[Obligation]:
-    """The counter-abstraction obligations ``clf_*`` (pure arithmetic, fractions of a second)."""
+def arith_obligations(shape: ce.Shape = ce.COUNTED_SHAPE, prefix: str = "clf") -> list[Obligation]:
+    """The counter-abstraction obligations ``clf_*`` (pure arithmetic, fractions of a second);
+    with another ``shape`` and ``prefix``, the same six with that shape's attempt budget in
+    ``{prefix}_op_bounds`` (``tlf_*``: ``topdown_arith``)."""
 
     def by(f: Callable[[], Query]) -> Callable[[Variant], Query]:
         return lambda v: f()
 
-    return [Obligation(name, "every", None, claim, by(f)) for name, (claim, f) in ARITH.items()]
+    out = []
+    for name, (claim, f) in ARITH.items():
+        g = (lambda: _op_bounds(shape=shape)) if name == "clf_op_bounds" else f
+        out.append(Obligation(prefix + name.removeprefix("clf"), "every", None, claim, by(g)))
+    return out
 
 
 def obligations(scan: bool | None = None) -> list[Obligation]:

@@ -48,8 +48,9 @@ def top_down_every(per_node: bool = True, level: str = "all") -> list[Obligation
     """``top_down_node``'s (``per_node``) or ``top_down``'s obligations for every depth and any
     number of threads at ``level`` (one of ``TOP_DOWN``): ``topdown_every``'s (``tnevery_*``,
     ``tdevery_*``; ``frame``: the frame and safety only; ``lockfree``: and lock-freedom per
-    thread) and ``topdown_close``'s (``frame``: its cheap family; ``lockfree``: and the
-    linearization points; ``all``: its attempt mode; ``scan``: and scan mode)."""
+    thread) and ``topdown_close``'s (``frame``: its cheap family and ``topdown_arith``'s ``tlf_*``,
+    ``tind_*``; ``lockfree``: and the linearization points; ``all``: its attempt mode; ``scan``:
+    and scan mode)."""
     if level == "none":
         return []
     from nbbs.proofs import topdown_close, topdown_every
@@ -59,7 +60,9 @@ def top_down_every(per_node: bool = True, level: str = "all") -> list[Obligation
         ob for ob in topdown_every.obligations(per_node) if kept is None or any(k in ob.name for k in kept)
     ]
     if level in ("frame", "lockfree"):
-        obs += topdown_close.close_obligations(per_node)
+        from nbbs.proofs import topdown_arith
+
+        obs += topdown_close.close_obligations(per_node) + topdown_arith.obligations("frame", per_node)
         return obs + (topdown_close.lin_obligations(per_node) if level == "lockfree" else [])
     return obs + topdown_close.obligations("attempt" if level == "all" else "scan", per_node)
 

@@ -703,16 +703,21 @@ def obligations(
 ) -> list[Obligation]:
     """What this module adds to ``topdown_every.obligations`` at ``nbbs prove --every`` level
     ``every``: ``frame``: the cheap family (``close_obligations``); ``attempt``: also the
-    linearization points and the global measure; ``scan``: also everything in scan mode."""
+    linearization points and the global measure; ``scan``: also everything in scan mode. Each
+    level also has ``topdown_arith``'s: lock-freedom's arithmetic (``tlf_*``) and the unrolled
+    inductions (``tind_*``) from ``frame`` (listed with ``top-down-node``'s, both variants share
+    them), the step facts ``{p}_lfbound@*`` from ``attempt``, ``{p}_scan_lfbound@*`` at ``scan``."""
     if every == "none":
         return []
+    from nbbs.proofs import topdown_arith
+
     out = close_obligations(per_node, subject)
     if every in ("attempt", "scan"):
         out += lin_obligations(per_node, subject) + lf_obligations(per_node, subject)
     if every == "scan":
         out += scan_obligations(per_node, subject)
         out += lin_obligations(per_node, subject, True) + lf_obligations(per_node, subject, True)
-    return out
+    return out + topdown_arith.obligations(every, per_node, subject)
 
 
 # -- 5. sequential refinement, per depth (``counted_refine``'s path queries, top-down words) ---

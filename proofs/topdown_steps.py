@@ -173,9 +173,18 @@ def invariant(st: cs.State) -> list[tuple[str, Any]]:
 
 
 def obligations(
-    depth: int, threads: int, max_level: int = 0, subject: Variant = TOP_DOWN
+    depth: int, threads: int, max_level: int = 0, subject: Variant = TOP_DOWN, symmetric: bool = False
 ) -> list[Obligation]:
     """The step-level obligations of ``top-down`` or ``top-down-node`` (prove them with
-    ``subject`` as the variant)."""
+    ``subject`` as the variant); ``symmetric``: thread 0's per-pc queries only, plus the proof
+    that every other thread's is thread 0's relabelled (``topdown_arith.sym_obligations``:
+    ``tsym_*`` / ``tnsym_*``)."""
     prefix = "tsteps" if subject is TOP_DOWN else "tnsteps"
-    return cs.obligations(depth, threads, max_level, inv=invariant, prefix=prefix, subject=subject)
+    out = cs.obligations(
+        depth, threads, max_level, inv=invariant, prefix=prefix, subject=subject, symmetric=symmetric
+    )
+    if symmetric:
+        from nbbs.proofs import topdown_arith
+
+        out += topdown_arith.sym_obligations(depth, threads, max_level, per_node=subject is not TOP_DOWN)
+    return out

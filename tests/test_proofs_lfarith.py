@@ -30,8 +30,8 @@ def test_the_counter_abstractions_prove_the_write_bounds_and_the_run_bounds_for_
 
 
 def test_an_attempt_bound_one_too_small_is_refuted_by_a_run_that_writes_one_more() -> None:
-    def wrong(*xs: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
-        prem, claims = lf.op_bounds_claims(*xs)
+    def wrong(*xs: Any, **kw: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
+        prem, claims = lf.op_bounds_claims(*xs, **kw)
         depth, ml, writes = xs[0], xs[1], xs[4]
         attempt = z3.And(xs[7] == 1, xs[6] == lf._q(xs[7], xs[8], 2 * (xs[2] - ml) + 2))
         return prem, [
