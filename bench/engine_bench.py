@@ -397,6 +397,49 @@ def contention(args: argparse.Namespace) -> None:
             "rows": rows,
         },
     )
+    print(contention_markdown(args.name))
+
+
+def contention_markdown(name: str = "contention") -> str:
+    """Two markdown tables of ``engine_<name>.json``: CPU ns and failed CAS per pair, and
+    throughput and atomic operations per pair, medians, with the ratios to ``reference``."""
+    data = json.loads((RESULTS / f"engine_{name}.json").read_text())
+    head = "| workload | threads | load | concurrency | " + " | ".join(f"`{a}`" for a in CHEAP)
+    one = [
+        head + " | `top_down_node` / `reference` CPU, wall |",
+        "|---|---|---|---|" + "---|" * len(CHEAP) + "---|",
+    ]
+    two = [head + " | `top_down_node` / `reference` |", one[1]]
+    for row in data["rows"]:
+        loads = [x["load_1min"] for a in CHEAP for x in row[a]["runs"]]
+        conc = [row[a]["concurrency"] for a in CHEAP]
+        threads = f"{row['threads']}" + (" (over)" if row["oversubscribed"] else "")
+        lead = f"| {row['scenario']} | {threads} | {min(loads):.1f}-{max(loads):.1f} |"
+        lead += f" {min(conc):.2f}-{max(conc):.2f} |"
+        tdn = row["top_down_node/reference"]
+        one.append(
+            lead
+            + "".join(
+                f" {row[a]['cpu_ns_per_pair']:.0f} ({row[a]['failed_cas_per_pair']:.3f}) |" for a in CHEAP
+            )
+            + f" {tdn['cpu_ns_per_pair']:.2f}, {tdn['wall_ns_per_pair']:.2f} |"
+        )
+        two.append(
+            lead
+            + "".join(
+                f" {row[a]['pairs_per_s'] / 1e6:.2f} ({row[a]['atomic_ops_per_pair']:.2f}) |" for a in CHEAP
+            )
+            + f" {tdn['pairs_per_s']:.2f} |"
+        )
+    problems = [
+        f"{row['scenario']}, {row['threads']} threads, {a}: {p}"
+        for row in data["rows"]
+        for a in CHEAP
+        for p in row[a]["problems"]
+    ]
+    text = "CPU ns per pair (failed CAS per pair):\n\n" + "\n".join(one)
+    text += "\n\nMillion pairs per second, wall (atomic operations per pair):\n\n" + "\n".join(two)
+    return text + "\n\nEnd-state problems: " + ("; ".join(problems) if problems else "none") + "\n"
 
 
 def _print_contention_row(row: dict[str, Any]) -> None:
@@ -407,7 +450,8 @@ def _print_contention_row(row: dict[str, Any]) -> None:
         print(
             f"  {a:<14} wall {e['wall_ns_per_pair']:8.1f} ns  cpu {e['cpu_ns_per_pair']:8.1f} ns  "
             f"{e['pairs_per_s'] / 1e6:6.2f} Mpairs/s  failed CAS {e['failed_cas_per_pair']:.4f}  "
-            f"atomics {e['atomic_ops_per_pair']:.2f}  overlap {e['time_overlap']:.2f}  "
+            f"atomics {e['atomic_ops_per_pair']:.2f}  failed allocs {e['failed_allocs_per_pair']:.3f}  "
+            f"overlap {e['time_overlap']:.2f}  "
             f"concurrency {e['concurrency']:.2f}  load {e['load_1min']:.2f}"
             + (f"  PROBLEMS {len(e['problems'])}" if e["problems"] else ""),
             flush=True,
@@ -654,6 +698,8 @@ def main() -> None:
     p.add_argument("--wait-load", type=float, default=0.0, help="wait until the 1-min load is below this")
     p.add_argument("--wait-max", type=float, default=600.0, help="seconds to wait at most")
     p.add_argument("--name", default="contention", help="results: bench/results/engine_NAME.json")
+    p = sub.add_parser("contention-table", help="print contention's tables from its JSON")
+    p.add_argument("--name", default="contention")
     p = sub.add_parser("bindings")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--pairs", type=int, default=200_000)
@@ -665,6 +711,7 @@ def main() -> None:
     args = ap.parse_args()
     commands = {"native": native, "callgrind": callgrind, "topdown": topdown, "bindings": bindings}
     commands["contention"] = contention
+    commands["contention-table"] = lambda a: print(contention_markdown(a.name))
     {**commands, "python": python_engines, "plot": plot}[args.what](args)
 
 
