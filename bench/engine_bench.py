@@ -28,7 +28,9 @@ one figure a loaded machine does not disturb).
 trees, high orders only, 1, 2 and 4 threads (4 is oversubscribed on 2 cores, flagged in the
 JSON), per pair wall and CPU ns, failed CAS, atomic operations, pairs per second, medians of
 ``--repeat`` runs interleaved and rotated as in ``topdown``; the load average is read before
-every run, and ``--wait-load`` waits (up to ``--wait-max`` seconds) for a quieter machine. Every
+every run, and ``--wait-load`` (a 1-minute load below it) or ``--wait-cores`` (a short 2-thread
+probe whose CPU time over wall time reaches it) waits up to ``--wait-max`` seconds for a quieter
+machine. Every
 run ends with the end-state check (held blocks disjoint, words exactly them and quiescent,
 nothing lost after freeing all); a problem stops the benchmark, except for ``reference`` with
 more than one thread (the published algorithm is unsafe there: its problems are recorded).
@@ -348,12 +350,30 @@ def wait_for_load(below: float, at_most: float) -> float:
     return load_1min()
 
 
+def probe_concurrency(exe: Path) -> float:
+    """CPU time over wall time of a short 2-thread run (2.0: both threads had a core throughout)."""
+    out = run_contention(Contention("top_down_node", 4, threads=2, pairs=200_000), exe)
+    return float(out["figures"]["concurrency"])
+
+
+def wait_for_cores(exe: Path, at_least: float, at_most: float) -> float:
+    """Probe every 15 s (at most ``at_most`` seconds) until two threads get ``at_least`` cores' time."""
+    started = time.monotonic()
+    while (got := probe_concurrency(exe)) < at_least and time.monotonic() - started < at_most:
+        print(f"  {time.strftime('%H:%M:%S')} load {load_1min():.2f}, concurrency {got:.2f}", flush=True)
+        time.sleep(15)
+    return got
+
+
 def contention(args: argparse.Namespace) -> None:
     """reference, counted, top_down, top_down_node where threads meet near the root (issue 12, item 3)."""
     exe = driver()
     if args.wait_load:
         print(f"waiting for load < {args.wait_load} (now {load_1min():.2f})", flush=True)
         print(f"load now {wait_for_load(args.wait_load, args.wait_max):.2f}", flush=True)
+    if args.wait_cores:
+        print(f"waiting for 2 threads to get {args.wait_cores} cores' time", flush=True)
+        print(f"probe: {wait_for_cores(exe, args.wait_cores, args.wait_max):.2f}", flush=True)
     names = args.scenario or list(SCENARIOS)
     rows = []
     for name in names:
@@ -696,6 +716,7 @@ def main() -> None:
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
     p.add_argument("--threads", type=int, action="append", help="repeatable; default 1, 2, 4")
     p.add_argument("--wait-load", type=float, default=0.0, help="wait until the 1-min load is below this")
+    p.add_argument("--wait-cores", type=float, default=0.0, help="wait until a 2-thread probe gets this")
     p.add_argument("--wait-max", type=float, default=600.0, help="seconds to wait at most")
     p.add_argument("--name", default="contention", help="results: bench/results/engine_NAME.json")
     p = sub.add_parser("contention-table", help="print contention's tables from its JSON")

@@ -139,12 +139,16 @@ def figures(out: Mapping[str, Any]) -> dict[str, float]:
     """Per pair (over all threads): failed CAS, atomic operations, wall and CPU ns; pairs per
     second; and how much the threads overlapped: ``time_overlap`` is the share of the run during
     which at least two threads were inside their loops, ``concurrency`` the threads' CPU time
-    over the wall time (2.0: two threads ran side by side throughout)."""
+    over the wall time from the first loop's start to the last one's end (2.0: two threads ran
+    side by side throughout)."""
     # From the threads' raw counts: the driver's per-pair figures are rounded to 3 decimals.
     total = {k: sum(t["accesses"][k] for t in out["per_thread"]) for k in out["accesses_per_pair"]}
     pairs = out["pairs"] or 1
     elapsed = out["elapsed_ns"]
     writes = ("cas", "cas_fail", "fetch_or", "fetch_and", "store")
+    threads = out["per_thread"]
+    # From the first loop's start to the last one's end: the threads' start-up is not in it.
+    window = max(t["ended_ns"] for t in threads) - min(t["began_ns"] for t in threads)
     return {
         "failed_cas_per_pair": total["cas_fail"] / pairs,
         "atomic_ops_per_pair": sum(total[k] for k in writes) / pairs,
@@ -153,8 +157,8 @@ def figures(out: Mapping[str, Any]) -> dict[str, float]:
         "cpu_ns_per_pair": out["cpu_ns_per_pair"],
         "pairs_per_s": out["pairs"] / elapsed * 1e9 if elapsed else 0.0,
         "failed_allocs_per_pair": out["failed"] / out["pairs"] if out["pairs"] else 0.0,
-        "time_overlap": time_overlap([(t["began_ns"], t["ended_ns"]) for t in out["per_thread"]]),
-        "concurrency": sum(t["cpu_ns"] for t in out["per_thread"]) / elapsed if elapsed else 0.0,
+        "time_overlap": time_overlap([(t["began_ns"], t["ended_ns"]) for t in threads]),
+        "concurrency": sum(t["cpu_ns"] for t in threads) / window if window > 0 else 0.0,
     }
 
 
