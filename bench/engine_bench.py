@@ -321,17 +321,25 @@ def plot_topdown(name: str = "topdown") -> None:
 
 # -- issue 12: contention near the root -------------------------------------------------------------
 
+_ROOT_MIX = {"depth": 4, "lo": 1, "hi": 3, "hint": "random", "hold": 1, "sync": 0, "interleave": False}
+_SAME = {"depth": 3, "lo": 2, "hi": 2, "hint": "same", "hold": 0, "sync": 0, "interleave": False}
 SCENARIOS: dict[str, dict[str, Any]] = {
-    "root-mix": {"depth": 4, "lo": 1, "hi": 3, "hint": "random", "hold": 1, "sync": 0},
-    "same-blocks": {"depth": 3, "lo": 2, "hi": 2, "hint": "same", "hold": 0, "sync": 0},
-    "same-blocks-lockstep": {"depth": 3, "lo": 2, "hi": 2, "hint": "same", "hold": 0, "sync": 1},
+    "root-mix": _ROOT_MIX,
+    "same-blocks": _SAME,
+    "same-blocks-lockstep": {**_SAME, "sync": 1},
+    "root-mix-interleaved": {**_ROOT_MIX, "interleave": True},
+    "same-blocks-interleaved": {**_SAME, "interleave": True},
 }
 """``contention``'s workloads. ``root-mix``: 16 pages, orders 1-3 (8 blocks of 2 pages at most,
 every climb 1-3 levels to the root), random hints, each thread keeping its last block.
 ``same-blocks``: 8 pages, order 2 only (two blocks), every scan starting on the left one, every
 block freed at once: both threads occupy, climb to and uncount the root for the same two
 blocks. ``-lockstep``: the same with a spin barrier before every pair, so that when both threads
-are running their operations start together (the barrier's time is in wall and CPU ns)."""
+are running their operations start together (the barrier's time is in wall and CPU ns).
+``-interleaved``: the threads take turns at every word access, round-robin (the controlled
+build): every operation interleaved access by access with the others' whatever the load, so
+failed CAS and atomic operations per pair are the algorithm's under contention; the time is
+the hand-overs' (``sched_yield``), not the algorithm's."""
 
 THREADS = (1, 2, 4)
 """4 threads on this 2-core machine are oversubscribed (``oversubscribed`` in the JSON)."""
@@ -368,6 +376,7 @@ def wait_for_cores(exe: Path, at_least: float, at_most: float) -> float:
 def contention(args: argparse.Namespace) -> None:
     """reference, counted, top_down, top_down_node where threads meet near the root (issue 12, item 3)."""
     exe = driver()
+    exes = {False: exe, True: driver(interleave=True)}
     if args.wait_load:
         print(f"waiting for load < {args.wait_load} (now {load_1min():.2f})", flush=True)
         print(f"load now {wait_for_load(args.wait_load, args.wait_max):.2f}", flush=True)
@@ -379,7 +388,7 @@ def contention(args: argparse.Namespace) -> None:
     for name in names:
         shape = SCENARIOS[name]
         for threads in args.threads or THREADS:
-            pairs = args.pairs // (5 if shape["sync"] else 1)
+            pairs = args.pairs // (100 if shape["interleave"] else 5 if shape["sync"] else 1)
             row: dict[str, Any] = {"scenario": name, **shape, "threads": threads, "pairs_per_thread": pairs}
             row["oversubscribed"] = threads > (os.cpu_count() or 1)
             runs: dict[str, list[dict[str, Any]]] = {a: [] for a in CHEAP}
@@ -389,7 +398,7 @@ def contention(args: argparse.Namespace) -> None:
                     load = load_1min()
                     # The published algorithm is unsafe under contention: its problems are a result.
                     strict = allocator != "reference" or threads == 1
-                    out = run_contention(config, exe, check=strict)
+                    out = run_contention(config, exes[config.interleave], check=strict)
                     runs[allocator].append({"load_1min": load, **out["figures"], "problems": out["problems"]})
             for allocator in CHEAP:
                 entry: dict[str, Any] = {"runs": runs[allocator]}
@@ -412,7 +421,8 @@ def contention(args: argparse.Namespace) -> None:
         {
             **machine(),
             "max_order": "depth (every climb may reach the root)",
-            "build": "bench with count_atomics (per-thread access counters in the timed runs)",
+            "build": "bench with count_atomics (per-thread access counters in the timed runs); "
+            "-interleaved scenarios: the same with controlled (the turn-taking hooks)",
             "repeat": args.repeat,
             "rows": rows,
         },
@@ -447,7 +457,9 @@ def contention_markdown(name: str = "contention") -> str:
         two.append(
             lead
             + "".join(
-                f" {row[a]['pairs_per_s'] / 1e6:.2f} ({row[a]['atomic_ops_per_pair']:.2f}) |" for a in CHEAP
+                f" {row[a]['pairs_per_s'] / 1e6:.2f} ({row[a]['atomic_ops_per_pair']:.2f};"
+                f" {row[a]['failed_allocs_per_pair']:.2f}) |"
+                for a in CHEAP
             )
             + f" {tdn['pairs_per_s']:.2f} |"
         )
@@ -458,7 +470,8 @@ def contention_markdown(name: str = "contention") -> str:
         for p in row[a]["problems"]
     ]
     text = "CPU ns per pair (failed CAS per pair):\n\n" + "\n".join(one)
-    text += "\n\nMillion pairs per second, wall (atomic operations per pair):\n\n" + "\n".join(two)
+    text += "\n\nMillion pairs per second, wall (atomic operations; failed allocs, per pair):\n\n"
+    text += "\n".join(two)
     return text + "\n\nEnd-state problems: " + ("; ".join(problems) if problems else "none") + "\n"
 
 
@@ -712,7 +725,7 @@ def main() -> None:
     p.add_argument("--name", default="topdown", help="results: bench/results/engine_NAME.json and .png")
     p = sub.add_parser("contention")
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--pairs", type=int, default=500_000, help="per thread (lockstep scenarios: a fifth)")
+    p.add_argument("--pairs", type=int, default=500_000, help="per thread (lockstep 1/5, interleaved 1/100)")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
     p.add_argument("--threads", type=int, action="append", help="repeatable; default 1, 2, 4")
     p.add_argument("--wait-load", type=float, default=0.0, help="wait until the 1-min load is below this")

@@ -7,7 +7,12 @@ a high order (``lo..hi``: few blocks, short paths, all through the top levels), 
 released together, each doing ``pairs`` alloc + free in a busy loop and keeping its last
 ``hold`` blocks. The ``count_atomics`` build counts every word access per thread, failed CAS
 included: a CAS fails only when another thread wrote the word between this thread's load and
-its CAS, so failed CAS per pair is the evidence of how much the threads overlapped.
+its CAS, so failed CAS per pair is the evidence of how much the threads overlapped. Two ways
+to make them overlap on a machine whose cores are busy with other work: ``sync`` (lockstep:
+a spin barrier every few pairs, so that operations start together when both threads run) and
+``interleave`` (the threads take turns at every word access, round-robin, through the
+controlled build's hooks: every operation interleaved access by access with the others',
+which measures the algorithm's retries under contention, not the hardware's cost).
 
 Each run ends with a cheap sanity check (not the verification: that is the model checker's
 and the proofs'), made with the model's own definitions on what the driver prints once every
@@ -70,6 +75,10 @@ class Contention:
     sync: int = 0
     """Lockstep: the threads meet at a spin barrier every ``sync`` pairs (0: never), so that
     their operations start together; the barrier's time is in the figures."""
+    interleave: bool = False
+    """The threads take turns at every word access, round-robin (the controlled build's hooks):
+    every operation interleaved access by access with the others', whatever the machine's
+    load. The counts are the point; the time is the hand-overs'."""
 
     @property
     def orders(self) -> tuple[int, int]:
@@ -96,6 +105,9 @@ class Contention:
             )
         if not 0.0 <= self.fill <= 1.0:
             return f"fill must be a share of the pages, 0..1, got {self.fill}"
+        if self.interleave and (self.sync or self.threads > 64):
+            # A thread waiting at the barrier would never take its turn: the others would wait for it.
+            return "interleave takes at most 64 threads and no sync (they would wait for each other forever)"
         return None
 
     def argv(self, exe: Path) -> list[str]:
@@ -103,13 +115,14 @@ class Contention:
         lo, hi = self.orders
         pages = 1 << self.depth
         head = [str(exe), self.variant, str(pages), str(self.depth), "contention", str(self.threads)]
-        tail = [str(lo), str(hi), self.hint, str(self.hold), str(self.sync)]
+        tail = [str(lo), str(hi), self.hint, str(self.hold), "access" if self.interleave else str(self.sync)]
         return [*head, str(self.pairs), repr(self.fill), str(self.seed), *tail]
 
 
-def driver(defects: Sequence[str] = ()) -> Path:
-    """The benchmark executable with per-thread access counters (``build("bench", count_atomics=True)``)."""
-    return build("bench", count_atomics=True, defects=defects)
+def driver(defects: Sequence[str] = (), *, interleave: bool = False) -> Path:
+    """The benchmark executable with per-thread access counters (``build("bench", count_atomics=True)``;
+    ``interleave``: the controlled build, whose hooks the turn-taking needs)."""
+    return build("bench", count_atomics=True, defects=defects, controlled=interleave)
 
 
 def run_contention(config: Contention, exe: Path | None = None, *, check: bool = True) -> dict[str, Any]:
@@ -120,7 +133,7 @@ def run_contention(config: Contention, exe: Path | None = None, *, check: bool =
     """
     if (why := config.problem()) is not None:
         raise ContentionError(why)
-    cmd = config.argv(exe if exe is not None else driver())
+    cmd = config.argv(exe if exe is not None else driver(interleave=config.interleave))
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         why = done.stderr.strip()

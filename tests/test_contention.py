@@ -91,6 +91,23 @@ def test_threads_in_lockstep_on_the_same_blocks_end_clean(variant: str) -> None:
     assert out["figures"]["time_overlap"] > 0.5  # both loops were running; whether on two cores, CAS tell
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_threads_taking_turns_at_every_access_do_collide_and_end_clean(variant: str) -> None:
+    # Strict round-robin: both load the left block's word, one CAS wins and the other fails,
+    # every pair, whatever else the machine is doing.
+    config = Contention(variant, 3, threads=2, pairs=200, lo=2, hi=2, hint="same", hold=0, interleave=True)
+    out = run_contention(config, check=variant != "reference")
+    assert out["interleave"] is True and out["figures"]["failed_cas_per_pair"] >= 0.2
+
+
+def test_interleaving_needs_the_controlled_build_and_no_lockstep() -> None:
+    config = Contention("counted", 3, threads=2, pairs=10, interleave=True)
+    with pytest.raises(ContentionError, match="needs the controlled build"):
+        run_contention(config, driver())
+    with pytest.raises(ContentionError, match="no sync"):
+        run_contention(Contention("counted", 3, threads=2, pairs=10, interleave=True, sync=1))
+
+
 def test_the_end_check_catches_an_unmark_that_leaks_its_subtree() -> None:
     config = Contention("counted", 3, threads=1, pairs=50)
     with pytest.raises(ContentionError, match="not quiescent"):

@@ -20,7 +20,12 @@
  *                               the level's first node) or none (the port's per-thread spread);
  *                               SYNC > 0: the threads meet at a spin barrier every SYNC pairs
  *                               (lockstep, so that their operations start together; the
- *                               barrier's time is in the figures, its atomics are not counted)
+ *                               barrier's time is in the figures, its atomics are not counted);
+ *                               SYNC "access" (the -DNBBS_CONTROLLED build): the threads take
+ *                               turns at every word access, round-robin (through the shim's
+ *                               hooks), so that every operation is interleaved access by access
+ *                               with the others' (the time is then the hand-overs', not the
+ *                               algorithm's; the counts are the point)
  *
  *   nbbs-bench ALLOCATOR PAGES MAX_ORDER contention THREADS PAIRS FILL SEED [LO HI HINT HOLD SYNC]
  *
@@ -178,6 +183,56 @@ static void rendezvous(unsigned *sense) {
         else __builtin_ia32_pause();
 }
 
+/* contention, SYNC "access": one turn token, passed round-robin among the threads still in
+ * their loops after each word access. Only the holder writes it (a thread leaving waits for
+ * the token, then clears its flag and passes it on), so no hand-over can be lost. Threads the
+ * hooks do not know (main: the fill, the final frees) just run. */
+static int interleave;
+#if defined(NBBS_CONTROLLED)
+#define MAX_INTERLEAVED 64
+static _Atomic int turn;
+static _Atomic int active[MAX_INTERLEAVED];
+static _Thread_local int my_turn = -1;
+
+static void wait_turn(void) {
+    for (unsigned spins = 1; atomic_load(&turn) != my_turn; spins++)
+        if (spins % 64 == 0) sched_yield();
+        else __builtin_ia32_pause();
+}
+
+static void pass_turn(void) {
+    for (unsigned k = 1; k <= nthreads; k++) {
+        int t = (int)((my_turn + k) % nthreads);
+        if (atomic_load(&active[t])) {
+            atomic_store(&turn, t);
+            return;
+        }
+    }
+}
+
+static void announce_access(nbbs_access kind, uint64_t node) {
+    (void)kind, (void)node;
+    if (my_turn >= 0) wait_turn();
+}
+
+static void report_access(nbbs_access kind, uint64_t node, uint64_t old, uint64_t new_word) {
+    (void)kind, (void)node, (void)old, (void)new_word;
+    if (my_turn >= 0) pass_turn();
+}
+
+static void join_turns(unsigned id) {
+    my_turn = (int)id;
+    atomic_store(&active[id], 1);
+}
+
+static void leave_turns(void) {
+    wait_turn();
+    atomic_store(&active[my_turn], 0);
+    pass_turn(); /* to the next thread still in, or (none left) back to this one: harmless */
+    my_turn = -1;
+}
+#endif
+
 /* contention: where an alloc of this order starts its scan. */
 static int64_t contention_hint(uint64_t *rng, unsigned order) {
     switch (hint_mode) {
@@ -200,6 +255,9 @@ static void *run(void *arg) {
     if (batch == 0) batch = 1;
     uint64_t *mine = workload == THREAD_TEST ? malloc(batch * sizeof *mine) : NULL;
     pthread_barrier_wait(&barrier);
+#if defined(NBBS_CONTROLLED)
+    if (interleave) join_turns(w->id); /* before anyone starts: every thread is in the rotation */
+#endif
     if (workload == CONTENTION) {
         /* A barrier wakes its waiters one by one, tens of microseconds apart: long enough for
          * the first to do thousands of pairs alone. So the threads also wait for each other
@@ -279,6 +337,9 @@ static void *run(void *arg) {
     }
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     w->ended_ns = now_ns();
+#if defined(NBBS_CONTROLLED)
+    if (interleave) leave_turns();
+#endif
     w->cpu_ns = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
     nbbs_access_counts(w->counts);
     w->failed = failed;
@@ -306,7 +367,7 @@ static void print_words(const char *key) {
 int main(int argc, char **argv) {
     if (argc != 9 && !(argc == 14 && !strcmp(argv[4], "contention"))) {
         fprintf(stderr, "usage: %s counted|reference|top_down|top_down_node|locked PAGES MAX_ORDER pairs|linux-scalability|thread-test|"
-                        "constant-occupancy|contention THREADS PAIRS FILL SEED [LO HI random|same|none HOLD SYNC]\n", argv[0]);
+                        "constant-occupancy|contention THREADS PAIRS FILL SEED [LO HI random|same|none HOLD SYNC|access]\n", argv[0]);
         return 2;
     }
     const char *alloc_name = argv[1], *wl = argv[4];
@@ -346,8 +407,23 @@ int main(int argc, char **argv) {
                 return 2;
             }
             hold = (unsigned)atoi(argv[12]);
-            sync_every = (unsigned)atoi(argv[13]);
+            interleave = !strcmp(argv[13], "access");
+            sync_every = interleave ? 0 : (unsigned)atoi(argv[13]);
         }
+#if defined(NBBS_CONTROLLED)
+        if (interleave) {
+            if (nthreads > MAX_INTERLEAVED) {
+                fprintf(stderr, "SYNC access takes at most %d threads\n", MAX_INTERLEAVED);
+                return 2;
+            }
+            nbbs_set_hooks(announce_access, report_access);
+        }
+#else
+        if (interleave) {
+            fprintf(stderr, "SYNC access needs the controlled build (build(\"bench\", controlled=True))\n");
+            return 2;
+        }
+#endif
         if (lo_order > hi_order || hi_order > top || !strcmp(alloc_name, "locked")) {
             fprintf(stderr, "contention needs an NBBS variant and 0 <= LO <= HI <= MAX_ORDER\n");
             return 2;
@@ -438,8 +514,10 @@ int main(int argc, char **argv) {
     printf("]");
     if (workload == CONTENTION) {
         /* The end of the run, every thread stopped: what is held, the words, then free it all. */
-        printf(", \"lo\": %u, \"hi\": %u, \"hint\": \"%s\", \"hold\": %u, \"sync\": %u, \"held\": [", lo_order,
-               hi_order, hint_mode == HINT_SAME ? "same" : hint_mode == HINT_NONE ? "none" : "random", hold, sync_every);
+        printf(", \"lo\": %u, \"hi\": %u, \"hint\": \"%s\", \"hold\": %u, \"sync\": %u, \"interleave\": %s, "
+               "\"held\": [",
+               lo_order, hi_order, hint_mode == HINT_SAME ? "same" : hint_mode == HINT_NONE ? "none" : "random", hold,
+               sync_every, interleave ? "true" : "false");
         int first = 1;
         for (uint64_t i = 0; i < nkept; i++, first = 0) printf("%s[%llu, 0]", first ? "" : ", ", (unsigned long long)all[i]);
         for (unsigned t = 0; t < nthreads; t++)
