@@ -5,6 +5,7 @@ Usage::
     python bench/engine_bench.py native   [--repeat 5] [--pairs 200000]   # ports/c/bench.c
     python bench/engine_bench.py callgrind [--pairs 20000]                # instructions per pair
     python bench/engine_bench.py topdown  [--repeat 7] [--pairs 200000]   # issue 12: the cheap variants
+    python bench/engine_bench.py contention [--repeat 5] [--pairs 500000] # issue 12: contention near the root
     python bench/engine_bench.py bindings [--repeat 5]                    # ctypes, cffi, extension
     python bench/engine_bench.py python   [--repeat 5]                    # the engines from Python
     python bench/engine_bench.py plot                                     # the figures
@@ -21,6 +22,18 @@ with 0, 50 and 95 % of the pages held (random holes), wall and CPU ns per pair; 
 loop with 1 and 2 threads (pairs per second, wall); word accesses per pair (the
 ``count_atomics`` build); and callgrind instructions per pair for the single-thread rows (the
 one figure a loaded machine does not disturb).
+
+``contention`` is issue 12's last row: the same four variants where threads meet near the root
+(``nbbs.ports.run_contention``, ``bench.c``'s ``contention`` workload, counting build): small
+trees, high orders only, 1, 2 and 4 threads (4 is oversubscribed on 2 cores, flagged in the
+JSON), per pair wall and CPU ns, failed CAS, atomic operations, pairs per second, medians of
+``--repeat`` runs interleaved and rotated as in ``topdown``; the load average is read before
+every run, and ``--wait-load`` (a 1-minute load below it) or ``--wait-cores`` (a short 2-thread
+probe whose CPU time over wall time reaches it) waits up to ``--wait-max`` seconds for a quieter
+machine. Every
+run ends with the end-state check (held blocks disjoint, words exactly them and quiescent,
+nothing lost after freeing all); a problem stops the benchmark, except for ``reference`` with
+more than one thread (the published algorithm is unsafe there: its problems are recorded).
 """
 
 from __future__ import annotations
@@ -43,7 +56,8 @@ from pathlib import Path
 from typing import Any
 
 from nbbs.impl import NBBS, LockedBuddy
-from nbbs.ports import build
+from nbbs.ports import Contention, build, run_contention
+from nbbs.ports._contention import driver
 
 RESULTS = Path(__file__).parent / "results"
 ALLOCATORS = ("counted", "reference", "locked")
@@ -305,6 +319,178 @@ def plot_topdown(name: str = "topdown") -> None:
     print("wrote", RESULTS / f"engine_{name}.png")
 
 
+# -- issue 12: contention near the root -------------------------------------------------------------
+
+_ROOT_MIX = {"depth": 4, "lo": 1, "hi": 3, "hint": "random", "hold": 1, "sync": 0, "interleave": False}
+_SAME = {"depth": 3, "lo": 2, "hi": 2, "hint": "same", "hold": 0, "sync": 0, "interleave": False}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "root-mix": _ROOT_MIX,
+    "same-blocks": _SAME,
+    "same-blocks-lockstep": {**_SAME, "sync": 1},
+    "root-mix-interleaved": {**_ROOT_MIX, "interleave": True},
+    "same-blocks-interleaved": {**_SAME, "interleave": True},
+}
+"""``contention``'s workloads. ``root-mix``: 16 pages, orders 1-3 (8 blocks of 2 pages at most,
+every climb 1-3 levels to the root), random hints, each thread keeping its last block.
+``same-blocks``: 8 pages, order 2 only (two blocks), every scan starting on the left one, every
+block freed at once: both threads occupy, climb to and uncount the root for the same two
+blocks. ``-lockstep``: the same with a spin barrier before every pair, so that when both threads
+are running their operations start together (the barrier's time is in wall and CPU ns).
+``-interleaved``: the threads take turns at every word access, round-robin (the controlled
+build): every operation interleaved access by access with the others' whatever the load, so
+failed CAS and atomic operations per pair are the algorithm's under contention; the time is
+the hand-overs' (``sched_yield``), not the algorithm's."""
+
+THREADS = (1, 2, 4)
+"""4 threads on this 2-core machine are oversubscribed (``oversubscribed`` in the JSON)."""
+
+
+def load_1min() -> float:
+    """The 1-minute load average now."""
+    return os.getloadavg()[0]
+
+
+def wait_for_load(below: float, at_most: float) -> float:
+    """Wait (polling every 10 s, at most ``at_most`` seconds) until the 1-minute load is below ``below``."""
+    started = time.monotonic()
+    while load_1min() >= below and time.monotonic() - started < at_most:
+        time.sleep(10)
+    return load_1min()
+
+
+def probe_concurrency(exe: Path) -> float:
+    """CPU time over wall time of a short 2-thread run (2.0: both threads had a core throughout)."""
+    out = run_contention(Contention("top_down_node", 4, threads=2, pairs=200_000), exe)
+    return float(out["figures"]["concurrency"])
+
+
+def wait_for_cores(exe: Path, at_least: float, at_most: float) -> float:
+    """Probe every 15 s (at most ``at_most`` seconds) until two threads get ``at_least`` cores' time."""
+    started = time.monotonic()
+    while (got := probe_concurrency(exe)) < at_least and time.monotonic() - started < at_most:
+        print(f"  {time.strftime('%H:%M:%S')} load {load_1min():.2f}, concurrency {got:.2f}", flush=True)
+        time.sleep(15)
+    return got
+
+
+def contention(args: argparse.Namespace) -> None:
+    """reference, counted, top_down, top_down_node where threads meet near the root (issue 12, item 3)."""
+    exe = driver()
+    exes = {False: exe, True: driver(interleave=True)}
+    if args.wait_load:
+        print(f"waiting for load < {args.wait_load} (now {load_1min():.2f})", flush=True)
+        print(f"load now {wait_for_load(args.wait_load, args.wait_max):.2f}", flush=True)
+    if args.wait_cores:
+        print(f"waiting for 2 threads to get {args.wait_cores} cores' time", flush=True)
+        print(f"probe: {wait_for_cores(exe, args.wait_cores, args.wait_max):.2f}", flush=True)
+    names = args.scenario or list(SCENARIOS)
+    rows = []
+    for name in names:
+        shape = SCENARIOS[name]
+        for threads in args.threads or THREADS:
+            pairs = args.pairs // (100 if shape["interleave"] else 5 if shape["sync"] else 1)
+            row: dict[str, Any] = {"scenario": name, **shape, "threads": threads, "pairs_per_thread": pairs}
+            row["oversubscribed"] = threads > (os.cpu_count() or 1)
+            runs: dict[str, list[dict[str, Any]]] = {a: [] for a in CHEAP}
+            for r in range(args.repeat):
+                for allocator in CHEAP[r % len(CHEAP) :] + CHEAP[: r % len(CHEAP)]:
+                    config = Contention(allocator, threads=threads, pairs=pairs, seed=r + 1, **shape)
+                    load = load_1min()
+                    # The published algorithm is unsafe under contention: its problems are a result.
+                    strict = allocator != "reference" or threads == 1
+                    out = run_contention(config, exes[config.interleave], check=strict)
+                    runs[allocator].append({"load_1min": load, **out["figures"], "problems": out["problems"]})
+            for allocator in CHEAP:
+                entry: dict[str, Any] = {"runs": runs[allocator]}
+                for key in runs[allocator][0]:
+                    if key != "problems":
+                        entry[key] = statistics.median(x[key] for x in runs[allocator])
+                entry["problems"] = sorted({p for x in runs[allocator] for p in x["problems"]})
+                row[allocator] = entry
+            ref = row["reference"]
+            for allocator in CHEAP[1:]:
+                mine = row[allocator]
+                row[f"{allocator}/reference"] = {
+                    key: mine[key] / ref[key] if ref[key] else None
+                    for key in ("wall_ns_per_pair", "cpu_ns_per_pair", "pairs_per_s")
+                }
+            rows.append(row)
+            _print_contention_row(row)
+    save(
+        args.name,
+        {
+            **machine(),
+            "max_order": "depth (every climb may reach the root)",
+            "build": "bench with count_atomics (per-thread access counters in the timed runs); "
+            "-interleaved scenarios: the same with controlled (the turn-taking hooks)",
+            "repeat": args.repeat,
+            "rows": rows,
+        },
+    )
+    print(contention_markdown(args.name))
+
+
+def contention_markdown(name: str = "contention") -> str:
+    """Two markdown tables of ``engine_<name>.json``: CPU ns and failed CAS per pair, and
+    throughput and atomic operations per pair, medians, with the ratios to ``reference``."""
+    data = json.loads((RESULTS / f"engine_{name}.json").read_text())
+    head = "| workload | threads | load | concurrency | " + " | ".join(f"`{a}`" for a in CHEAP)
+    one = [
+        head + " | `top_down_node` / `reference` CPU, wall |",
+        "|---|---|---|---|" + "---|" * len(CHEAP) + "---|",
+    ]
+    two = [head + " | `top_down_node` / `reference` |", one[1]]
+    for row in data["rows"]:
+        loads = [x["load_1min"] for a in CHEAP for x in row[a]["runs"]]
+        conc = [row[a]["concurrency"] for a in CHEAP]
+        threads = f"{row['threads']}" + (" (over)" if row["oversubscribed"] else "")
+        lead = f"| {row['scenario']} | {threads} | {min(loads):.1f}-{max(loads):.1f} |"
+        lead += f" {min(conc):.2f}-{max(conc):.2f} |"
+        tdn = row["top_down_node/reference"]
+        one.append(
+            lead
+            + "".join(
+                f" {row[a]['cpu_ns_per_pair']:.0f} ({row[a]['failed_cas_per_pair']:.3f}) |" for a in CHEAP
+            )
+            + f" {tdn['cpu_ns_per_pair']:.2f}, {tdn['wall_ns_per_pair']:.2f} |"
+        )
+        two.append(
+            lead
+            + "".join(
+                f" {row[a]['pairs_per_s'] / 1e6:.2f} ({row[a]['atomic_ops_per_pair']:.2f};"
+                f" {row[a]['failed_allocs_per_pair']:.2f}) |"
+                for a in CHEAP
+            )
+            + f" {tdn['pairs_per_s']:.2f} |"
+        )
+    problems = [
+        f"{row['scenario']}, {row['threads']} threads, {a}: {p}"
+        for row in data["rows"]
+        for a in CHEAP
+        for p in row[a]["problems"]
+    ]
+    text = "CPU ns per pair (failed CAS per pair):\n\n" + "\n".join(one)
+    text += "\n\nMillion pairs per second, wall (atomic operations; failed allocs, per pair):\n\n"
+    text += "\n".join(two)
+    return text + "\n\nEnd-state problems: " + ("; ".join(problems) if problems else "none") + "\n"
+
+
+def _print_contention_row(row: dict[str, Any]) -> None:
+    flag = " (oversubscribed)" if row["oversubscribed"] else ""
+    print(f"{row['scenario']} t={row['threads']}{flag}, medians:", flush=True)
+    for a in CHEAP:
+        e = row[a]
+        print(
+            f"  {a:<14} wall {e['wall_ns_per_pair']:8.1f} ns  cpu {e['cpu_ns_per_pair']:8.1f} ns  "
+            f"{e['pairs_per_s'] / 1e6:6.2f} Mpairs/s  failed CAS {e['failed_cas_per_pair']:.4f}  "
+            f"atomics {e['atomic_ops_per_pair']:.2f}  failed allocs {e['failed_allocs_per_pair']:.3f}  "
+            f"overlap {e['time_overlap']:.2f}  "
+            f"concurrency {e['concurrency']:.2f}  load {e['load_1min']:.2f}"
+            + (f"  PROBLEMS {len(e['problems'])}" if e["problems"] else ""),
+            flush=True,
+        )
+
+
 # -- bindings ----------------------------------------------------------------------------------
 
 
@@ -537,6 +723,17 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=200_000, help="per thread")
     p.add_argument("--callgrind-pairs", type=int, default=50_000)
     p.add_argument("--name", default="topdown", help="results: bench/results/engine_NAME.json and .png")
+    p = sub.add_parser("contention")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=500_000, help="per thread (lockstep 1/5, interleaved 1/100)")
+    p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="repeatable; default all")
+    p.add_argument("--threads", type=int, action="append", help="repeatable; default 1, 2, 4")
+    p.add_argument("--wait-load", type=float, default=0.0, help="wait until the 1-min load is below this")
+    p.add_argument("--wait-cores", type=float, default=0.0, help="wait until a 2-thread probe gets this")
+    p.add_argument("--wait-max", type=float, default=600.0, help="seconds to wait at most")
+    p.add_argument("--name", default="contention", help="results: bench/results/engine_NAME.json")
+    p = sub.add_parser("contention-table", help="print contention's tables from its JSON")
+    p.add_argument("--name", default="contention")
     p = sub.add_parser("bindings")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--pairs", type=int, default=200_000)
@@ -547,6 +744,8 @@ def main() -> None:
     sub.add_parser("plot")
     args = ap.parse_args()
     commands = {"native": native, "callgrind": callgrind, "topdown": topdown, "bindings": bindings}
+    commands["contention"] = contention
+    commands["contention-table"] = lambda a: print(contention_markdown(a.name))
     {**commands, "python": python_engines, "plot": plot}[args.what](args)
 
 
