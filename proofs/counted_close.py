@@ -750,31 +750,15 @@ def _compose(
     )
 
 
-def _quiescent(v: Variant, pc: int) -> Query:
-    """With nobody else in flight and me idle (``done:fail``) or holding my block (``done:ok``),
-    ``NI`` at a node and its children, F1/F4 and F5 give the quiescent invariant there
-    (``untouched_ok`` above ``max_level``, ``leaf_ok`` on a page, ``node_ok`` between) and
-    "OCC exactly at the live blocks": property (b)'s words = blocks, every depth."""
-    wd = World(v, scan=False)
-    me = ce.symbolic_op(pc)
-    a = z3.BitVec("a", BITS)
+def quiescent_claims(wd: World, me: OpState, a: Any) -> list[tuple[str, Any]]:
+    """The quiescent invariant at ``a`` (``untouched_ok`` above ``max_level``, ``leaf_ok`` on a
+    page, the bundle's ``node_ok`` between) and "OCC exactly at the live blocks", as claims:
+    what ``{p}_quiescent@pc`` proves of every variant of the counted family."""
     la = level(a)
-    kids = [_child(a, s) for s in (0, 1)]
-    no = z3.BoolVal(False)
-
-    def at(x: Any) -> Summary:
-        return Summary((wd.R(0, x), wd.R(1, x)), wd.H(x), wd.S(x), (x, x), no, no)
-
-    prem = [*wd.bounds(), ce.local(wd, me), wd.node(a)]
-    for x in [a, *kids]:
-        ni = z3.And([c for _, c in ce.ni(wd, wd.W(x), me, x)])
-        prem += [z3.Implies(wd.node(x), ni), *wd.room(x), wd.S(x) == wd.H(x)]  # F1 and F4
-    prem += [_tree_fact(wd, a, s, at(a), at(kids[s]))[1] for s in (0, 1)]
-    prem += wd.congruence()
     node_ok = wd.t.node_ok
-    assert node_ok is not None, "[proofs internal bug] a counted bundle has its node_ok"
-    w = wd.W(a)
-    claims = [
+    assert node_ok is not None, "[proofs internal bug] a counted-family bundle has its node_ok"
+    w, kids = wd.W(a), [_child(a, s) for s in (0, 1)]
+    return [
         ("above max_level the word is untouched", z3.Implies(la < wd.max_level, tree.untouched_ok(w, Z))),
         ("a page is free or a block", z3.Implies(la == wd.depth, tree.leaf_ok(w, Z))),
         (
@@ -788,6 +772,29 @@ def _quiescent(v: Variant, pc: int) -> Query:
             z3.Implies(la >= wd.max_level, (w & bits.OCC != 0) == z3.Or(wd.S(a), ce.live(me, a))),
         ),
     ]
+
+
+def _quiescent(v: Variant, pc: int) -> Query:
+    """With nobody else in flight and me idle (``done:fail``) or holding my block (``done:ok``),
+    ``NI`` at a node and its children, F1/F4 and F5 give the quiescent invariant there
+    (``untouched_ok`` above ``max_level``, ``leaf_ok`` on a page, ``node_ok`` between) and
+    "OCC exactly at the live blocks": property (b)'s words = blocks, every depth."""
+    wd = World(v, scan=False)
+    me = ce.symbolic_op(pc)
+    a = z3.BitVec("a", BITS)
+    kids = [_child(a, s) for s in (0, 1)]
+    no = z3.BoolVal(False)
+
+    def at(x: Any) -> Summary:
+        return Summary((wd.R(0, x), wd.R(1, x)), wd.H(x), wd.S(x), (x, x), no, no)
+
+    prem = [*wd.bounds(), ce.local(wd, me), wd.node(a)]
+    for x in [a, *kids]:
+        ni = z3.And([c for _, c in ce.ni(wd, wd.W(x), me, x)])
+        prem += [z3.Implies(wd.node(x), ni), *wd.room(x), wd.S(x) == wd.H(x)]  # F1 and F4
+    prem += [_tree_fact(wd, a, s, at(a), at(kids[s]))[1] for s in (0, 1)]
+    prem += wd.congruence()
+    claims = quiescent_claims(wd, me, a)
 
     def explain(m: z3.ModelRef) -> str:
         lines = [f"  depth {val(m, wd.depth)}, max_level {val(m, wd.max_level)}, me: {_op_text(m, me)}"]

@@ -376,7 +376,6 @@ def _quiescent(v: Variant, sh: ce.Shape, pc: int) -> Query:
     wd = World(v, scan=False)
     me = ce.symbolic_op(pc)
     a = z3.BitVec("a", BITS)
-    la = level(a)
     kids = [_child(a, s) for s in (0, 1)]
     no = z3.BoolVal(False)
     prem = [*wd.bounds(), sh.local(wd, me), wd.node(a)]
@@ -384,23 +383,7 @@ def _quiescent(v: Variant, sh: ce.Shape, pc: int) -> Query:
     prem += [wd.S(x) == wd.H(x) for x in (a, *kids)]  # F1 and F4
     prem += [f5(wd, a, s, no) for s in (0, 1)]
     prem += wd.congruence()
-    node_ok = wd.t.node_ok
-    assert node_ok is not None, "[proofs internal bug] a top-down bundle has its node_ok"
-    w = wd.W(a)
-    claims = [
-        ("above max_level the word is untouched", z3.Implies(la < wd.max_level, tree.untouched_ok(w, Z))),
-        ("a page is free or a block", z3.Implies(la == wd.depth, tree.leaf_ok(w, Z))),
-        (
-            "node_ok holds between max_level and the pages",
-            z3.Implies(
-                z3.And(la >= wd.max_level, la < wd.depth), node_ok(w, wd.W(kids[1]), wd.W(kids[0]), Z)
-            ),
-        ),
-        (
-            "OCC exactly at the live blocks",
-            z3.Implies(la >= wd.max_level, _occ(w) == z3.Or(wd.S(a), ce.live(me, a))),
-        ),
-    ]
+    claims = cc.quiescent_claims(wd, me, a)
     shown = [("node a", a), ("child L", kids[1]), ("child R", kids[0])]
     return Query(prem, claims, _explain_nodes(wd, me, shown), split=True)
 
