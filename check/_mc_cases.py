@@ -119,8 +119,9 @@ _STALE_COAL = (
 _ONE_LEVEL_UP = (
     "The ABA of reference-a.json one level higher, which releasing after the unmark does not "
     "prevent; found by searching every interleaving of these operations at depth 3 (3 threads "
-    "at depth 3 is too large to search with every operation). Thread 0 allocates node 4 (order "
-    "1; OCC_L in node 2 and the root) while threads 1 and 2 occupy pages 10 and 11 under node 5. "
+    "at depth 3 was too large for the Python engine to search with every operation). Thread 0 "
+    "allocates node 4 (order 1; OCC_L in node 2 and the root) while threads 1 and 2 occupy "
+    "pages 10 and 11 under node 5. "
     "Thread 0 frees 4: it marks node 2 and the root (COAL_L), and unmarks node 2 (00000); block 4 "
     "stays occupied until its release, which comes last. Thread 1's climb from 10 sets OCC_L in "
     "node 5, OCC_R in node 2 and, in the root, clears COAL_L (it re-claims the path): it holds 10. "
@@ -173,7 +174,7 @@ CASES = (
         "a",
         3,
         3,
-        "A KNOWN DEFECT of the shipped variant. " + _ONE_LEVEL_UP,
+        "A KNOWN DEFECT of corrected (shipped before counted). " + _ONE_LEVEL_UP,
         search="attempt",
         scenario=((("alloc", 4), ("free", 4), ("alloc", 1)), (("alloc", 10), ("free", 10)), (("alloc", 11),)),
     ),
