@@ -54,7 +54,12 @@ if TYPE_CHECKING:
     "complete proof) | top_down_node | top_down | reference | corrected | ... (default: the "
     "shipped top_down_node's, then counted's to depth 6).",
 )
-@click.option("--mutant", default=None, help="Prove a deliberately broken variant instead: expect failures.")
+@click.option(
+    "--mutant",
+    default=None,
+    help="Prove a deliberately broken variant instead: expect failures (top_down_node's are "
+    "named top_down_node:NAME).",
+)
 @click.option(
     "--every",
     type=click.Choice(["none", "frame", "attempt", "scan"]),
@@ -118,9 +123,9 @@ def prove(
     from nbbs.cli.main import console
     from nbbs.proofs import obligations
     from nbbs.proofs._variant import VARIANTS, Variant
-    from nbbs.proofs.mutants import COUNTED_MUTANTS, EVERY_MUTANTS, MUTANTS, SCAN_MUTANTS
+    from nbbs.proofs.mutants import COUNTED_MUTANTS, EVERY_MUTANTS, MUTANTS, SCAN_MUTANTS, top_down_mutants
 
-    mutants = {**MUTANTS, **COUNTED_MUTANTS, **EVERY_MUTANTS, **SCAN_MUTANTS}
+    mutants = {**MUTANTS, **COUNTED_MUTANTS, **EVERY_MUTANTS, **SCAN_MUTANTS, **top_down_mutants()}
     subject: Variant | None = None
     if mutant is not None:
         if mutant not in mutants:

@@ -422,3 +422,13 @@ TOPDOWN_CLOSE_MUTANTS: dict[str, tuple[tuple[str, ...], str, Variant]] = {
 """Mutants of ``top-down-node`` for ``topdown_close``: name -> (the obligations each must break,
 what is broken, the variant). Every family of ``topdown_close`` (and each scan-mode family) is
 broken by one, or by a damaged definition (``tests/test_proofs_topdown_close.py``)."""
+
+
+def top_down_mutants() -> dict[str, tuple[str, Variant]]:
+    """``TOPDOWN_EVERY_MUTANTS`` and ``TOPDOWN_CLOSE_MUTANTS`` as ``nbbs prove --mutant`` names
+    them: ``top_down_node:NAME`` -> (what is broken, the variant). The prefix keeps them apart
+    from ``counted``'s mutants of the same name (``SCAN_MUTANTS``' ``rollback_skips_too_far``...)."""
+    out: dict[str, tuple[str, Variant]] = {}
+    for name, (_, what, v) in {**TOPDOWN_EVERY_MUTANTS, **TOPDOWN_CLOSE_MUTANTS}.items():
+        out[f"top_down_node:{name}"] = (what, v)
+    return out

@@ -44,27 +44,32 @@ a minute of CPU); also preservation of the invariant and the global lock-freedom
 pc (minutes of CPU more); also all of that in scan mode, with the skip (longer)."""
 
 
-def top_down_every(per_node: bool = True, level: str = "all") -> list[Obligation]:
+def top_down_every(
+    per_node: bool = True, level: str = "all", subject: Variant | None = None
+) -> list[Obligation]:
     """``top_down_node``'s (``per_node``) or ``top_down``'s obligations for every depth and any
     number of threads at ``level`` (one of ``TOP_DOWN``): ``topdown_every``'s (``tnevery_*``,
     ``tdevery_*``; ``frame``: the frame and safety only; ``lockfree``: and lock-freedom per
     thread) and ``topdown_close``'s (``frame``: its cheap family and ``topdown_arith``'s ``tlf_*``,
     ``tind_*``; ``lockfree``: and the linearization points; ``all``: its attempt mode; ``scan``:
-    and scan mode)."""
+    and scan mode). ``subject``: what they prove instead of that variant (a mutant of it)."""
     if level == "none":
         return []
     from nbbs.proofs import topdown_close, topdown_every
 
     kept = {"frame": ("_frame@", "_safe"), "lockfree": ("_frame@", "_safe", "_lockfree@")}.get(level)
     obs = [
-        ob for ob in topdown_every.obligations(per_node) if kept is None or any(k in ob.name for k in kept)
+        ob
+        for ob in topdown_every.obligations(per_node, subject)
+        if kept is None or any(k in ob.name for k in kept)
     ]
     if level in ("frame", "lockfree"):
         from nbbs.proofs import topdown_arith
 
-        obs += topdown_close.close_obligations(per_node) + topdown_arith.obligations("frame", per_node)
-        return obs + (topdown_close.lin_obligations(per_node) if level == "lockfree" else [])
-    return obs + topdown_close.obligations("attempt" if level == "all" else "scan", per_node)
+        obs += topdown_close.close_obligations(per_node, subject)
+        obs += topdown_arith.obligations("frame", per_node, subject)
+        return obs + (topdown_close.lin_obligations(per_node, subject) if level == "lockfree" else [])
+    return obs + topdown_close.obligations("attempt" if level == "all" else "scan", per_node, subject)
 
 
 DEFAULT_DEPTH_MAX = 10
@@ -113,14 +118,15 @@ def catalogue(
     chosen = set(groups)
     out: list[Obligation] = []
     if variant.transitions.top_down:
-        per_node = variant.name == "top_down_node"
+        # Every top-down mutant is one of top_down_node (proofs/mutants.py): only top_down is not.
+        per_node = variant.name != "top_down"
         if "every" in chosen:
-            out += top_down_every(per_node, top_down)
+            out += top_down_every(per_node, top_down, variant)
         if "refine" in chosen:
             from nbbs.proofs import topdown_close
 
             for depth in range(depth_min, depth_max + 1):
-                out += topdown_close.refine_obligations(depth, per_node)
+                out += topdown_close.refine_obligations(depth, per_node, variant)
         if steps_depth is not None:
             from nbbs.proofs import topdown_steps
 

@@ -93,3 +93,15 @@ def test_nbbs_prove_variant_top_down_node_runs_its_own_obligations_named_as_its(
 def test_nbbs_prove_refuses_a_variant_with_no_obligations_saying_so() -> None:
     res = CliRunner().invoke(main, ["prove", "--variant", "stop_early"], terminal_width=200)
     assert res.exit_code == 2 and "no obligations of its own" in res.output, res.output
+
+
+def test_nbbs_prove_catches_a_top_down_node_mutant_named_apart_from_counteds() -> None:
+    # Three top-down mutants share a name with counted's scan mutants: the prefix keeps both.
+    from nbbs.proofs.mutants import SCAN_MUTANTS, top_down_mutants
+
+    assert "rollback_skips_too_far" in SCAN_MUTANTS
+    assert "top_down_node:rollback_skips_too_far" in top_down_mutants()
+    args = ["prove", "--mutant", "top_down_node:uncount_never_stops", "--top-down", "all"]
+    res = CliRunner().invoke(main, [*args, "--obligation", "tnevery_inv@free:unmark-cas", "--jobs", "1"])
+    assert res.exit_code == 0, res.output  # a mutant must be caught: its obligation fails
+    assert "FAILED" in res.output and "me before: free:unmark-cas" in res.output
