@@ -85,8 +85,9 @@ if TYPE_CHECKING:
 @click.option(
     "--symmetry",
     is_flag=True,
-    help="counted's bounded step-level checks (csteps, clin) for thread 0 only, plus the z3 proof "
-    "(csym_*) that every other thread's queries are thread 0's with the threads relabelled.",
+    help="The bounded step-level checks (csteps, clin; tnsteps, tsteps) for thread 0 only, plus the "
+    "z3 proof (csym_*; tnsym_*, tsym_*) that every other thread's queries are thread 0's with the "
+    "threads relabelled.",
 )
 @click.option("--uncapped", is_flag=True, help="Run whole-tree obligations at every depth (slow above 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")

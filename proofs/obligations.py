@@ -108,8 +108,8 @@ def catalogue(
     ``counted_every``'s every-depth obligations run (``counted``), ``top_down`` (one of
     ``TOP_DOWN``) which of ``top_down_every``'s: for a top-down ``variant`` its own, beside
     ``counted`` both top-down variants' (they prove their own subject whatever ``variant`` is);
-    ``symmetric``: ``counted``'s step-level checks of thread 0 only, plus ``counted_sym``'s proof
-    that the others' are thread 0's relabelled.
+    ``symmetric``: the step-level checks of thread 0 only, plus the proof that the others' are
+    thread 0's relabelled (``counted_sym``'s; the top-down variants' ``topdown_arith``'s).
 
     A top-down variant's per-depth group is ``refine`` (``topdown_close.refine_obligations``:
     its sequential refinement against the spec); the spec's lemmas are ``counted``'s catalogue's,
@@ -131,7 +131,9 @@ def catalogue(
             from nbbs.proofs import topdown_steps
 
             for depth in range(max(min(depth_min, steps_depth), steps_max_level, 1), steps_depth + 1):
-                out += topdown_steps.obligations(depth, threads or 2, steps_max_level, subject=variant)
+                out += topdown_steps.obligations(
+                    depth, threads or 2, steps_max_level, subject=variant, symmetric=symmetric
+                )
         return out
     if variant.counted:
         from nbbs.proofs import counted_param
@@ -232,7 +234,7 @@ def plan(
     variant with the most complete proof: per-depth groups up to ``depth_max`` (default
     ``DEFAULT_RUN_COUNTED_DEPTH``), its step-level invariant for 2 threads to depth 2, and
     ``every`` (default none: the run stays within a minute for the shipped variant's sake;
-    ``symmetric``: its step level for thread 0, with ``counted_sym``). With a
+    ``symmetric``: the step levels for thread 0, with their symmetry proofs). With a
     ``variant``: that variant's catalogue
     (``counted``: to depth 10 by default, step level for 2 threads to depth 2 unless told, and
     with ``top_down`` a block for each top-down variant after it; a top-down variant: its
@@ -248,6 +250,7 @@ def plan(
             steps_depth=steps_depth or 2,
             threads=threads,
             top_down=top_down or "lockfree",
+            symmetric=symmetric,
         )
         counted = catalogue(
             deepest,
@@ -270,6 +273,7 @@ def plan(
         title += f"; refinement depths {depth_min}-{refined}"
         if steps_depth is not None:
             title += f"; steps {threads or 2} threads depths {depth_min}-{steps_depth}"
+            title += " (thread 0, and symmetry)" if symmetric else ""
         obs = catalogue(
             refined,
             depth_min,
@@ -279,6 +283,7 @@ def plan(
             threads=threads,
             steps_max_level=steps_max_level,
             top_down=level,
+            symmetric=symmetric,
         )
         return [Block(variant, title, obs)]
     deepest = depth_max or DEFAULT_DEPTH_MAX

@@ -105,3 +105,15 @@ def test_nbbs_prove_catches_a_top_down_node_mutant_named_apart_from_counteds() -
     res = CliRunner().invoke(main, [*args, "--obligation", "tnevery_inv@free:unmark-cas", "--jobs", "1"])
     assert res.exit_code == 0, res.output  # a mutant must be caught: its obligation fails
     assert "FAILED" in res.output and "me before: free:unmark-cas" in res.output
+
+
+def test_prove_symmetry_gives_the_shipped_variants_step_level_to_thread_0_and_its_symmetry_proof() -> None:
+    (shipped, counted) = obligations.plan(threads=3, steps_depth=1, symmetric=True)
+    names = [ob.name for ob in shipped.obligations]
+    assert any(n.startswith("tnsym_query_T3_t2") for n in names)
+    assert not any(n.startswith("tnsteps_T3_t1") for n in names) and any(
+        n.startswith("tnsteps_T3_t0") for n in names
+    )
+    assert any(ob.name.startswith("csym_") for ob in counted.obligations)
+    everyone = [ob.name for ob in obligations.plan(threads=3, steps_depth=1)[0].obligations]
+    assert any(n.startswith("tnsteps_T3_t1") for n in everyone) and not any("sym" in n for n in everyone)
