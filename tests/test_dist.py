@@ -47,6 +47,9 @@ SAFETY = ("a", "b", "c")
 
 SAME = {
     "counted-2threads-depth1": Config(2, 1, variant="counted"),
+    # The shipped variant: its two-pass climb has op states counted's lacks (ascent, descent, undo).
+    "top-down-node-2threads-depth1": Config(2, 1, variant="top_down_node"),
+    "top-down-node-3threads-depth1": Config(3, 1, variant="top_down_node", properties=SAFETY),
     "counted-2threads-depth1-scan-checked": Config(
         2, 1, variant="counted", mode="scan", checked_free=True, properties=SAFETY
     ),
