@@ -118,89 +118,88 @@ def _prem(d: Any, ml: Any) -> list[Any]:
     return [d >= 1, d <= MAX_DEPTH, ml >= 0, ml <= d]
 
 
+def _induction(
+    d: Any,
+    ml: Any,
+    domain: Callable[[Any], Any],
+    measure: Callable[[Any], Any],
+    steps: Preds,
+    texts: tuple[str, str, str],
+    shown: tuple[tuple[str, Any], ...] = (),
+    prem: tuple[Any, ...] = (),
+) -> Query:
+    """``counted_induction.unrolled`` for an uninterpreted ``P`` at a symbolic node ``x`` under
+    ``prem`` (with ``D`` and ``max_level`` in range); a counterexample shows ``shown`` (the depth,
+    and what else the lemma is about), ``x`` and the nodes the step used."""
+    x = z3.BitVec("x", BITS)
+    claims = ci.unrolled(_p(), x, domain, measure, steps, texts)
+    used = steps(x)
+
+    def explain(m: z3.ModelRef) -> str:
+        about = [f"{name} {val(m, t)}" for name, t in (("depth", d), *shown)]
+        return (
+            f"  {', '.join(about)}, node x = {val(m, x)} (level {val(m, level(x))}), step uses nodes "
+            + ", ".join(str(val(m, y)) for y in used)
+        )
+
+    return Query([*_prem(d, ml), *prem], claims, explain, split=True, logic="QF_UFBV")
+
+
 def _below(preds: Preds | None = None) -> Query:
-    d, ml, x = z3.BitVecs("D max_level x", BITS)
-    kids = preds or (lambda y: (g.left(y), g.right(y)))
-    claims = ci.unrolled(
-        _p(),
-        x,
+    d, ml = z3.BitVecs("D max_level", BITS)
+    return _induction(
+        d,
+        ml,
         lambda y: g.in_tree(y, d, Z),
         lambda y: d - level(y),
-        kids,
+        preds or (lambda y: (g.left(y), g.right(y))),
         (
             "height 0: below's base gives P at every page",
             "height {k}: below's step and height {h} at both children give P",
             f"every node has a height in 0..{MAX_DEPTH}",
         ),
     )
-    used = kids(x)
-
-    def explain(m: z3.ModelRef) -> str:
-        return (
-            f"  depth {val(m, d)}, node x = {val(m, x)} (level {val(m, level(x))}), step uses nodes "
-            + ", ".join(str(val(m, y)) for y in used)
-        )
-
-    return Query(_prem(d, ml), claims, explain, split=True, logic="QF_UFBV")
 
 
 def _up(preds: Preds | None = None) -> Query:
-    d, ml, x = z3.BitVecs("D max_level x", BITS)
-    before = preds or (lambda y: (g.parent(y),))
-    claims = ci.unrolled(
-        _p(),
-        x,
+    d, ml = z3.BitVecs("D max_level", BITS)
+    return _induction(
+        d,
+        ml,
         lambda y: z3.And(g.in_tree(y, d, Z), level(y) >= ml),
         lambda y: level(y) - ml,
-        before,
+        preds or (lambda y: (g.parent(y),)),
         (
             "distance 0: up at a node of level max_level needs no hypothesis",
             "distance {k}: up's step and distance {h} at the parent give P",
             f"every node at or below max_level is 0..{MAX_DEPTH} levels below it",
         ),
+        (("max_level", ml),),
     )
-    used = before(x)
-
-    def explain(m: z3.ModelRef) -> str:
-        return (
-            f"  depth {val(m, d)}, max_level {val(m, ml)}, node x = {val(m, x)} (level {val(m, level(x))}), "
-            "step uses nodes " + ", ".join(str(val(m, y)) for y in used)
-        )
-
-    return Query(_prem(d, ml), claims, explain, split=True, logic="QF_UFBV")
 
 
 def _down(preds: Preds | None = None) -> Query:
-    d, ml, x, b = z3.BitVecs("D max_level x b", BITS)
+    d, ml, b = z3.BitVecs("D max_level b", BITS)
     lb = level(b)
-    before = preds or (lambda y: (g.ancestor_any(b, level(y) + 1, z3.If, BITS),))
 
     def distance(y: Any) -> Any:
         # tnevery_down uses its hypothesis exactly when level(b) - level(x) >= 2.
         return z3.If(lb - level(y) >= 2, lb - level(y) - 1, z3.BitVecVal(0, BITS))
 
-    claims = ci.unrolled(
-        _p(),
-        x,
+    return _induction(
+        d,
+        ml,
         lambda y: z3.And(g.in_tree(y, d, Z), level(y) >= ml),
         distance,
-        before,
+        preds or (lambda y: (g.ancestor_any(b, level(y) + 1, z3.If, BITS),)),
         (
             "distance 0: down at most one level above b needs no hypothesis",
             "distance {k}: down's step and distance {h} at the child towards b give P",
             f"every node at or below max_level has a distance in 0..{MAX_DEPTH}",
         ),
+        (("max_level", ml), ("block b", b), ("of level", lb)),
+        (g.in_tree(b, d, Z),),
     )
-    used = before(x)
-
-    def explain(m: z3.ModelRef) -> str:
-        return (
-            f"  depth {val(m, d)}, max_level {val(m, ml)}, block b = {val(m, b)} (level {val(m, lb)}), "
-            f"node x = {val(m, x)} (level {val(m, level(x))}), step uses nodes "
-            + ", ".join(str(val(m, y)) for y in used)
-        )
-
-    return Query([*_prem(d, ml), g.in_tree(b, d, Z)], claims, explain, split=True, logic="QF_UFBV")
 
 
 INDUCTIONS: dict[str, tuple[str, Callable[[Preds | None], Query]]] = {
