@@ -506,19 +506,25 @@ class Tables:
             self.values[n].append(v)
         return c
 
+    def _take_op(self, i: int) -> None:
+        """Note op state ``i``'s moves (None for a bad scenario's: raised again if reached) and
+        the node it accesses, if any."""
+        sp = self.sp
+        try:
+            self.moves[i] = sp.moves(i)
+        except ValueError:
+            self.moves[i] = None
+        acc = sp.m.access(sp.ops[i])
+        if acc is not None:
+            self.access[i] = (acc.node, acc)
+
     def _sync(self) -> None:
         """Take in the op states ``_mc.Space`` interned since (their moves and accesses) and the
         values found since: the arrays grow (their capacity doubles) and are filled for them."""
         sp = self.sp
         i = was = self.nops
         while i < len(sp.ops):
-            try:
-                self.moves[i] = sp.moves(i)
-            except ValueError:
-                self.moves[i] = None  # a bad scenario: raised again if reached
-            acc = sp.m.access(sp.ops[i])
-            if acc is not None:
-                self.access[i] = (acc.node, acc)
+            self._take_op(i)
             i += 1
         K = max(len(v) for v in self.values[1:])
         ops_cap, k_cap = self.nxt.shape
@@ -645,13 +651,7 @@ class Tables:
             while i < len(sp.ops):
                 if i == len(upto):
                     upto.append(0)
-                    try:
-                        self.moves[i] = sp.moves(i)
-                    except ValueError:
-                        self.moves[i] = None  # a bad scenario: raised again if reached
-                    acc = sp.m.access(sp.ops[i])
-                    if acc is not None:
-                        self.access[i] = (acc.node, acc)
+                    self._take_op(i)
                 if i in self.access:
                     node, acc = self.access[i]
                     vals, seen = found[node], known[node]
