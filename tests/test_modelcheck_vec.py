@@ -241,20 +241,21 @@ def test_rows_computed_when_first_reached_give_the_search_every_row_gives(
     assert lazy.tb.rows_computed < int((every.tb.nxt >= 0).sum()) // 3
 
 
+def _narrowest_plan(self: _mc_vec.Tables) -> list[int]:
+    """Fields exactly as wide as the values known at the start: new values overflow them."""
+    return (
+        [_mc_vec._width(len(v)) for v in self.values[1:]]
+        + [_mc_vec._width(self.nops)] * self.T
+        + [_mc_vec._width(len(self.sp.sets))]
+    )
+
+
 def test_a_row_that_overflows_a_field_repacks_every_state_and_the_search_agrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Fields exactly as wide as the values known at the start: new values overflow them at
     # once, again and again, in the middle of levels.
-    monkeypatch.setattr(
-        _mc_vec.Tables,
-        "_plan",
-        lambda self: (
-            [_mc_vec._width(len(v)) for v in self.values[1:]]
-            + [_mc_vec._width(self.nops)] * self.T
-            + [_mc_vec._width(len(self.sp.sets))]
-        ),
-    )
+    monkeypatch.setattr(_mc_vec.Tables, "_plan", _narrowest_plan)
     cfg = Config(2, 2, variant="reference", max_order=1)
     vc = _mc_vec.VecChecker(cfg, memory_budget=1)  # seen runs on disk are re-packed too
     assert modelcheck.differences(check(cfg), vc.run()) == []
@@ -262,15 +263,7 @@ def test_a_row_that_overflows_a_field_repacks_every_state_and_the_search_agrees(
 
 
 def test_a_relayout_that_forgets_the_seen_states_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        _mc_vec.Tables,
-        "_plan",
-        lambda self: (
-            [_mc_vec._width(len(v)) for v in self.values[1:]]
-            + [_mc_vec._width(self.nops)] * self.T
-            + [_mc_vec._width(len(self.sp.sets))]
-        ),
-    )
+    monkeypatch.setattr(_mc_vec.Tables, "_plan", _narrowest_plan)
     monkeypatch.setattr(_mc_vec.Store, "recode", lambda self, f, has_hi: setattr(self, "runs", []))
     found = differences(Config(2, 2, variant="reference", max_order=1, max_states=50_000))
     assert found, "a relayout that drops the seen states went unnoticed"
