@@ -267,6 +267,16 @@ def _print_topdown_row(row: dict[str, Any]) -> None:
     print(f"{head} cpu min|median, instructions: " + "  ".join(cells), flush=True)
 
 
+def _footer(fig: Any, data: dict[str, Any]) -> None:
+    """The command, date, machine and load a figure's numbers came from, in small print."""
+    fig.text(
+        0.01,
+        0.01,
+        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
+        fontsize=6,
+    )
+
+
 def plot_topdown(name: str = "topdown") -> None:
     """``engine_<name>.png``: CPU ns and instructions per pair, and thread-test throughput."""
     import matplotlib
@@ -308,12 +318,7 @@ def plot_topdown(name: str = "topdown") -> None:
         ax.set_ylabel(label, fontsize=9)
     axes[0].legend(fontsize=8)
     fig.suptitle("Native C: the published algorithm (reference) against the counted variants", fontsize=10)
-    fig.text(
-        0.01,
-        0.01,
-        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
-        fontsize=6,
-    )
+    _footer(fig, data)
     fig.tight_layout(rect=(0, 0.03, 1, 0.95))
     fig.savefig(RESULTS / f"engine_{name}.png", dpi=120)
     print("wrote", RESULTS / f"engine_{name}.png")
@@ -669,12 +674,7 @@ def plot(args: argparse.Namespace) -> None:
     ax.set_ylabel("ns per alloc+free pair (median)")
     ax.set_title("Native C, one thread, random hints", fontsize=10)
     ax.legend()
-    fig.text(
-        0.01,
-        0.01,
-        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
-        fontsize=6,
-    )
+    _footer(fig, data)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(RESULTS / "engine_native.png", dpi=120)
 
@@ -699,12 +699,7 @@ def plot(args: argparse.Namespace) -> None:
     ax.set_ylabel("ns per alloc(0)+free pair (median)")
     ax.set_title(f"From Python, 2**{data['depth']} pages", fontsize=10)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.text(
-        0.01,
-        0.01,
-        f"{data['command']}; {data['date']}; {data['machine']} (shared, load {data['load_average'][0]:.1f})",
-        fontsize=6,
-    )
+    _footer(fig, data)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(RESULTS / "engine_python.png", dpi=120)
     print("wrote", RESULTS / "engine_native.png", RESULTS / "engine_python.png")
